@@ -1,0 +1,91 @@
+// Package vmhost owns a VM's lifecycle: boot, graceful stop, state.
+//
+// The backend is chosen by the operating system: Apple's Virtualization
+// framework (github.com/Code-Hex/vz/v3) on macOS, QEMU on Linux. Both are
+// built by New, which has the same signature on every OS. Config and the
+// other types in this file never import vz, so they build and are tested
+// everywhere.
+//
+// The VM's only NIC is the VM end of a netlink socketpair (an AF_UNIX
+// SOCK_DGRAM socket). The VM host owns that *os.File for the VM's whole life.
+package vmhost
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// State is a VM's lifecycle state. The numbers are part of the API.
+//
+//	stopped  -> starting  Start
+//	starting -> running   the hypervisor reports the guest running
+//	starting -> error     boot failed
+//	running  -> stopping  Stop
+//	running  -> stopped   the guest powered off by itself
+//	running  -> error     the hypervisor died or reported an error
+//	stopping -> stopped   the guest powered off (or was forced off)
+type State int
+
+const (
+	StateStopped  State = 1
+	StateStarting State = 2
+	StateRunning  State = 3
+	StateStopping State = 4
+	StateError    State = 5
+)
+
+var stateNames = map[State]string{
+	StateStopped:  "stopped",
+	StateStarting: "starting",
+	StateRunning:  "running",
+	StateStopping: "stopping",
+	StateError:    "error",
+}
+
+func (s State) String() string {
+	if n, ok := stateNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// MarshalText encodes the state as its name.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a state name.
+func (s *State) UnmarshalText(b []byte) error {
+	for k, v := range stateNames {
+		if v == string(b) {
+			*s = k
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown VM state %q", b)
+}
+
+// Event is one state change.
+type Event struct {
+	State State
+	At    time.Time
+	Err   error // the cause, for StateError
+}
+
+// VM is a virtual machine as the rest of vmnetbar sees it.
+type VM interface {
+	// Start boots the VM. It returns once the hypervisor has accepted the
+	// configuration and the VM is starting or running; boot failures after
+	// that are reported as StateError.
+	Start(ctx context.Context) error
+	// Stop asks the guest to power off, waits up to timeout, then forces
+	// it off. It returns when the VM is stopped or ctx ends.
+	Stop(ctx context.Context, timeout time.Duration) error
+	// State returns the current state and, for StateError, its cause.
+	State() (State, error)
+	// Events delivers every state change in order. The channel is
+	// closed after the VM has reached a final state (stopped or error)
+	// and Done is closed.
+	Events() <-chan Event
+	// Done is closed when the VM has ended (stopped or error).
+	Done() <-chan struct{}
+}
