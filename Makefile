@@ -35,6 +35,11 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecoder -fuzztime 60s ./netlink/
 
+# Type-checks every package for darwin/arm64 and darwin/amd64 (macOS code
+# cannot be compiled on Linux, but it can be type-checked).
+check-darwin:
+	$(GO) run ./tools/checkdarwin
+
 clean:
 	rm -f $(BIN)
 	rm -rf .tools
