@@ -1,0 +1,433 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"go.uber.org/goleak"
+	"go.yaml.in/yaml/v3"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var fixedMAC = net.HardwareAddr{0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc}
+
+// fixture is a config directory holding a kernel, an initrd and a disk.
+type fixture struct {
+	dir, kernel, initrd, disk, sock string
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := fixture{dir: dir,
+		kernel: filepath.Join(dir, "vmlinuz"),
+		initrd: filepath.Join(dir, "initrd.gz"),
+		disk:   filepath.Join(dir, "disk.raw"),
+		sock:   filepath.Join(dir, "daemon.sock"),
+	}
+	for _, p := range []string{f.kernel, f.initrd, f.disk, f.sock} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+func (f fixture) opts() Options {
+	return Options{StateDir: "/state", Home: "/home/u",
+		NewMAC: func() (net.HardwareAddr, error) { return fixedMAC, nil }}
+}
+
+// write writes a config file and returns its path. "KERNEL" in text is
+// replaced by a line setting vm.kernel to the fixture's kernel.
+func (f fixture) write(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(f.dir, "config.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const minimal = "vm:\n  kernel: vmlinuz\n  mac: \"52:54:00:12:34:56\"\nnetwork:\n  socket: daemon.sock\n"
+
+func TestLoadDefaults(t *testing.T) {
+	f := newFixture(t)
+	c, err := Load(f.write(t, minimal), f.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		File: filepath.Join(f.dir, "config.yaml"),
+		VM: VM{Kernel: f.kernel, CPUs: 2, Memory: 1 << 30, MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
+			ConsoleLog: "/state/console.log", Accel: "auto"},
+		Network:       Network{Socket: f.sock, MTU: 1500},
+		Reconnect:     Reconnect{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second},
+		AutostartVM:   true,
+		Notifications: true,
+		LogLevel:      logrus.InfoLevel,
+	}
+	if got := *c; !equalConfig(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func equalConfig(a, b Config) bool {
+	if a.VM.MAC.String() != b.VM.MAC.String() {
+		return false
+	}
+	a.VM.MAC, b.VM.MAC = nil, nil
+	return a.File == b.File && reflect.DeepEqual(a.VM, b.VM) && a.Network == b.Network && a.Reconnect == b.Reconnect &&
+		a.AutostartVM == b.AutostartVM && a.Notifications == b.Notifications && a.LogLevel == b.LogLevel &&
+		a.MACGenerated == b.MACGenerated
+}
+
+func TestLoadKeys(t *testing.T) {
+	f := newFixture(t)
+	base := "vm:\n  kernel: vmlinuz\n  mac: \"52:54:00:12:34:56\"\n"
+	net := "network:\n  socket: daemon.sock\n"
+	tests := []struct {
+		name  string
+		text  string
+		check func(c *Config) bool
+	}{
+		{"initrd relative", base + "  initrd: initrd.gz\n" + net, func(c *Config) bool { return c.VM.Initrd == f.initrd }},
+		{"initrd absolute", base + "  initrd: " + f.initrd + "\n" + net, func(c *Config) bool { return c.VM.Initrd == f.initrd }},
+		{"cmdline", base + "  cmdline: \"console=hvc0 quiet\"\n" + net, func(c *Config) bool { return c.VM.Cmdline == "console=hvc0 quiet" }},
+		{"cpus", base + "  cpus: 4\n" + net, func(c *Config) bool { return c.VM.CPUs == 4 }},
+		{"memory GiB", base + "  memory: 2GiB\n" + net, func(c *Config) bool { return c.VM.Memory == 2<<30 }},
+		{"memory MiB", base + "  memory: 512MiB\n" + net, func(c *Config) bool { return c.VM.Memory == 512<<20 }},
+		{"disk", base + "  disk: ./disk.raw\n" + net, func(c *Config) bool { return c.VM.Disk == f.disk }},
+		{"mac dashes", "vm:\n  kernel: vmlinuz\n  mac: 52-54-00-00-00-01\n" + net,
+			func(c *Config) bool { return c.VM.MAC.String() == "52:54:00:00:00:01" && !c.MACGenerated }},
+		{"console_log relative", base + "  console_log: logs/console.log\n" + net,
+			func(c *Config) bool { return c.VM.ConsoleLog == filepath.Join(f.dir, "logs", "console.log") }},
+		{"console_log home", base + "  console_log: ~/console.log\n" + net,
+			func(c *Config) bool { return c.VM.ConsoleLog == "/home/u/console.log" }},
+		{"accel tcg", base + "  accel: tcg\n" + net, func(c *Config) bool { return c.VM.Accel == "tcg" }},
+		{"accel kvm", base + "  accel: kvm\n" + net, func(c *Config) bool { return c.VM.Accel == "kvm" }},
+		{"socket absolute", base + "network:\n  socket: /run/x.sock\n", func(c *Config) bool { return c.Network.Socket == "/run/x.sock" }},
+		{"mtu", base + net + "  mtu: 9000\n", func(c *Config) bool { return c.Network.MTU == 9000 }},
+		{"backoff", base + net + "reconnect:\n  initial_backoff: 50ms\n  max_backoff: 5s\n",
+			func(c *Config) bool { return c.Reconnect == Reconnect{50 * time.Millisecond, 5 * time.Second} }},
+		{"autostart off", base + net + "autostart_vm: false\n", func(c *Config) bool { return !c.AutostartVM }},
+		{"notifications off", base + net + "notifications: no\n", func(c *Config) bool { return !c.Notifications }},
+		{"log_level", base + net + "log_level: debug\n", func(c *Config) bool { return c.LogLevel == logrus.DebugLevel }},
+		{"null values keep defaults", base + "  cpus:\n  memory: ~\n" + net + "reconnect:\nautostart_vm: null\n",
+			func(c *Config) bool { return c.VM.CPUs == 2 && c.VM.Memory == 1<<30 && c.AutostartVM }},
+		{"comments everywhere", "# top\n" + base + "  # inside\n" + net + "# end\n", func(c *Config) bool { return c.VM.Kernel == f.kernel }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(f.write(t, tt.text), f.opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Fatalf("unexpected config %+v", c)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	f := newFixture(t)
+	file := filepath.Join(f.dir, "config.yaml")
+	vm := "vm:\n  kernel: vmlinuz\n  mac: \"52:54:00:12:34:56\"\n"
+	net := "network:\n  socket: daemon.sock\n"
+	tests := []struct {
+		name, text, want string
+	}{
+		{"empty", "", "the file is empty"},
+		{"comment only", "# nothing\n", "the file is empty"},
+		{"not yaml", "vm: [\n", "not valid YAML"},
+		{"not a mapping", "- a\n- b\n", "must be a mapping"},
+		{"unknown top key", vm + net + "autostart: true\n", `line 6: unknown key "autostart" at the top level (known keys: vm, network, reconnect, autostart_vm, notifications, log_level)`},
+		{"unknown vm key", vm + "  memroy: 1GiB\n" + net, `line 4: unknown key "vm.memroy" in vm (known keys: kernel,`},
+		{"unknown network key", vm + net + "  port: 3\n", `unknown key "network.port" in network`},
+		{"unknown reconnect key", vm + net + "reconnect:\n  backoff: 1s\n", `unknown key "reconnect.backoff"`},
+		{"duplicate key", vm + "  cpus: 1\n  cpus: 2\n" + net, "vm.cpus: set twice"},
+		{"section not mapping", "vm: vmlinuz\n" + net, "vm: must be a mapping"},
+		{"kernel missing", "vm:\n  cpus: 1\n" + net, "vm.kernel: is not set: point it at the guest's kernel image"},
+		{"no vm", net, "vm.kernel: is not set"},
+		{"kernel not found", "vm:\n  kernel: nope\n" + net, "vm.kernel: " + filepath.Join(f.dir, "nope") + " does not exist"},
+		{"kernel is dir", "vm:\n  kernel: .\n" + net, "is a directory"},
+		{"initrd not found", vm + "  initrd: /nonexistent/initrd\n" + net, "vm.initrd: /nonexistent/initrd does not exist"},
+		{"disk not found", vm + "  disk: d.raw\n" + net, "vm.disk: "},
+		{"kernel a list", "vm:\n  kernel: [a, b]\n" + net, "vm.kernel: must be a single value"},
+		{"cpus words", vm + "  cpus: two\n" + net, `line 4: vm.cpus: "two" is not a whole number (use a number from 1 to 256)`},
+		{"cpus zero", vm + "  cpus: 0\n" + net, "vm.cpus: 0 is out of range"},
+		{"cpus huge", vm + "  cpus: 1000\n" + net, "vm.cpus: 1000 is out of range"},
+		{"memory bad", vm + "  memory: 1GB x\n" + net, `vm.memory: "1GB x" is not a size (use e.g. 1GiB or 512MiB)`},
+		{"memory zero", vm + "  memory: 0\n" + net, `vm.memory: "0" is not a size`},
+		{"mac bad", "vm:\n  kernel: vmlinuz\n  mac: zz\n" + net, `vm.mac: invalid MAC address "zz"`},
+		{"mac multicast", "vm:\n  kernel: vmlinuz\n  mac: 01:00:5e:00:00:01\n" + net, "vm.mac: MAC address 01:00:5e:00:00:01 is a multicast address"},
+		{"accel bad", vm + "  accel: hvf\n" + net, `vm.accel: "hvf" is not an accelerator (use auto, kvm or tcg)`},
+		{"socket missing linux", vm, "network.socket: is not set: point it at your socket_vmnet-compatible daemon's socket"},
+		{"mtu small", vm + net + "  mtu: 100\n", "network.mtu: 100 is out of range (use a number from 576 to 65535)"},
+		{"mtu big", vm + net + "  mtu: 70000\n", "network.mtu: 70000 is out of range"},
+		{"mtu words", vm + net + "  mtu: big\n", `network.mtu: "big" is not a whole number`},
+		{"backoff bad", vm + net + "reconnect:\n  initial_backoff: fast\n", `reconnect.initial_backoff: "fast" is not a positive duration (use e.g. 100ms or 2s)`},
+		{"backoff negative", vm + net + "reconnect:\n  max_backoff: -1s\n", `reconnect.max_backoff: "-1s" is not a positive duration`},
+		{"backoff order", vm + net + "reconnect:\n  initial_backoff: 3s\n", "reconnect.max_backoff: 2s is less than reconnect.initial_backoff (3s)"},
+		{"autostart bad", vm + net + "autostart_vm: maybe\n", `autostart_vm: "maybe" is not true or false`},
+		{"notifications bad", vm + net + "notifications: 2\n", `notifications: "2" is not true or false`},
+		{"log_level bad", vm + net + "log_level: loud\n", `log_level: "loud" is not a log level`},
+		{"key a mapping", vm + net + "? [a]\n: b\n", "keys must be plain names"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(f.write(t, tt.text), f.opts())
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "config "+file+": ") {
+				t.Errorf("error does not name the file: %s", msg)
+			}
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error\n  %s\ndoes not contain\n  %s", msg, tt.want)
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Errorf("error is %T, not *Error", err)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	_, err := Load(p, Options{})
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("got %v, want a not-exist error", err)
+	}
+	for _, want := range []string{p, "does not exist: create it", "README"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestSocketCandidates(t *testing.T) {
+	f := newFixture(t)
+	text := "vm:\n  kernel: vmlinuz\n  mac: \"52:54:00:12:34:56\"\n"
+	p := f.write(t, text)
+	missing := filepath.Join(f.dir, "missing.sock")
+
+	o := f.opts()
+	o.SocketCandidates = []string{missing, f.sock, f.kernel}
+	c, err := Load(p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Network.Socket != f.sock {
+		t.Fatalf("socket %q, want the first existing candidate %q", c.Network.Socket, f.sock)
+	}
+
+	o.SocketCandidates = []string{missing}
+	_, err = Load(p, o)
+	if err == nil || !strings.Contains(err.Error(), "network.socket: is not set and no socket_vmnet socket exists at "+missing) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestMACWrittenBack(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name, in, want string
+	}{
+		{
+			name: "inserted as a line, layout kept",
+			in: "# my VM\nvm:\n    # the kernel\n    kernel: vmlinuz   # built by hand\n\n    cpus: 2\n\nnetwork:\n    socket: daemon.sock\n",
+			want: "# my VM\nvm:\n    mac: \"52:54:00:aa:bb:cc\"  # generated by vmnetbar\n    # the kernel\n    kernel: vmlinuz   # built by hand\n\n    cpus: 2\n\nnetwork:\n    socket: daemon.sock\n",
+		},
+		{
+			name: "empty value replaced",
+			in:   "vm:\n  kernel: vmlinuz # k\n  mac:\nnetwork: {socket: daemon.sock}\n",
+			want: "vm:\n  kernel: vmlinuz # k\n  mac: \"52:54:00:aa:bb:cc\"\nnetwork: {socket: daemon.sock}\n",
+		},
+		{
+			name: "flow mapping",
+			in:   "vm: {kernel: vmlinuz}\nnetwork: {socket: daemon.sock}\n",
+			want: "vm: {kernel: vmlinuz, mac: \"52:54:00:aa:bb:cc\"}\nnetwork: {socket: daemon.sock}\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := f.write(t, tt.in)
+			if err := os.Chmod(p, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(p, f.opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.MACGenerated || !bytes.Equal(c.VM.MAC, fixedMAC) {
+				t.Fatalf("MAC %s generated=%v", c.VM.MAC, c.MACGenerated)
+			}
+			got, _ := os.ReadFile(p)
+			if string(got) != tt.want {
+				t.Fatalf("file is now\n%s\nwant\n%s", got, tt.want)
+			}
+			if st, _ := os.Stat(p); st.Mode().Perm() != 0o640 {
+				t.Errorf("mode %v, want 0640 kept", st.Mode().Perm())
+			}
+			// Loading again reads the same MAC and writes nothing.
+			again, err := Load(p, Options{Home: "/h", NewMAC: func() (net.HardwareAddr, error) {
+				return nil, errors.New("must not be called")
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.MACGenerated || !bytes.Equal(again.VM.MAC, fixedMAC) {
+				t.Fatalf("second load: MAC %s generated=%v", again.VM.MAC, again.MACGenerated)
+			}
+		})
+	}
+}
+
+func TestMACRandomByDefault(t *testing.T) {
+	f := newFixture(t)
+	p := f.write(t, "vm:\n  kernel: vmlinuz\nnetwork:\n  socket: daemon.sock\n")
+	c, err := Load(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.VM.MAC) != 6 || c.VM.MAC[0]&1 != 0 || c.VM.MAC[0]&2 == 0 {
+		t.Fatalf("generated MAC %s is not locally administered unicast", c.VM.MAC)
+	}
+	var doc struct{ VM struct{ MAC string } }
+	data, _ := os.ReadFile(p)
+	if err := yaml.Unmarshal(data, &doc); err != nil || doc.VM.MAC != c.VM.MAC.String() {
+		t.Fatalf("file has mac %q (%v), want %s", doc.VM.MAC, err, c.VM.MAC)
+	}
+}
+
+func TestMACWriteFails(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root can write to read-only directories")
+	}
+	f := newFixture(t)
+	p := f.write(t, "vm:\n  kernel: vmlinuz\nnetwork:\n  socket: daemon.sock\n")
+	if err := os.Chmod(f.dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(f.dir, 0o700) })
+	_, err := Load(p, f.opts())
+	if err == nil || !strings.Contains(err.Error(), "vm.mac: not set, and writing the generated") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestMACGeneratorFails(t *testing.T) {
+	f := newFixture(t)
+	p := f.write(t, "vm:\n  kernel: vmlinuz\nnetwork:\n  socket: daemon.sock\n")
+	o := f.opts()
+	o.NewMAC = func() (net.HardwareAddr, error) { return nil, errors.New("no entropy") }
+	_, err := Load(p, o)
+	if err == nil || !strings.Contains(err.Error(), "vm.mac: not set, and generating one failed: no entropy") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestVMConfig(t *testing.T) {
+	f := newFixture(t)
+	c, err := Load(f.write(t, minimal+"  mtu: 9000\n"), f.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := c.VMConfig()
+	if v.Kernel != f.kernel || v.CPUs != 2 || v.Memory != 1<<30 || v.MTU != 9000 || v.Accel != "auto" ||
+		v.ConsoleLog != "/state/console.log" || v.MAC.String() != "52:54:00:12:34:56" || v.NIC != nil {
+		t.Fatalf("VMConfig %+v", v)
+	}
+	v.MAC[0] = 0xff
+	if c.VM.MAC[0] == 0xff {
+		t.Fatal("VMConfig shares the MAC slice")
+	}
+}
+
+func TestPaths(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tests := []struct {
+		name string
+		env  map[string]string
+		want Paths
+	}{
+		{"defaults", nil, Paths{
+			ConfigFile: "/home/u/.config/vmnetbar/config.yaml",
+			StateDir:   "/home/u/.local/state/vmnetbar",
+			LogDir:     "/home/u/.local/state/vmnetbar",
+			RuntimeDir: "/home/u/.local/state/vmnetbar",
+		}},
+		{"xdg", map[string]string{"XDG_CONFIG_HOME": "/c", "XDG_STATE_HOME": "/s", "XDG_RUNTIME_DIR": "/r"}, Paths{
+			ConfigFile: "/c/vmnetbar/config.yaml",
+			StateDir:   "/s/vmnetbar",
+			LogDir:     "/s/vmnetbar",
+			RuntimeDir: "/r/vmnetbar",
+		}},
+		{"relative ignored", map[string]string{"XDG_CONFIG_HOME": "c", "XDG_STATE_HOME": "s", "XDG_RUNTIME_DIR": "r"}, Paths{
+			ConfigFile: "/home/u/.config/vmnetbar/config.yaml",
+			StateDir:   "/home/u/.local/state/vmnetbar",
+			LogDir:     "/home/u/.local/state/vmnetbar",
+			RuntimeDir: "/home/u/.local/state/vmnetbar",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := xdgPaths(env(tt.env), "/home/u")
+			if err != nil || got != tt.want {
+				t.Fatalf("got %+v, %v\nwant %+v", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := xdgPaths(env(nil), ""); err == nil || !strings.Contains(err.Error(), "XDG_CONFIG_HOME nor HOME") {
+		t.Fatalf("no home: %v", err)
+	}
+	mac, err := macPaths("/Users/u")
+	want := Paths{
+		ConfigFile: "/Users/u/Library/Application Support/vmnetbar/config.yaml",
+		StateDir:   "/Users/u/Library/Application Support/vmnetbar",
+		LogDir:     "/Users/u/Library/Logs/vmnetbar",
+		RuntimeDir: "/Users/u/Library/Application Support/vmnetbar",
+	}
+	if err != nil || mac != want {
+		t.Fatalf("mac paths %+v, %v", mac, err)
+	}
+	if mac.LogFile() != "/Users/u/Library/Logs/vmnetbar/vmnetbar.log" {
+		t.Fatalf("log file %s", mac.LogFile())
+	}
+	if _, err := macPaths(""); err == nil {
+		t.Fatal("macPaths without home: no error")
+	}
+	if c := macSocketCandidates(); len(c) != 3 || c[0] != "/opt/homebrew/var/run/socket_vmnet" {
+		t.Fatalf("candidates %v", c)
+	}
+}
+
+func TestDefaultPathsFollowXDG(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", "/tmp/x/c")
+	t.Setenv("XDG_STATE_HOME", "/tmp/x/s")
+	t.Setenv("XDG_RUNTIME_DIR", "/tmp/x/r")
+	p, err := DefaultPaths()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ConfigFile != "/tmp/x/c/vmnetbar/config.yaml" || p.StateDir != "/tmp/x/s/vmnetbar" || p.RuntimeDir != "/tmp/x/r/vmnetbar" {
+		t.Fatalf("%+v", p)
+	}
+	if o := DefaultOptions(p); o.StateDir != p.StateDir || len(o.SocketCandidates) != 0 {
+		t.Fatalf("options %+v", o)
+	}
+}

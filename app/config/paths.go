@@ -1,0 +1,83 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+)
+
+// Paths are the per-user locations vmnetbar reads and writes.
+type Paths struct {
+	// ConfigFile is the configuration file read when --config is not given.
+	ConfigFile string
+	// StateDir holds the guest console log by default.
+	StateDir string
+	// LogDir holds the app's log file (vmnetbar.log).
+	LogDir string
+	// RuntimeDir is the per-session directory ($XDG_RUNTIME_DIR/vmnetbar on
+	// Linux, else StateDir). The control socket's path is chosen by
+	// control.DefaultSocketPath, which follows the same rules.
+	RuntimeDir string
+}
+
+// LogFile is the app's log file inside LogDir.
+func (p Paths) LogFile() string { return filepath.Join(p.LogDir, "vmnetbar.log") }
+
+// appName names vmnetbar's directories.
+const appName = "vmnetbar"
+
+// xdgPaths computes the XDG base directory layout. getenv reads the
+// environment; relative XDG values are ignored, as the specification says.
+func xdgPaths(getenv func(string) string, home string) (Paths, error) {
+	dir := func(env, fallback string) (string, error) {
+		if v := getenv(env); v != "" && filepath.IsAbs(v) {
+			return v, nil
+		}
+		if home == "" {
+			return "", fmt.Errorf("neither %s nor HOME is set: set one of them", env)
+		}
+		return filepath.Join(home, fallback), nil
+	}
+	cfg, err := dir("XDG_CONFIG_HOME", ".config")
+	if err != nil {
+		return Paths{}, err
+	}
+	state, err := dir("XDG_STATE_HOME", filepath.Join(".local", "state"))
+	if err != nil {
+		return Paths{}, err
+	}
+	p := Paths{
+		ConfigFile: filepath.Join(cfg, appName, "config.yaml"),
+		StateDir:   filepath.Join(state, appName),
+		LogDir:     filepath.Join(state, appName),
+		RuntimeDir: filepath.Join(state, appName),
+	}
+	if v := getenv("XDG_RUNTIME_DIR"); v != "" && filepath.IsAbs(v) {
+		p.RuntimeDir = filepath.Join(v, appName)
+	}
+	return p, nil
+}
+
+// macPaths computes the macOS layout under the user's home directory.
+func macPaths(home string) (Paths, error) {
+	if home == "" {
+		return Paths{}, fmt.Errorf("HOME is not set: set it to your home directory")
+	}
+	support := filepath.Join(home, "Library", "Application Support", appName)
+	return Paths{
+		ConfigFile: filepath.Join(support, "config.yaml"),
+		StateDir:   support,
+		LogDir:     filepath.Join(home, "Library", "Logs", appName),
+		RuntimeDir: support,
+	}, nil
+}
+
+// macSocketCandidates are socket_vmnet's usual socket paths on macOS, in the
+// order they are tried: Homebrew on Apple silicon, Homebrew on Intel, the
+// launchd install.
+func macSocketCandidates() []string {
+	return []string{
+		"/opt/homebrew/var/run/socket_vmnet",
+		"/usr/local/var/run/socket_vmnet",
+		"/var/run/socket_vmnet",
+	}
+}

@@ -1,0 +1,12 @@
+package config
+
+import "os"
+
+// DefaultPaths returns the XDG locations of the current user.
+func DefaultPaths() (Paths, error) {
+	home, _ := os.UserHomeDir()
+	return xdgPaths(os.Getenv, home)
+}
+
+// DefaultSocketCandidates is empty on Linux: network.socket must be set.
+func DefaultSocketCandidates() []string { return nil }
