@@ -136,11 +136,12 @@ func TestWrongVZCallFails(t *testing.T) {
 
 func TestCorrectVZCallPasses(t *testing.T) {
 	dir := probeModule(t, map[string]string{
-		"probe.go":         portableFile,
-		"nic_darwin.go":    goodDarwinFile,
-		"probe_linux.go":   "package probe\n\nvar broken int = \"linux code is not checked\"\n",
-		"probe_test.go":    "package probe\n\nvar brokenTest int = \"test files are not checked\"\n",
-		"cmd/tool/main.go": "package main\n\nimport _ \"example.com/probe\"\n\nfunc main() {}\n",
+		"probe.go":            portableFile,
+		"nic_darwin.go":       goodDarwinFile,
+		"probe_linux.go":      "package probe\n\nvar broken int = \"linux code is not checked\"\n",
+		"probe_linux_test.go": "package probe\n\nvar brokenTest int = \"linux tests are not checked\"\n",
+		"probe_test.go":       "package probe\n\nimport \"testing\"\n\nfunc TestName(t *testing.T) { _ = Name + \"x\" }\n",
+		"cmd/tool/main.go":    "package main\n\nimport _ \"example.com/probe\"\n\nfunc main() {}\n",
 	})
 	code, stdout, stderr := runCheck(t, "-dir", dir)
 	if code != exitOK {
@@ -152,6 +153,32 @@ func TestCorrectVZCallPasses(t *testing.T) {
 	}
 	if stderr != "" {
 		t.Errorf("unexpected stderr: %q", stderr)
+	}
+}
+
+func TestBrokenDarwinTestFilesFail(t *testing.T) {
+	dir := probeModule(t, map[string]string{
+		"probe.go":               portableFile,
+		"nic_darwin.go":          goodDarwinFile,
+		"nic_darwin_test.go":     "package probe\n\nimport \"testing\"\n\nfunc TestNIC(t *testing.T) {\n\tNIC(nil)\n}\n",
+		"probe_ext_test.go":      "package probe_test\n\nimport (\n\t\"testing\"\n\n\t\"example.com/probe\"\n)\n\nfunc TestExt(t *testing.T) { probe.Missing() }\n",
+		"probe_internal_test.go": "package probe\n\nimport \"testing\"\n\nfunc TestFine(t *testing.T) { _ = Name }\n",
+	})
+	code, _, stderr := runCheck(t, "-dir", dir, "-arch", "arm64")
+	if code != exitFailure {
+		t.Fatalf("exit code %d, want %d\nstderr: %s", code, exitFailure, stderr)
+	}
+	for _, want := range []string{
+		"nic_darwin_test.go:6:", // too few arguments
+		"probe_ext_test.go:9:",  // undefined: probe.Missing
+		"2 error(s) in example.com/probe",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if code, stdout, stderr := runCheck(t, "-dir", dir, "-arch", "arm64", "-test=false"); code != exitOK {
+		t.Errorf("-test=false: exit code %d, want %d\nstdout: %s\nstderr: %s", code, exitOK, stdout, stderr)
 	}
 }
 

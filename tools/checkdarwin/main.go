@@ -1,9 +1,9 @@
-// Command checkdarwin type-checks every package of a Go module as it would
-// be compiled for macOS (GOOS=darwin), on any host.
+// Command checkdarwin type-checks every package of a Go module, test files
+// included, as it would be compiled for macOS (GOOS=darwin), on any host.
 //
 // The macOS code of vmnetbar needs cgo and the macOS SDK to build, so it
 // cannot be compiled on Linux. It can be type-checked: checkdarwin asks
-// `go list -deps -json ./...` (GOOS=darwin, CGO_ENABLED=1) for the build
+// `go list -deps -test -json ./...` (GOOS=darwin, CGO_ENABLED=1) for the build
 // graph of each architecture and runs go/types over every listed package in
 // dependency order, with cgo's `import "C"` faked. Errors are reported only
 // for the module's own packages (third-party cgo packages such as vz show
@@ -12,7 +12,7 @@
 //
 // Usage:
 //
-//	checkdarwin [-dir DIR] [-arch arm64,amd64]
+//	checkdarwin [-dir DIR] [-arch arm64,amd64] [-test=false]
 //
 // It prints file:line:col: message for every error and exits 1, or prints a
 // one-line summary and exits 0. Bad flags exit 2.
@@ -55,8 +55,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", ".", "directory of the module to check")
 	archList := fs.String("arch", "arm64,amd64", "comma-separated darwin GOARCH values to check")
+	tests := fs.Bool("test", true, "also check _test.go files")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: checkdarwin [-dir DIR] [-arch arm64,amd64]")
+		fmt.Fprintln(stderr, "usage: checkdarwin [-dir DIR] [-arch arm64,amd64] [-test=false]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -76,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	start := time.Now()
-	res, err := check(ctx, options{Dir: *dir, Archs: archs})
+	res, err := check(ctx, options{Dir: *dir, Archs: archs, Tests: *tests})
 	if err != nil {
 		fmt.Fprintf(stderr, "checkdarwin: %v\n", err)
 		return exitFailure
