@@ -1,0 +1,81 @@
+package control
+
+import (
+	"sync"
+
+	"github.com/vmnetbar/vmnetbar/netlink"
+)
+
+// LinkSource is what the link backend needs of a *netlink.Link.
+type LinkSource interface {
+	Status() netlink.Status
+	Subscribe() (<-chan netlink.Status, func())
+	Reconnect()
+}
+
+// LinkBackend serves a lone link (no VM): its Status has only "link".
+type LinkBackend struct {
+	l LinkSource
+}
+
+var _ Backend = (*LinkBackend)(nil)
+
+// NewLinkBackend returns a Backend over l.
+func NewLinkBackend(l LinkSource) *LinkBackend { return &LinkBackend{l: l} }
+
+// Status returns the link's status.
+func (b *LinkBackend) Status() Status { return Status{Link: b.l.Status()} }
+
+// Reconnect asks the link to redial.
+func (b *LinkBackend) Reconnect() error {
+	b.l.Reconnect()
+	return nil
+}
+
+// Subscribe relays the link's updates. The relay goroutine ends, and the
+// channel is closed, on cancel or when the link closes its own channel.
+// cancel waits for the relay goroutine to end.
+func (b *LinkBackend) Subscribe() (<-chan Status, func()) {
+	src, srcCancel := b.l.Subscribe()
+	out := make(chan Status, 1)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		for {
+			select {
+			case <-stop:
+				return
+			case ls, ok := <-src:
+				if !ok {
+					return
+				}
+				offerLatest(out, Status{Link: ls})
+			}
+		}
+	}()
+	var once sync.Once
+	return out, func() {
+		once.Do(func() {
+			close(stop)
+			srcCancel()
+			<-done
+		})
+	}
+}
+
+// offerLatest puts st in ch (capacity 1), replacing an update the reader has
+// not taken yet. The caller must be ch's only sender.
+func offerLatest(ch chan Status, st Status) {
+	select {
+	case ch <- st:
+		return
+	default:
+	}
+	select {
+	case <-ch:
+	default:
+	}
+	ch <- st
+}
