@@ -78,6 +78,18 @@ func (f *fakeBackend) set(st Status) {
 	}
 }
 
+// drained reports whether every subscriber has taken its pending update.
+func (f *fakeBackend) drained() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ch := range f.subs {
+		if len(ch) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func (f *fakeBackend) subscribers() (open, cancelled int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -271,6 +283,9 @@ func TestWatchStreamsCurrentThenChanges(t *testing.T) {
 		t.Fatalf("first status %v, want connecting", st.Link.State)
 	}
 	waitFor(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
+	// An update equal to the last line sent is not repeated.
+	b.set(linkStatus(netlink.StateConnecting, 0))
+	waitFor(t, "the server to take the update", b.drained)
 	for i, s := range []netlink.State{netlink.StateUp, netlink.StateReconnecting, netlink.StateUp} {
 		b.set(linkStatus(s, uint64(i)))
 		if st := next(); st.Link.State != s || st.Link.Reconnects != uint64(i) {

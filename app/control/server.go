@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -151,12 +152,20 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
+	var last []byte
 	send := func(st Status) error {
+		b, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if bytes.Equal(b, last) {
+			return nil // nothing changed since the last line
+		}
+		last = b
 		if err := rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err
 		}
-		if err := enc.Encode(st); err != nil {
+		if _, err := w.Write(append(b, '\n')); err != nil {
 			return err
 		}
 		return rc.Flush()

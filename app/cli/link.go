@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/netlink"
+)
+
+func init() {
+	register(command{
+		name:    "link",
+		summary: "forward an inherited datagram socket to socket_vmnet, reconnecting",
+		run:     runLink,
+	})
+}
+
+const linkUsage = `usage: vmnetbar link --fd N --socket PATH [--control PATH] [--log-level LEVEL]
+
+Forwards the Ethernet frames of a VM's NIC between an inherited AF_UNIX
+SOCK_DGRAM socket (one datagram per frame, as Apple's file-handle network
+attachment or QEMU's -netdev dgram use) and socket_vmnet, redialing the
+daemon whenever it restarts. Runs until SIGTERM or SIGINT (exit 0) or until
+the VM side fails (exit 1).
+
+flags:
+`
+
+// runLink runs the standalone link.
+func runLink(args []string, env Env) int {
+	fs := flag.NewFlagSet("link", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), linkUsage)
+		fs.PrintDefaults()
+	}
+	fdFlag := fs.String("fd", "", "number of the inherited SOCK_DGRAM socket (the VM NIC's host end)")
+	socket := fs.String("socket", "", "socket_vmnet's socket path (e.g. /opt/homebrew/var/run/socket_vmnet)")
+	ctlPath := fs.String("control", "", "serve the control API on this UNIX socket (default: none)")
+	level := fs.String("log-level", "info", "log level: error, warn, info, debug or trace")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(env.Stderr, "vmnetbar link: "+format+"\n", a...)
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q: vmnetbar link takes only flags; run 'vmnetbar link -h'", fs.Arg(0))
+	}
+	fd, err := parseDatagramFD(*fdFlag)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if *socket == "" {
+		return usageErr("missing --socket: pass socket_vmnet's socket path (e.g. --socket /opt/homebrew/var/run/socket_vmnet)")
+	}
+	lvl, err := parseLevel(*level)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+
+	log := logrus.New()
+	log.SetOutput(env.Stderr)
+	log.SetLevel(lvl)
+
+	host := os.NewFile(uintptr(fd), "vm-nic")
+	defer host.Close()
+	link, err := netlink.New(host, netlink.Config{Socket: *socket, Logger: log})
+	if err != nil {
+		return usageErr("%v", err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	serveDone := make(chan error, 1)
+	serveCtx, stopServe := context.WithCancel(context.Background())
+	defer stopServe()
+	if *ctlPath != "" {
+		l, err := control.Listen(*ctlPath)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "vmnetbar link: %v\n", err)
+			if errors.Is(err, control.ErrPathTooLong) {
+				return ExitUsage
+			}
+			return ExitFailure
+		}
+		srv := control.NewServer(control.NewLinkBackend(link), log)
+		go func() { serveDone <- srv.Serve(serveCtx, l) }()
+		log.WithField("control", *ctlPath).Info("serving the control API")
+	} else {
+		serveDone <- nil
+	}
+
+	log.WithFields(logrus.Fields{"fd": fd, "daemon": *socket}).Info("link starting")
+	runErr := link.Run(ctx)
+	stopServe()
+	if err := <-serveDone; err != nil {
+		log.WithError(err).Warn("control API stopped early")
+	}
+	if runErr != nil {
+		// A VM-side failure reads "netlink: VM side of the link failed: ...".
+		fmt.Fprintf(env.Stderr, "vmnetbar link: stopping: %v\n", runErr)
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// parseDatagramFD checks that s names an open AF_UNIX SOCK_DGRAM socket of
+// this process and returns its number.
+func parseDatagramFD(s string) (int, error) {
+	const hint = "the parent process must pass the VM NIC's host end, an AF_UNIX SOCK_DGRAM socket (e.g. one end of socketpair(AF_UNIX, SOCK_DGRAM)), and name its number, e.g. --fd 3"
+	if s == "" {
+		return 0, fmt.Errorf("missing --fd: %s", hint)
+	}
+	fd, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("--fd %q is not a number: %s", s, hint)
+	}
+	if fd < 0 {
+		return 0, fmt.Errorf("--fd %d is negative: %s", fd, hint)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		return 0, fmt.Errorf("--fd %d is not an open file descriptor in this process (%v): %s", fd, err, hint)
+	}
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if errors.Is(err, unix.ENOTSOCK) {
+		return 0, fmt.Errorf("--fd %d is not a socket (it is %s): %s", fd, describeFD(fd), hint)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("--fd %d: cannot read its socket type: %v: %s", fd, err, hint)
+	}
+	if typ != unix.SOCK_DGRAM {
+		return 0, fmt.Errorf("--fd %d is a %s socket, not SOCK_DGRAM: %s", fd, sockTypeName(typ), hint)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return 0, fmt.Errorf("--fd %d: cannot read its address: %v: %s", fd, err, hint)
+	}
+	if _, ok := sa.(*unix.SockaddrUnix); !ok {
+		return 0, fmt.Errorf("--fd %d is a datagram socket but not AF_UNIX (%T): %s", fd, sa, hint)
+	}
+	return fd, nil
+}
+
+func describeFD(fd int) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return "unknown"
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "a regular file"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFIFO:
+		return "a pipe"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	}
+	return "not a socket"
+}
+
+func sockTypeName(t int) string {
+	switch t {
+	case unix.SOCK_STREAM:
+		return "stream (SOCK_STREAM)"
+	case unix.SOCK_SEQPACKET:
+		return "SOCK_SEQPACKET"
+	case unix.SOCK_RAW:
+		return "raw (SOCK_RAW)"
+	}
+	return "type " + strconv.Itoa(t)
+}
+
+// logLevels are the levels --log-level accepts.
+var logLevels = []string{"error", "warn", "info", "debug", "trace"}
+
+func parseLevel(s string) (logrus.Level, error) {
+	for _, l := range logLevels {
+		if strings.EqualFold(s, l) {
+			return logrus.ParseLevel(l)
+		}
+	}
+	return 0, fmt.Errorf("unknown --log-level %q: use one of %s", s, strings.Join(logLevels, ", "))
+}
