@@ -21,10 +21,16 @@ import (
 //	stopped  -> starting  Start
 //	starting -> running   the hypervisor reports the guest running
 //	starting -> error     boot failed
+//	starting -> stopping  Stop before the guest was seen running
+//	starting -> stopped   the guest powered off before it was seen running
 //	running  -> stopping  Stop
 //	running  -> stopped   the guest powered off by itself
 //	running  -> error     the hypervisor died or reported an error
 //	stopping -> stopped   the guest powered off (or was forced off)
+//	stopping -> error     the hypervisor failed while stopping
+//
+// A VM lives once: stopped and error reached after Start are final (Done
+// is closed), and a new VM is made with New to boot again.
 type State int
 
 const (

@@ -1,0 +1,44 @@
+//go:build linux || darwin
+
+package vmhost
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// socketPair returns both ends of an AF_UNIX socketpair of type typ; the
+// test's cleanup closes them (closing twice is harmless).
+func socketPair(t testing.TB, typ int) (vmEnd, hostEnd *os.File) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vmEnd = os.NewFile(uintptr(fds[0]), "vm-end")
+	hostEnd = os.NewFile(uintptr(fds[1]), "host-end")
+	t.Cleanup(func() {
+		vmEnd.Close()
+		hostEnd.Close()
+	})
+	return vmEnd, hostEnd
+}
+
+// writeFile creates a file with some content in dir.
+func writeFile(t testing.TB, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// isClosed reports whether f has been closed.
+func isClosed(f *os.File) bool {
+	_, err := f.Stat()
+	return err != nil
+}

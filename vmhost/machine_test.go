@@ -1,0 +1,174 @@
+package vmhost
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+var allStates = []State{StateStopped, StateStarting, StateRunning, StateStopping, StateError}
+
+// fakeClock advances one second per reading.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time {
+	c.t = c.t.Add(time.Second)
+	return c.t
+}
+
+// machineAt drives a fresh machine along a legal path to s.
+func machineAt(t *testing.T, s State, clock *fakeClock) *machine {
+	t.Helper()
+	m := newMachine(discardLogger(), clock.now)
+	path := map[State][]State{
+		StateStopped:  nil,
+		StateStarting: {StateStarting},
+		StateRunning:  {StateStarting, StateRunning},
+		StateStopping: {StateStarting, StateRunning, StateStopping},
+		StateError:    {StateStarting, StateError},
+	}[s]
+	for _, p := range path {
+		if err := m.set(p, errors.New("boom")); err != nil {
+			t.Fatalf("driving to %s: %v", s, err)
+		}
+	}
+	for range path {
+		<-m.events
+	}
+	return m
+}
+
+func TestMachineTransitions(t *testing.T) {
+	legal := map[[2]State]bool{
+		{StateStopped, StateStarting}:  true,
+		{StateStarting, StateRunning}:  true,
+		{StateStarting, StateStopping}: true,
+		{StateStarting, StateStopped}:  true,
+		{StateStarting, StateError}:    true,
+		{StateRunning, StateStopping}:  true,
+		{StateRunning, StateStopped}:   true,
+		{StateRunning, StateError}:     true,
+		{StateStopping, StateStopped}:  true,
+		{StateStopping, StateError}:    true,
+	}
+	for _, from := range allStates {
+		for _, to := range allStates {
+			name := from.String() + "->" + to.String()
+			t.Run(name, func(t *testing.T) {
+				clock := &fakeClock{t: time.Unix(1000, 0)}
+				m := machineAt(t, from, clock)
+				_, _, before := m.snapshot()
+				cause := errors.New("the cause")
+				err := m.set(to, cause)
+				if got := err == nil; got != legal[[2]State{from, to}] {
+					t.Fatalf("set(%s) from %s: err = %v, want legal=%v", to, from, err, legal[[2]State{from, to}])
+				}
+				st, gotCause, since := m.snapshot()
+				if err != nil {
+					if st != from || !since.Equal(before) {
+						t.Fatalf("refused transition changed the state: %s since %v", st, since)
+					}
+					select {
+					case ev, ok := <-m.events:
+						if ok {
+							t.Fatalf("refused transition emitted %+v", ev)
+						}
+					default:
+					}
+					return
+				}
+				if st != to || !since.After(before) {
+					t.Fatalf("state %s since %v, want %s after %v", st, since, to, before)
+				}
+				ev := <-m.events
+				if ev.State != to || !ev.At.Equal(since) {
+					t.Fatalf("event %+v, want %s at %v", ev, to, since)
+				}
+				wantCause := to == StateError
+				if (gotCause != nil) != wantCause || (ev.Err != nil) != wantCause {
+					t.Fatalf("cause %v / event cause %v for %s", gotCause, ev.Err, to)
+				}
+				final := to == StateStopped || to == StateError
+				select {
+				case <-m.done:
+					if !final {
+						t.Fatalf("Done closed in %s", to)
+					}
+					if _, ok := <-m.events; ok {
+						t.Fatal("Events not closed after the final state")
+					}
+					if m.set(StateStarting, nil) == nil {
+						t.Fatal("transition accepted after the end")
+					}
+				default:
+					if final {
+						t.Fatalf("Done not closed in %s", to)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestMachineErrorWithoutCause(t *testing.T) {
+	m := machineAt(t, StateStarting, &fakeClock{})
+	if err := m.set(StateError, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, cause := m.get(); cause == nil {
+		t.Fatal("StateError without a cause")
+	}
+}
+
+func TestMachineSetIf(t *testing.T) {
+	m := machineAt(t, StateStarting, &fakeClock{})
+	if m.setIf(StateRunning, StateStopping, nil) {
+		t.Fatal("setIf applied from the wrong state")
+	}
+	if !m.setIf(StateStarting, StateRunning, nil) {
+		t.Fatal("setIf refused a legal transition")
+	}
+	if st, _ := m.get(); st != StateRunning {
+		t.Fatalf("state %s", st)
+	}
+}
+
+func TestMachineEndBeforeStart(t *testing.T) {
+	m := newMachine(discardLogger(), nil)
+	if !m.end() {
+		t.Fatal("end refused on a fresh machine")
+	}
+	<-m.done
+	if _, ok := <-m.events; ok {
+		t.Fatal("event emitted by end")
+	}
+	if !m.end() {
+		t.Fatal("second end refused")
+	}
+	if m.set(StateStarting, nil) == nil {
+		t.Fatal("started after the end")
+	}
+
+	m = machineAt(t, StateRunning, &fakeClock{})
+	if m.end() {
+		t.Fatal("end accepted for a running machine")
+	}
+}
+
+// A whole life fits the Events buffer without a reader: the backend never
+// blocks on a slow subscriber.
+func TestMachineNeverBlocks(t *testing.T) {
+	m := newMachine(discardLogger(), nil)
+	for _, s := range []State{StateStarting, StateRunning, StateStopping, StateStopped} {
+		if err := m.set(s, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []State
+	for ev := range m.events {
+		got = append(got, ev.State)
+	}
+	if len(got) != 4 || m.dropped != 0 {
+		t.Fatalf("events %v, dropped %d", got, m.dropped)
+	}
+}

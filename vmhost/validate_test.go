@@ -1,0 +1,185 @@
+//go:build linux || darwin
+
+package vmhost
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// testLimits are fixed bounds so the table does not depend on the host.
+var testLimits = limits{
+	minCPUs: 1, maxCPUs: 4,
+	minMemory: MinMemory, maxMemory: 8 * GiB,
+	minMTU: MinMTU, maxMTU: MaxMTU,
+	cpuHint: "test", memoryHint: "test",
+}
+
+// validConfig returns a configuration that passes Validate.
+func validConfig(t *testing.T) Config {
+	t.Helper()
+	dir := t.TempDir()
+	vmEnd, _ := socketPair(t, unix.SOCK_DGRAM)
+	return Config{
+		Kernel:     writeFile(t, dir, "vmlinuz"),
+		Initrd:     writeFile(t, dir, "initrd"),
+		Disk:       writeFile(t, dir, "disk.raw"),
+		ConsoleLog: filepath.Join(dir, "console.log"),
+		CPUs:       2,
+		Memory:     512 * MiB,
+		MAC:        net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
+		MTU:        1500,
+		Accel:      "tcg",
+		NIC:        vmEnd,
+	}
+}
+
+func TestValidateAcceptsGoodConfigs(t *testing.T) {
+	c := validConfig(t)
+	if err := c.validate(testLimits); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid config refused by the host limits: %v", err)
+	}
+	// Zero optional fields are their defaults.
+	min := Config{Kernel: c.Kernel, MAC: c.MAC, NIC: c.NIC}
+	if err := min.validate(testLimits); err != nil {
+		t.Fatalf("minimal config refused: %v", err)
+	}
+	for _, mtu := range []int{MinMTU, 9000, MaxMTU} {
+		c.MTU = mtu
+		if err := c.validate(testLimits); err != nil {
+			t.Errorf("MTU %d refused: %v", mtu, err)
+		}
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	dir := t.TempDir()
+	noRead := writeFile(t, dir, "noread")
+	if err := os.Chmod(noRead, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, canRead := os.ReadFile(noRead) // root reads anything
+	streamEnd, _ := socketPair(t, unix.SOCK_STREAM)
+	closed, _ := socketPair(t, unix.SOCK_DGRAM)
+	closed.Close()
+	plain, err := os.Open(writeFile(t, dir, "plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+
+	cases := []struct {
+		name   string
+		mutate func(*Config)
+		want   []string // parts of the error
+		skip   bool
+	}{
+		{"kernel missing", func(c *Config) { c.Kernel = "" }, []string{"vm.kernel is not set"}, false},
+		{"kernel not found", func(c *Config) { c.Kernel = filepath.Join(dir, "nope") }, []string{"vm.kernel", "does not exist"}, false},
+		{"kernel is a dir", func(c *Config) { c.Kernel = dir }, []string{"vm.kernel", "is a directory"}, false},
+		{"kernel unreadable", func(c *Config) { c.Kernel = noRead }, []string{"vm.kernel", "permission denied"}, canRead == nil},
+		{"initrd not found", func(c *Config) { c.Initrd = filepath.Join(dir, "nope") }, []string{"vm.initrd", "does not exist"}, false},
+		{"disk not found", func(c *Config) { c.Disk = filepath.Join(dir, "nope") }, []string{"vm.disk", "does not exist"}, false},
+		{"disk is a dir", func(c *Config) { c.Disk = dir }, []string{"vm.disk"}, false},
+		{"console dir missing", func(c *Config) { c.ConsoleLog = filepath.Join(dir, "no", "console.log") }, []string{"vm.console_log", "does not exist"}, false},
+		{"cpus negative", func(c *Config) { c.CPUs = -1 }, []string{"vm.cpus is -1", "between 1 and 4"}, false},
+		{"cpus too many", func(c *Config) { c.CPUs = 5 }, []string{"vm.cpus is 5"}, false},
+		{"memory too small", func(c *Config) { c.Memory = 32 * MiB }, []string{"vm.memory is 32MiB", "smallest allowed is 64MiB"}, false},
+		{"memory too large", func(c *Config) { c.Memory = 9 * GiB }, []string{"vm.memory is 9GiB", "largest allowed is 8GiB"}, false},
+		{"memory not MiB", func(c *Config) { c.Memory = 1e9 }, []string{"vm.memory", "not a whole number of MiB", "954MiB"}, false},
+		{"mac missing", func(c *Config) { c.MAC = nil }, []string{"vm.mac is not set"}, false},
+		{"mac multicast", func(c *Config) { c.MAC = net.HardwareAddr{1, 0, 0x5e, 0, 0, 1} }, []string{"vm.mac", "multicast"}, false},
+		{"mac short", func(c *Config) { c.MAC = net.HardwareAddr{2, 0, 0} }, []string{"vm.mac", "3 bytes"}, false},
+		{"mac long", func(c *Config) { c.MAC = make(net.HardwareAddr, 20) }, []string{"vm.mac", "20 bytes"}, false},
+		{"mac zero", func(c *Config) { c.MAC = make(net.HardwareAddr, 6) }, []string{"vm.mac", "all zeros"}, false},
+		{"mtu low", func(c *Config) { c.MTU = 576 }, []string{"network.mtu is 576", "between 1280 and 65535"}, false},
+		{"mtu high", func(c *Config) { c.MTU = 65536 }, []string{"network.mtu is 65536"}, false},
+		{"mtu negative", func(c *Config) { c.MTU = -1 }, []string{"network.mtu is -1"}, false},
+		{"accel unknown", func(c *Config) { c.Accel = "hvf" }, []string{`vm.accel is "hvf"`, "auto, kvm or tcg"}, false},
+		{"stop timeout negative", func(c *Config) { c.StopTimeout = -1 }, []string{"vm.stop_timeout"}, false},
+		{"nic nil", func(c *Config) { c.NIC = nil }, []string{"nic is not set"}, false},
+		{"nic stream", func(c *Config) { c.NIC = streamEnd }, []string{"nic", "SOCK_STREAM", "not SOCK_DGRAM"}, false},
+		{"nic closed", func(c *Config) { c.NIC = closed }, []string{"nic", "closed"}, false},
+		{"nic not a socket", func(c *Config) { c.NIC = plain }, []string{"nic", "not a socket"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.skip {
+				t.Skip("running as a user who can read any file")
+			}
+			c := validConfig(t)
+			tc.mutate(&c)
+			err := c.validate(testLimits)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			// Exactly one problem was introduced: exactly one is reported.
+			if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n != 1 {
+				t.Errorf("%d problems reported, want 1: %v", n, err)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEverything(t *testing.T) {
+	c := Config{CPUs: -2, Memory: 1, MAC: net.HardwareAddr{1, 2, 3, 4, 5, 6}, MTU: 10, Accel: "x"}
+	err := c.validate(testLimits)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) {
+		t.Fatalf("error %T is not a joined error", err)
+	}
+	for _, field := range []string{"vm.kernel", "vm.cpus", "vm.memory", "vm.mac", "network.mtu", "vm.accel", "nic"} {
+		if !strings.Contains(err.Error(), field) {
+			t.Errorf("error does not name %s:\n%v", field, err)
+		}
+	}
+	if n := len(joined.Unwrap()); n != 7 {
+		t.Errorf("%d problems reported, want 7:\n%v", n, err)
+	}
+}
+
+func TestValidateHostLimits(t *testing.T) {
+	c := validConfig(t)
+	c.CPUs = runtime.NumCPU() + 1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "vm.cpus") {
+		t.Errorf("CPUs above the host's count: got %v", err)
+	}
+	c = validConfig(t)
+	if mem := physicalMemory(); mem != 0 {
+		c.Memory = (mem/MiB + 1024) * MiB
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "vm.memory") {
+			t.Errorf("memory above the host's: got %v", err)
+		}
+	}
+}
+
+func TestWithDefaults(t *testing.T) {
+	c := Config{}.withDefaults()
+	if c.CPUs != DefaultCPUs || c.Memory != DefaultMemory || c.MTU != DefaultMTU ||
+		c.Accel != "auto" || c.Cmdline != DefaultCmdline || c.StopTimeout != DefaultStopTimeout {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+	set := Config{CPUs: 2, Memory: 2 * GiB, MTU: 9000, Accel: "tcg", Cmdline: "x", StopTimeout: 1}
+	if got := set.withDefaults(); got.CPUs != 2 || got.Memory != 2*GiB || got.MTU != 9000 ||
+		got.Accel != "tcg" || got.Cmdline != "x" || got.StopTimeout != 1 {
+		t.Fatalf("set fields changed: %+v", got)
+	}
+}

@@ -1,0 +1,497 @@
+package vmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// DefaultCmdline is the kernel command line used when Config.Cmdline is
+// empty: the console on the first serial port, which QEMU writes to
+// Config.ConsoleLog.
+const DefaultCmdline = "console=ttyS0"
+
+// QEMUEnv names the environment variable that, when set, is the path of
+// the qemu-system binary to run instead of the one found on PATH.
+const QEMUEnv = "VMNETBAR_QEMU"
+
+// qemuBootTimeout bounds how long QEMU may take to answer on its QMP
+// socket after it was started; past it the boot has failed.
+const qemuBootTimeout = 60 * time.Second
+
+// qemuTarget is the qemu-system binary for the host architecture and the
+// Debian package that provides it.
+func qemuTarget() (bin, pkg string, err error) {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "qemu-system-x86_64", "qemu-system-x86", nil
+	case "arm64":
+		return "qemu-system-aarch64", "qemu-system-arm", nil
+	}
+	return "", "", fmt.Errorf("no QEMU target for the %s architecture: vmnetbar runs VMs on amd64 and arm64 hosts", runtime.GOARCH)
+}
+
+// findQEMU returns the path of the qemu-system binary: $VMNETBAR_QEMU when
+// set, else the host architecture's binary on PATH.
+func findQEMU(getenv func(string) string) (string, error) {
+	if p := getenv(QEMUEnv); p != "" {
+		path, err := exec.LookPath(p)
+		if err != nil {
+			return "", fmt.Errorf("%s is %q, which is not an executable file (%v): point it at a qemu-system binary or unset it", QEMUEnv, p, err)
+		}
+		return path, nil
+	}
+	bin, pkg, err := qemuTarget()
+	if err != nil {
+		return "", err
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return "", fmt.Errorf("%s was not found on PATH: install QEMU (Debian/Ubuntu: apt-get install %s) or set %s to its path", bin, pkg, QEMUEnv)
+	}
+	return path, nil
+}
+
+// New validates cfg and returns a QEMU-backed VM, not yet started. The
+// qemu-system binary is $VMNETBAR_QEMU or the host architecture's binary
+// on PATH.
+func New(cfg Config, log logrus.FieldLogger) (VM, error) {
+	return newQEMU(cfg, log, os.Getenv)
+}
+
+func newQEMU(cfg Config, log logrus.FieldLogger, getenv func(string) string) (*qemuVM, error) {
+	if log == nil {
+		return nil, errors.New("vmhost.New: a logger is required")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid VM configuration:\n%w", err)
+	}
+	bin, err := findQEMU(getenv)
+	if err != nil {
+		return nil, err
+	}
+	log = log.WithField("vm", "qemu")
+	return &qemuVM{
+		cfg:         cfg.withDefaults(),
+		bin:         bin,
+		log:         log,
+		m:           newMachine(log, nil),
+		bootTimeout: qemuBootTimeout,
+		stopCh:      make(chan struct{}),
+	}, nil
+}
+
+// qemuVM runs one QEMU process.
+//
+// Goroutines: Start launches the supervisor (supervise), which owns the
+// process from then on. The supervisor starts the QMP connector and, once
+// connected, the QMP reader; it stops both before it returns. exec's own
+// stderr copier ends with the process. The supervisor returns after the
+// process has been reaped, the NIC closed and the state made final.
+type qemuVM struct {
+	cfg         Config // defaults applied
+	bin         string
+	log         logrus.FieldLogger
+	m           *machine
+	bootTimeout time.Duration
+
+	mu          sync.Mutex
+	started     bool
+	stopOnce    sync.Once
+	stopCh      chan struct{} // closed by the first Stop
+	stopTimeout time.Duration // set before stopCh is closed
+
+	// Set by Start before the supervisor runs.
+	cmd    *exec.Cmd
+	dir    string // private directory holding the QMP socket
+	stderr *tailWriter
+}
+
+var _ VM = (*qemuVM)(nil)
+
+// qemuArgs builds QEMU's command line. The NIC is the child's fd 3.
+func qemuArgs(cfg Config, kvm bool, qmpSocket string) []string {
+	a := []string{
+		"-nodefaults", "-no-user-config",
+		"-name", "vmnetbar",
+		"-display", "none",
+		"-no-reboot",
+	}
+	if runtime.GOARCH == "arm64" {
+		a = append(a, "-machine", "virt")
+	}
+	if kvm {
+		a = append(a, "-accel", "kvm", "-cpu", "host")
+	} else {
+		a = append(a, "-accel", "tcg")
+		if runtime.GOARCH == "arm64" {
+			a = append(a, "-cpu", "max")
+		}
+	}
+	a = append(a,
+		"-smp", strconv.Itoa(cfg.CPUs),
+		"-m", strconv.FormatUint(cfg.Memory/MiB, 10)+"M",
+		"-kernel", cfg.Kernel,
+	)
+	if cfg.Initrd != "" {
+		a = append(a, "-initrd", cfg.Initrd)
+	}
+	a = append(a, "-append", cfg.Cmdline)
+	if cfg.ConsoleLog != "" {
+		a = append(a,
+			"-chardev", "file,id=console0,append=on,path="+qemuEscape(cfg.ConsoleLog),
+			"-serial", "chardev:console0")
+	} else {
+		a = append(a, "-serial", "null")
+	}
+	nic := "virtio-net-pci,netdev=n0,mac=" + cfg.MAC.String()
+	if cfg.MTU != DefaultMTU {
+		nic += ",host_mtu=" + strconv.Itoa(cfg.MTU)
+	}
+	a = append(a,
+		"-netdev", "dgram,id=n0,local.type=fd,local.str=3",
+		"-device", nic,
+		"-device", "virtio-rng-pci",
+	)
+	if cfg.Disk != "" {
+		a = append(a, "-drive", "if=virtio,format=raw,file="+qemuEscape(cfg.Disk))
+	}
+	a = append(a, "-qmp", "unix:"+qemuEscape(qmpSocket)+",server=on,wait=off")
+	return a
+}
+
+// qemuEscape escapes a value for QEMU's key=value,... option syntax, in
+// which a comma is written as two.
+func qemuEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// useKVM resolves the accelerator: kvm when asked, or for auto when
+// /dev/kvm is usable; tcg otherwise.
+func useKVM(accel string) bool {
+	switch accel {
+	case "kvm":
+		return true
+	case "tcg":
+		return false
+	}
+	return kvmUsable() == nil
+}
+
+// Start launches QEMU and returns once the process runs; the VM is then
+// starting. It becomes running when QEMU answers on QMP with the guest
+// running; a QEMU that exits or never answers makes it error, with QEMU's
+// exit status and last stderr lines as the cause. ctx bounds only the
+// launch: the VM outlives it.
+func (v *qemuVM) Start(ctx context.Context) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.started || v.m.isEnded() {
+		return errors.New("the VM was already started: make a new one with New")
+	}
+	v.started = true
+	if err := ctx.Err(); err != nil {
+		v.m.end()
+		v.closeNIC()
+		return err
+	}
+	if err := v.m.set(StateStarting, nil); err != nil {
+		return err
+	}
+	if err := v.launch(); err != nil {
+		v.closeNIC()
+		v.m.set(StateError, err)
+		return err
+	}
+	go v.supervise()
+	return nil
+}
+
+// launch creates the private directory and starts the process.
+func (v *qemuVM) launch() error {
+	dir, err := os.MkdirTemp("", "vmnetbar-qemu-")
+	if err != nil {
+		return fmt.Errorf("creating QEMU's runtime directory: %w", err)
+	}
+	kvm := useKVM(v.cfg.Accel)
+	args := qemuArgs(v.cfg, kvm, filepath.Join(dir, "qmp.sock"))
+	cmd := exec.Command(v.bin, args...)
+	cmd.ExtraFiles = []*os.File{v.cfg.NIC}
+	v.stderr = newTailWriter(8 << 10)
+	cmd.Stdout = v.stderr
+	cmd.Stderr = v.stderr
+	// QEMU must not outlive vmnetbar.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	v.log.WithField("cmd", v.bin+" "+strings.Join(args, " ")).Debug("starting QEMU")
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("starting %s: %w", v.bin, err)
+	}
+	v.cmd, v.dir = cmd, dir
+	v.log.WithFields(logrus.Fields{"pid": cmd.Process.Pid, "kvm": kvm}).Info("QEMU started")
+	return nil
+}
+
+// qmpResult is what the connector hands the supervisor.
+type qmpResult struct {
+	conn    *qmpConn
+	running bool
+}
+
+// supervise owns the running process: it connects QMP, tracks the run
+// state, carries out Stop (system_powerdown, then a kill after the
+// timeout) and, when the process has been reaped, makes the state final.
+func (v *qemuVM) supervise() {
+	exited := make(chan error, 1)
+	go func() { exited <- v.cmd.Wait() }()
+
+	quit := make(chan struct{})
+	connected := make(chan qmpResult, 1)
+	var connWG sync.WaitGroup
+	connWG.Add(1)
+	go func() {
+		defer connWG.Done()
+		v.connectQMP(quit, connected)
+	}()
+
+	boot := time.NewTimer(v.bootTimeout)
+	defer boot.Stop()
+	var (
+		q        *qmpConn
+		events   <-chan qmpEvent
+		kill     <-chan time.Time
+		killT    *time.Timer
+		stopCh   = v.stopCh
+		stopping bool
+		forced   bool
+		bootErr  error
+	)
+	defer func() {
+		if killT != nil {
+			killT.Stop()
+		}
+	}()
+	for {
+		select {
+		case waitErr := <-exited:
+			close(quit)
+			connWG.Wait()
+			select {
+			case r := <-connected:
+				q = r.conn
+			default:
+			}
+			if q != nil {
+				q.close()
+			}
+			v.finish(waitErr, forced, bootErr)
+			return
+
+		case r := <-connected:
+			boot.Stop()
+			q, events = r.conn, r.conn.Events()
+			if r.running {
+				v.m.setIf(StateStarting, StateRunning, nil)
+			}
+			if stopping {
+				v.powerdown(q)
+			}
+
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				v.log.Debug("QMP connection closed")
+				continue
+			}
+			v.log.WithField("event", ev.Name).Debug("QMP event")
+			if ev.Name == "RESUME" {
+				v.m.setIf(StateStarting, StateRunning, nil)
+			}
+
+		case <-stopCh:
+			stopCh, stopping = nil, true
+			v.mu.Lock()
+			timeout := v.stopTimeout
+			v.mu.Unlock()
+			killT = time.NewTimer(timeout)
+			kill = killT.C
+			if q != nil {
+				v.powerdown(q)
+			} else {
+				v.log.Info("QMP not connected yet: the VM is forced off unless it is up before the stop timeout")
+			}
+
+		case <-kill:
+			kill = nil
+			forced = true
+			v.log.Warn("the guest did not power off in time: killing QEMU")
+			v.cmd.Process.Kill()
+
+		case <-boot.C:
+			bootErr = fmt.Errorf("QEMU did not answer on its QMP socket within %v", v.bootTimeout)
+			v.log.WithError(bootErr).Warn("killing QEMU")
+			v.cmd.Process.Kill()
+		}
+	}
+}
+
+// powerdown asks the guest to power off (an ACPI power button press).
+func (v *qemuVM) powerdown(q *qmpConn) {
+	if err := q.send("system_powerdown"); err != nil {
+		v.log.WithError(err).Warn("asking the guest to power off failed: it is forced off after the stop timeout")
+		return
+	}
+	v.log.Info("asked the guest to power off")
+}
+
+// connectQMP dials QEMU's QMP socket until it answers or quit is closed,
+// then reports the connection and whether the guest runs.
+func (v *qemuVM) connectQMP(quit <-chan struct{}, out chan<- qmpResult) {
+	path := filepath.Join(v.dir, "qmp.sock")
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		if _, err := os.Stat(path); err == nil {
+			q, err := dialQMP(path, 2*time.Second)
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				st, err := q.queryStatus(ctx)
+				cancel()
+				if err != nil {
+					v.log.WithError(err).Debug("QMP query-status failed")
+				}
+				v.log.WithField("status", st).Debug("QMP connected")
+				out <- qmpResult{conn: q, running: st == "running"}
+				return
+			}
+			if lastErr == nil || err.Error() != lastErr.Error() {
+				v.log.WithError(err).Debug("QMP not ready")
+			}
+			lastErr = err
+		}
+		select {
+		case <-quit:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// finish runs once the process has been reaped: it closes the NIC, removes
+// the private directory and makes the state final.
+func (v *qemuVM) finish(waitErr error, forced bool, bootErr error) {
+	v.closeNIC()
+	os.RemoveAll(v.dir)
+	st, _ := v.m.get()
+	log := v.log.WithField("exit", exitDescription(waitErr))
+	switch {
+	case bootErr != nil:
+		v.m.set(StateError, v.withStderr(bootErr))
+	case forced:
+		log.Info("QEMU was forced off")
+		v.m.set(StateStopped, nil)
+	case waitErr == nil:
+		if st == StateStopping {
+			log.Info("the guest powered off")
+		} else {
+			log.Info("the guest powered off by itself (or rebooted: QEMU runs with -no-reboot)")
+		}
+		v.m.set(StateStopped, nil)
+	default:
+		v.m.set(StateError, v.withStderr(fmt.Errorf("QEMU %s", exitDescription(waitErr))))
+	}
+}
+
+// withStderr appends QEMU's last stderr lines to err.
+func (v *qemuVM) withStderr(err error) error {
+	if tail := v.stderr.lastLines(10); tail != "" {
+		return fmt.Errorf("%w: %s", err, tail)
+	}
+	return err
+}
+
+// exitDescription says how the process ended.
+func exitDescription(err error) string {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "exited with status 0"
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "was killed by signal " + ws.Signal().String()
+		}
+		return "exited with status " + strconv.Itoa(ee.ExitCode())
+	}
+	return "failed: " + err.Error()
+}
+
+func (v *qemuVM) closeNIC() {
+	if err := v.cfg.NIC.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		v.log.WithError(err).Debug("closing the NIC")
+	}
+}
+
+// Stop asks the guest to power off (QMP system_powerdown), waits up to
+// timeout (0 = Config.StopTimeout) and then kills QEMU. The kill happens
+// at the deadline even when ctx ends first. Stopping a VM that was never
+// started ends it (and closes the NIC).
+func (v *qemuVM) Stop(ctx context.Context, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = v.cfg.StopTimeout
+	}
+	v.mu.Lock()
+	if !v.started {
+		v.started = true
+		v.m.end()
+		v.mu.Unlock()
+		v.closeNIC()
+		return nil
+	}
+	v.mu.Unlock()
+	v.stopOnce.Do(func() {
+		v.mu.Lock()
+		v.stopTimeout = timeout
+		v.mu.Unlock()
+		for _, from := range []State{StateStarting, StateRunning} {
+			if v.m.setIf(from, StateStopping, nil) {
+				break
+			}
+		}
+		close(v.stopCh)
+	})
+	select {
+	case <-v.m.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// State returns the current state and, for StateError, its cause.
+func (v *qemuVM) State() (State, error) { return v.m.get() }
+
+// Events delivers every state change; see VM.
+func (v *qemuVM) Events() <-chan Event { return v.m.events }
+
+// Done is closed when the VM has ended.
+func (v *qemuVM) Done() <-chan struct{} { return v.m.done }
+
+// pid returns QEMU's process id, 0 before Start.
+func (v *qemuVM) pid() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cmd == nil || v.cmd.Process == nil {
+		return 0
+	}
+	return v.cmd.Process.Pid
+}
