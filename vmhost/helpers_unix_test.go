@@ -14,10 +14,12 @@ import (
 // test's cleanup closes them (closing twice is harmless).
 func socketPair(t testing.TB, typ int) (vmEnd, hostEnd *os.File) {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	unix.CloseOnExec(fds[0])
+	unix.CloseOnExec(fds[1])
 	vmEnd = os.NewFile(uintptr(fds[0]), "vm-end")
 	hostEnd = os.NewFile(uintptr(fds[1]), "host-end")
 	t.Cleanup(func() {

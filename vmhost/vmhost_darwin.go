@@ -312,4 +312,3 @@ func (v *vzVM) Events() <-chan Event { return v.m.events }
 
 // Done is closed when the VM has ended.
 func (v *vzVM) Done() <-chan struct{} { return v.m.done }
-
