@@ -1,0 +1,635 @@
+// Package controller is vmnetbar's core: it owns one VM (vmhost) and the
+// network link (netlink) between the VM's NIC and the daemon, and joins their
+// states into one status for the control API and the tray.
+//
+// It is plain Go: the VM and the link are built by injected factories, so
+// tests drive it with fakes. controller imports the standard library,
+// logrus, vmhost, netlink and control (for the status types it serves). It
+// holds no global state.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/netlink"
+	"github.com/vmnetbar/vmnetbar/vmhost"
+)
+
+// Link is the part of *netlink.Link the controller uses.
+type Link interface {
+	// Run forwards frames until ctx ends (nil) or the VM side fails.
+	Run(ctx context.Context) error
+	// Reconnect drops the daemon connection and redials now.
+	Reconnect()
+	// Status is a snapshot of the link.
+	Status() netlink.Status
+	// Subscribe delivers status changes until cancel is called.
+	Subscribe() (<-chan netlink.Status, func())
+}
+
+var _ Link = (*netlink.Link)(nil)
+
+// Options configure a Controller. Zero values mean the documented default.
+type Options struct {
+	// VMConfig describes the VM; its NIC is set by the controller.
+	VMConfig vmhost.Config
+	// Link configures the link; Logger and Now default to the controller's.
+	Link netlink.Config
+	// NewVM builds the VM; nil means vmhost.New.
+	NewVM func(vmhost.Config, logrus.FieldLogger) (vmhost.VM, error)
+	// NewLink builds the link on the host end of the socketpair; nil
+	// means netlink.New.
+	NewLink func(host *os.File, cfg netlink.Config) (Link, error)
+	// NewSocketPair creates the NIC's socketpair; nil means
+	// netlink.NewSocketPair.
+	NewSocketPair func() (vmEnd, hostEnd *os.File, err error)
+	// Logger receives the controller's log; nil discards it.
+	Logger logrus.FieldLogger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// StopTimeout bounds a graceful VM stop before the VM is forced off;
+	// 0 means VMConfig.StopTimeout, and if that is 0, 30s.
+	StopTimeout time.Duration
+}
+
+// DefaultStopTimeout bounds a graceful stop when no timeout is configured.
+const DefaultStopTimeout = 30 * time.Second
+
+// closeGrace is how long Close waits beyond the stop timeout for the VM to
+// end before it gives up on it.
+const closeGrace = 10 * time.Second
+
+// ConflictError is an action that is illegal in the current state (start
+// while running, stop while stopped, reconnect without a VM). It maps to
+// HTTP 409 Conflict.
+type ConflictError struct {
+	Action string       // "start", "stop" or "reconnect"
+	State  vmhost.State // the VM state that made it illegal
+	Msg    string
+}
+
+func (e *ConflictError) Error() string { return e.Msg }
+
+// StatusCode is http.StatusConflict.
+func (e *ConflictError) StatusCode() int { return http.StatusConflict }
+
+// ErrClosed is returned by actions after Close.
+var ErrClosed = &closedError{}
+
+type closedError struct{}
+
+func (*closedError) Error() string   { return "vmnetbar is shutting down" }
+func (*closedError) StatusCode() int { return http.StatusServiceUnavailable }
+
+// Controller owns one VM and its link.
+//
+// States (the VM state reported in Status; the link has its own, see
+// netlink.State):
+//
+//	stopped  -> starting  StartVM: socketpair made, link running, VM booting
+//	error    -> starting  StartVM (a failed VM may be started again)
+//	starting -> running   the VM reports the guest running
+//	starting -> error     building or booting the VM failed
+//	starting -> stopping  StopVM
+//	running  -> stopping  StopVM, or the link failed on the VM side
+//	running  -> stopped   the guest powered off by itself
+//	running  -> error     the VM failed
+//	stopping -> stopped   the VM has ended after StopVM
+//	stopping -> error     the VM has ended after a link failure, or failed
+//
+// Whenever the VM ends the link is shut down (its context cancelled and Run
+// awaited) before the final state (stopped or error) is reported, so a
+// final state always means nothing runs. Legal actions: StartVM in stopped
+// and error; StopVM in starting and running; Reconnect in starting and
+// running. Every other action returns a *ConflictError. Start and stop are
+// serialised: a StopVM issued while StartVM is booting waits for the boot
+// call to return, then stops the VM.
+//
+// Goroutines: per run of the VM, a link goroutine (link.Run) and a
+// supervisor (supervise) that follows the VM's events and the link's
+// updates; the supervisor owns the link goroutine and ends after it.
+// Close stops the VM and waits for all of them.
+type Controller struct {
+	opts        Options
+	log         logrus.FieldLogger
+	now         func() time.Time
+	stopTimeout time.Duration
+	closeGrace  time.Duration // how long Close waits beyond stopTimeout
+
+	ctx    context.Context // cancelled when Close has done its graceful part
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// op serialises StartVM, StopVM and Close (a one-slot semaphore so
+	// waiting can honour a context).
+	op chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	state    vmhost.State
+	since    time.Time
+	errMsg   string
+	run      *vmRun         // the current (or last) run of the VM; nil before the first
+	lastLink netlink.Status // link status when no link runs
+
+	// subMu guards the subscribers; it is taken before mu, never after.
+	subMu      sync.Mutex
+	subs       map[*subscriber]struct{}
+	subsClosed bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// vmRun is one run of the VM: from StartVM until the VM has ended and the
+// link is shut down.
+type vmRun struct {
+	vm         vmhost.VM
+	link       Link
+	linkCancel context.CancelFunc
+	linkDone   chan struct{} // closed when link.Run has returned
+	linkErr    error         // link.Run's result; read after linkDone
+	done       chan struct{} // closed when the supervisor has finished
+	failure    string        // why the controller stopped the VM (link failure), under Controller.mu
+	hostEnd    *os.File      // the link's end of the socketpair
+	vmEnd      *os.File      // the VM's end (the VM closes it too when it ends)
+}
+
+// New returns a Controller with the VM stopped.
+func New(opts Options) (*Controller, error) {
+	if opts.VMConfig.Kernel == "" {
+		return nil, errors.New("controller: VMConfig.Kernel is empty: set the VM's kernel image")
+	}
+	if opts.NewVM == nil {
+		opts.NewVM = vmhost.New
+	}
+	if opts.NewLink == nil {
+		opts.NewLink = func(host *os.File, cfg netlink.Config) (Link, error) { return netlink.New(host, cfg) }
+	}
+	if opts.NewSocketPair == nil {
+		opts.NewSocketPair = netlink.NewSocketPair
+	}
+	log := opts.Logger
+	if log == nil {
+		l := logrus.New()
+		l.Out = discard{}
+		log = l
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	if opts.Link.Logger == nil {
+		opts.Link.Logger = log.WithField("component", "link")
+	}
+	if opts.Link.Now == nil {
+		opts.Link.Now = now
+	}
+	st := opts.StopTimeout
+	if st == 0 {
+		st = opts.VMConfig.StopTimeout
+	}
+	if st == 0 {
+		st = DefaultStopTimeout
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Controller{
+		opts:        opts,
+		log:         log,
+		now:         now,
+		stopTimeout: st,
+		closeGrace:  closeGrace,
+		ctx:         ctx,
+		cancel:      cancel,
+		op:          make(chan struct{}, 1),
+		state:       vmhost.StateStopped,
+		since:       now(),
+		lastLink:    netlink.Status{State: netlink.StateStopped, Since: now()},
+		subs:        map[*subscriber]struct{}{},
+	}, nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+var _ control.VMBackend = (*Controller)(nil)
+
+// acquire takes the action slot, or fails when ctx ends first.
+func (c *Controller) acquire(ctx context.Context) error {
+	select {
+	case c.op <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Controller) release() { <-c.op }
+
+// setStateLocked records a VM state change; the caller notifies.
+func (c *Controller) setStateLocked(s vmhost.State, errMsg string) bool {
+	if c.state == s && c.errMsg == errMsg {
+		return false
+	}
+	old := c.state
+	c.state, c.errMsg, c.since = s, errMsg, c.now()
+	e := c.log.WithFields(logrus.Fields{"from": old.String(), "to": s.String()})
+	if errMsg != "" {
+		e.WithField("error", errMsg).Warn("VM state changed")
+	} else {
+		e.Info("VM state changed")
+	}
+	return true
+}
+
+// StartVM creates the socketpair, starts the link and boots the VM. It
+// returns once the hypervisor has accepted the VM (state starting or
+// running); boot failures after that show as state error. ctx bounds the
+// boot call only: the VM outlives it.
+func (c *Controller) StartVM(ctx context.Context) error {
+	if err := c.acquire(ctx); err != nil {
+		return err
+	}
+	defer c.release()
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	switch c.state {
+	case vmhost.StateStopped, vmhost.StateError:
+	default:
+		st := c.state
+		c.mu.Unlock()
+		return &ConflictError{Action: "start", State: st, Msg: fmt.Sprintf("cannot start the VM: it is %s", st)}
+	}
+	c.setStateLocked(vmhost.StateStarting, "")
+	c.mu.Unlock()
+	c.notify()
+
+	r, err := c.build()
+	if err != nil {
+		c.mu.Lock()
+		c.setStateLocked(vmhost.StateError, err.Error())
+		c.mu.Unlock()
+		c.notify()
+		return err
+	}
+	linkCtx, cancel := context.WithCancel(c.ctx)
+	r.linkCancel = cancel
+	c.mu.Lock()
+	c.run = r
+	c.mu.Unlock()
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		defer close(r.linkDone)
+		r.linkErr = r.link.Run(linkCtx)
+	}()
+	sub, unsub := r.link.Subscribe()
+	go func() {
+		defer c.wg.Done()
+		c.supervise(r, sub, unsub)
+	}()
+
+	// ctx bounds only the boot call: the VM outlives it (vmhost.VM.Start).
+	if err := r.vm.Start(ctx); err != nil {
+		c.log.WithError(err).Warn("VM failed to start")
+		// The VM has ended in error: the supervisor shuts the link down
+		// and reports the VM's error.
+		return fmt.Errorf("starting the VM: %w", err)
+	}
+	return nil
+}
+
+// build makes the socketpair, the link and the VM of a new run.
+func (c *Controller) build() (*vmRun, error) {
+	vmEnd, hostEnd, err := c.opts.NewSocketPair()
+	if err != nil {
+		return nil, fmt.Errorf("creating the VM's network socketpair: %w", err)
+	}
+	link, err := c.opts.NewLink(hostEnd, c.opts.Link)
+	if err != nil {
+		vmEnd.Close()
+		hostEnd.Close()
+		return nil, fmt.Errorf("setting up the network link: %w", err)
+	}
+	cfg := c.opts.VMConfig
+	cfg.NIC = vmEnd
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = c.stopTimeout
+	}
+	vm, err := c.opts.NewVM(cfg, c.log.WithField("component", "vm"))
+	if err != nil {
+		vmEnd.Close()
+		hostEnd.Close()
+		return nil, err
+	}
+	return &vmRun{vm: vm, link: link, linkDone: make(chan struct{}), done: make(chan struct{}),
+		hostEnd: hostEnd, vmEnd: vmEnd}, nil
+}
+
+// supervise follows one run: VM events, link updates and a link failure.
+// When the VM has ended it shuts the link down and reports the final state.
+func (c *Controller) supervise(r *vmRun, sub <-chan netlink.Status, unsub func()) {
+	defer close(r.done)
+	events := r.vm.Events()
+	linkDone := r.linkDone
+	closing := c.ctx.Done()
+loop:
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				break loop
+			}
+			c.vmEvent(r, ev)
+
+		case _, ok := <-sub:
+			if !ok {
+				sub = nil
+				continue
+			}
+			c.notify()
+
+		case <-linkDone:
+			linkDone = nil
+			if c.ctx.Err() != nil {
+				// Close ended the link after giving up on the VM.
+				break loop
+			}
+			err := r.linkErr
+			if err == nil {
+				err = errors.New("the link stopped on its own")
+			}
+			msg := fmt.Sprintf("network link failed: %v", err)
+			c.log.WithError(err).Error("network link failed: stopping the VM")
+			c.mu.Lock()
+			if r.failure == "" {
+				r.failure = msg
+			}
+			changed := false
+			if c.run == r && (c.state == vmhost.StateStarting || c.state == vmhost.StateRunning) {
+				changed = c.setStateLocked(vmhost.StateStopping, "")
+			}
+			c.mu.Unlock()
+			if changed {
+				c.notify()
+			}
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				if err := r.vm.Stop(c.ctx, c.stopTimeout); err != nil {
+					c.log.WithError(err).Warn("stopping the VM after the link failure")
+				}
+			}()
+
+		case <-closing:
+			// Close has waited for the VM as long as it will.
+			c.log.Error("the VM did not end in time: leaving it")
+			break loop
+		}
+	}
+
+	// The VM has ended (or is abandoned): shut the link down.
+	r.linkCancel()
+	<-r.linkDone
+	unsub()
+	r.hostEnd.Close()
+	r.vmEnd.Close()
+	if r.linkErr != nil {
+		c.log.WithError(r.linkErr).Debug("link ended with an error")
+	}
+
+	final, vmErr := r.vm.State()
+	msg := ""
+	switch {
+	case final == vmhost.StateError:
+		msg = "the VM failed"
+		if vmErr != nil {
+			msg = vmErr.Error()
+		}
+	case final != vmhost.StateStopped:
+		final, msg = vmhost.StateError, fmt.Sprintf("the VM did not stop (it is %s)", final)
+	}
+	c.mu.Lock()
+	if r.failure != "" {
+		if msg != "" {
+			msg = r.failure + "; then " + msg
+		} else {
+			msg = r.failure
+		}
+		final = vmhost.StateError
+	}
+	if c.run == r {
+		c.lastLink = r.link.Status()
+		c.setStateLocked(final, msg)
+	}
+	c.mu.Unlock()
+	c.notify()
+}
+
+// vmEvent applies a VM state change. Final states are applied by
+// supervise once the link is down.
+func (c *Controller) vmEvent(r *vmRun, ev vmhost.Event) {
+	c.mu.Lock()
+	changed := false
+	if c.run == r {
+		switch ev.State {
+		case vmhost.StateRunning:
+			if c.state == vmhost.StateStarting {
+				changed = c.setStateLocked(vmhost.StateRunning, "")
+			}
+		case vmhost.StateStopping:
+			if c.state == vmhost.StateStarting || c.state == vmhost.StateRunning {
+				changed = c.setStateLocked(vmhost.StateStopping, "")
+			}
+		}
+	}
+	c.mu.Unlock()
+	if changed {
+		c.notify()
+	}
+}
+
+// StopVM asks the guest to power off, forces it off after the stop
+// timeout, shuts the link down and returns when all of that is done or ctx
+// ends (the stop goes on).
+func (c *Controller) StopVM(ctx context.Context) error {
+	if err := c.acquire(ctx); err != nil {
+		return err
+	}
+	defer c.release()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.state != vmhost.StateStarting && c.state != vmhost.StateRunning {
+		st := c.state
+		c.mu.Unlock()
+		return &ConflictError{Action: "stop", State: st, Msg: fmt.Sprintf("cannot stop the VM: it is %s", st)}
+	}
+	r := c.run
+	c.setStateLocked(vmhost.StateStopping, "")
+	c.mu.Unlock()
+	c.notify()
+	return c.stopRun(ctx, r)
+}
+
+// stopRun stops r's VM and waits for the run to end.
+func (c *Controller) stopRun(ctx context.Context, r *vmRun) error {
+	if err := r.vm.Stop(ctx, c.stopTimeout); err != nil {
+		return fmt.Errorf("stopping the VM: %w", err)
+	}
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stopping the VM: %w", ctx.Err())
+	}
+}
+
+// Reconnect drops the daemon connection and redials now.
+func (c *Controller) Reconnect() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.run == nil || (c.state != vmhost.StateStarting && c.state != vmhost.StateRunning) {
+		st := c.state
+		c.mu.Unlock()
+		return &ConflictError{Action: "reconnect", State: st,
+			Msg: fmt.Sprintf("cannot reconnect: the VM is %s and has no link; start it first", st)}
+	}
+	link := c.run.link
+	c.mu.Unlock()
+	c.log.Info("reconnecting the network link")
+	link.Reconnect()
+	return nil
+}
+
+// Status is one snapshot of the VM and its link.
+func (c *Controller) Status() control.Status {
+	c.mu.Lock()
+	vm := &control.VMStatus{State: c.state, Since: c.since, Error: c.errMsg}
+	var link Link
+	if c.run != nil && c.state != vmhost.StateStopped && c.state != vmhost.StateError {
+		link = c.run.link
+	}
+	last := c.lastLink
+	c.mu.Unlock()
+	if link != nil {
+		last = link.Status()
+	}
+	return control.Status{VM: vm, Link: last}
+}
+
+// subscriber is one Subscribe call: a one-slot channel holding the latest
+// status not yet read.
+type subscriber struct {
+	ch chan control.Status
+}
+
+// Subscribe delivers a status after every change. Updates are coalesced:
+// a slow reader gets the latest status, never a backlog, and the
+// controller never waits for it. The channel is closed by cancel (which is
+// idempotent) and by Close.
+func (c *Controller) Subscribe() (<-chan control.Status, func()) {
+	s := &subscriber{ch: make(chan control.Status, 1)}
+	c.subMu.Lock()
+	if c.subsClosed {
+		c.subMu.Unlock()
+		close(s.ch)
+		return s.ch, func() {}
+	}
+	c.subs[s] = struct{}{}
+	c.subMu.Unlock()
+	return s.ch, func() {
+		c.subMu.Lock()
+		defer c.subMu.Unlock()
+		if _, ok := c.subs[s]; ok {
+			delete(c.subs, s)
+			close(s.ch)
+		}
+	}
+}
+
+// notify sends the current status to every subscriber, replacing a status
+// the subscriber has not read yet. It must not be called with c.mu held.
+func (c *Controller) notify() {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	if len(c.subs) == 0 {
+		return
+	}
+	st := c.Status()
+	for s := range c.subs {
+		select {
+		case s.ch <- st:
+			continue
+		default:
+		}
+		select {
+		case <-s.ch:
+		default:
+		}
+		select {
+		case s.ch <- st:
+		default:
+		}
+	}
+}
+
+// Close stops the VM gracefully (bounded by the stop timeout, then forced),
+// shuts the link down, waits for every goroutine and closes all
+// subscriptions. Later actions return ErrClosed. It is idempotent.
+func (c *Controller) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		c.op <- struct{}{} // wait for a running StartVM or StopVM
+		defer c.release()
+
+		c.mu.Lock()
+		r := c.run
+		active := r != nil && c.state != vmhost.StateStopped && c.state != vmhost.StateError
+		changed := active && c.setStateLocked(vmhost.StateStopping, "")
+		c.mu.Unlock()
+		if changed {
+			c.notify()
+		}
+		if active {
+			ctx, cancel := context.WithTimeout(context.Background(), c.stopTimeout+c.closeGrace)
+			if err := c.stopRun(ctx, r); err != nil {
+				c.closeErr = err
+				c.log.WithError(err).Error("the VM did not stop cleanly")
+			}
+			cancel()
+		}
+		c.cancel()
+		c.wg.Wait()
+
+		c.subMu.Lock()
+		c.subsClosed = true
+		for s := range c.subs {
+			close(s.ch)
+			delete(c.subs, s)
+		}
+		c.subMu.Unlock()
+	})
+	return c.closeErr
+}
