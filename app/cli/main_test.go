@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// vmnetbarBin is the vmnetbar binary built once for this test run.
+var vmnetbarBin string
+
+// TestMain builds the binary the tests run as a subprocess, runs the tests
+// and checks for leaked goroutines.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vmnetbar-cli")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	vmnetbarBin = filepath.Join(dir, "vmnetbar")
+	args := []string{"build", "-o", vmnetbarBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "github.com/vmnetbar/vmnetbar")...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building vmnetbar: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
+}
+
+// childEnv is the environment of vmnetbar subprocesses. A race-enabled
+// binary otherwise sleeps a second at exit, which would hide how fast it
+// exits.
+func childEnv() []string {
+	env := os.Environ()
+	if raceEnabled && os.Getenv("GORACE") == "" {
+		env = append(env, "GORACE=atexit_sleep_ms=0")
+	}
+	return env
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// result is how a vmnetbar process ended.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCLI runs vmnetbar with args to completion (at most 30s).
+func runCLI(t *testing.T, args ...string) result {
+	t.Helper()
+	return runCLIFiles(t, nil, args...)
+}
+
+// runCLIFiles runs vmnetbar with extra inherited files (fd 3 onwards).
+func runCLIFiles(t *testing.T, files []*os.File, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, vmnetbarBin, args...)
+	cmd.Env = childEnv()
+	cmd.ExtraFiles = files
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("vmnetbar %s did not finish in time; stderr:\n%s", strings.Join(args, " "), stderr.String())
+	}
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("running vmnetbar %s: %v", strings.Join(args, " "), err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// proc is a vmnetbar process running in the background.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout io.ReadCloser // nil unless asked for
+	stderr *syncBuffer
+	done   chan struct{}
+	code   int
+}
+
+// startCLI starts vmnetbar; the test's cleanup kills it if it still runs.
+// With pipeStdout the caller reads p.stdout (EOF when the process exits).
+func startCLI(t *testing.T, files []*os.File, pipeStdout bool, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(vmnetbarBin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = childEnv()
+	p.cmd.ExtraFiles = files
+	p.cmd.Stderr = p.stderr
+	var w *os.File
+	if pipeStdout {
+		r, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.stdout, w = r, pw
+		p.cmd.Stdout = w
+		t.Cleanup(func() { r.Close() })
+	}
+	err := p.cmd.Start()
+	if w != nil {
+		w.Close() // the child holds the write end now
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		err := p.cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); ok {
+			p.code = ee.ExitCode()
+		} else if err != nil {
+			p.code = -1
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// signal sends sig and returns how long the process took to exit (at most
+// 10s, after which the test fails) and its exit code.
+func (p *proc) signal(t *testing.T, sig syscall.Signal) (time.Duration, int) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+	took := p.wait(t, 10*time.Second)
+	return took, p.code
+}
+
+// wait waits up to timeout for the process to exit and returns how long it
+// took.
+func (p *proc) wait(t *testing.T, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	select {
+	case <-p.done:
+		return time.Since(start)
+	case <-time.After(timeout):
+		t.Fatalf("vmnetbar %s still running after %v; stderr:\n%s", strings.Join(p.cmd.Args[1:], " "), timeout, p.stderr.String())
+		return 0
+	}
+}
+
+// waitFor polls cond until it holds or 10s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// shortTempDir returns a temporary directory short enough for socket paths.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "vnb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
