@@ -1,0 +1,710 @@
+package netlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// ErrVMSide wraps every error about the VM end of the link. It is fatal: the
+// link stops and never redials.
+var ErrVMSide = errors.New("netlink: VM side of the link failed")
+
+var (
+	errManual     = errors.New("manual reconnect")
+	errPeerClosed = errors.New("the VM closed its end of the socketpair")
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultInitialBackoff = 100 * time.Millisecond
+	DefaultMaxBackoff     = 2 * time.Second
+)
+
+const (
+	// dialTimeout bounds one dial attempt (a daemon whose accept backlog is
+	// full makes connect block).
+	dialTimeout = 5 * time.Second
+	// busyRetries and busyRetryWait bound how long a frame towards a VM
+	// that does not take it is retried before it is dropped.
+	busyRetries   = 10
+	busyRetryWait = 50 * time.Microsecond
+	// upBatch is how many VM frames are read before one write to the daemon.
+	upBatch = 32
+	// upSlot holds a frame's header, the largest frame and one more byte to
+	// detect larger datagrams.
+	upSlot = headerSize + MaxFrameSize + 1
+)
+
+// Config configures a Link. Zero values mean the documented defaults.
+type Config struct {
+	// Socket is the daemon's UNIX socket path.
+	Socket string
+	// Dial connects to the daemon; nil dials Socket ("unix").
+	Dial func(ctx context.Context) (net.Conn, error)
+	// InitialBackoff is the first wait between failed dials (0 = 100ms);
+	// each failure doubles it up to MaxBackoff (0 = 2s).
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	// Logger receives the link's logs; nil discards them.
+	Logger logrus.FieldLogger
+	// Now is the clock for Status times; nil is time.Now.
+	Now func() time.Time
+}
+
+// Link forwards frames between the host end of a VM's datagram socketpair
+// and a daemon's stream socket, replacing the daemon connection whenever it
+// fails.
+//
+// Goroutines of Run: the dialer owns (re)connecting; "up" reads VM datagrams
+// and writes them to the current connection; "down" reads the current
+// connection and sends frames to the VM. A failing side reports the
+// generation of the connection it used; only the first report for a
+// generation drops the connection and wakes the dialer. No lock is held
+// across a read or write; counters are atomics.
+type Link struct {
+	host    *os.File
+	socket  string
+	dial    func(ctx context.Context) (net.Conn, error)
+	initial time.Duration
+	max     time.Duration
+	log     logrus.FieldLogger
+	now     func() time.Time
+
+	started atomic.Bool
+	running atomic.Bool
+	manual  chan struct{} // Reconnect requests, cap 1
+	kick    chan struct{} // the connection was dropped, cap 1
+
+	txFrames, txBytes, rxFrames, rxBytes atomic.Uint64
+	oversize, vmBusy, partial            atomic.Uint64
+
+	mu         sync.Mutex // guards the fields below; never held across I/O
+	conn       net.Conn   // current daemon connection, nil while down
+	gen        uint64     // generation of conn, incremented per connection
+	changed    chan struct{}
+	closing    bool // Run is ending: no new connections
+	state      State
+	since      time.Time
+	lastErr    string
+	reconnects uint64
+	everUp     bool
+	downSince  time.Time // start of the current outage after the first connection
+	downtime   time.Duration
+	warned     bool // the current outage was logged
+	subs       map[*subscriber]struct{}
+	finished   bool // Run returned and delivered its final status
+}
+
+// New validates host and cfg and returns a Link ready to Run. host must be a
+// SOCK_DGRAM socket (the hostEnd of NewSocketPair); the Link uses its own
+// duplicate of it, so the caller keeps ownership of host.
+func New(host *os.File, cfg Config) (*Link, error) {
+	if host == nil {
+		return nil, errors.New("netlink: host end is nil: pass the hostEnd returned by NewSocketPair")
+	}
+	if err := checkDatagram(host); err != nil {
+		return nil, err
+	}
+	if cfg.Dial == nil {
+		if cfg.Socket == "" {
+			return nil, errors.New("netlink: Config.Socket is empty: set the daemon's socket path (e.g. /opt/homebrew/var/run/socket_vmnet)")
+		}
+		if max := len(unix.RawSockaddrUnix{}.Path); len(cfg.Socket) >= max {
+			return nil, fmt.Errorf("netlink: Config.Socket %q is %d bytes long, the limit is %d: use a shorter path", cfg.Socket, len(cfg.Socket), max-1)
+		}
+	}
+	if cfg.InitialBackoff < 0 || cfg.MaxBackoff < 0 {
+		return nil, fmt.Errorf("netlink: negative backoff (initial %v, max %v): use 0 for the defaults", cfg.InitialBackoff, cfg.MaxBackoff)
+	}
+	l := &Link{
+		host:    host,
+		socket:  cfg.Socket,
+		dial:    cfg.Dial,
+		initial: cfg.InitialBackoff,
+		max:     cfg.MaxBackoff,
+		now:     cfg.Now,
+		manual:  make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
+		changed: make(chan struct{}),
+		state:   StateConnecting,
+		subs:    map[*subscriber]struct{}{},
+	}
+	if l.initial == 0 {
+		l.initial = DefaultInitialBackoff
+	}
+	if l.max == 0 {
+		l.max = DefaultMaxBackoff
+	}
+	if l.initial > l.max {
+		return nil, fmt.Errorf("netlink: InitialBackoff %v is larger than MaxBackoff %v", l.initial, l.max)
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.dial == nil {
+		d := &net.Dialer{}
+		l.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "unix", cfg.Socket) }
+	}
+	if cfg.Logger == nil {
+		lg := logrus.New()
+		lg.Out = io.Discard
+		cfg.Logger = lg
+	}
+	l.log = cfg.Logger.WithField("daemon", cfg.Socket)
+	l.since = l.now()
+	return l, nil
+}
+
+// Run forwards frames until ctx ends (it returns nil, state stopped) or the
+// VM side fails (it returns an error wrapping ErrVMSide, state failed). The
+// daemon connection is redialed as often as needed. Run may be called once.
+func (l *Link) Run(ctx context.Context) (err error) {
+	if !l.started.CompareAndSwap(false, true) {
+		return errors.New("netlink: Run called more than once")
+	}
+	vm, err := openVM(l.host)
+	if err != nil {
+		l.finish(err)
+		return err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	fatal := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); l.dialLoop(runCtx) }()
+	go func() {
+		defer wg.Done()
+		if err := l.upLoop(runCtx, vm); err != nil {
+			fatal <- err
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := l.downLoop(runCtx, vm); err != nil {
+			fatal <- err
+		}
+	}()
+	l.running.Store(true)
+
+	select {
+	case <-ctx.Done():
+	case err = <-fatal:
+	}
+	l.running.Store(false)
+	cancel()
+	l.mu.Lock()
+	l.closing = true
+	if l.conn != nil {
+		l.conn.Close()
+		l.conn = nil
+	}
+	l.mu.Unlock()
+	vm.Close()
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-fatal:
+		default:
+		}
+	}
+	l.finish(err)
+	return err
+}
+
+// finish records the final state, delivers it and closes subscriptions.
+func (l *Link) finish(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.downSince.IsZero() {
+		l.downtime += l.now().Sub(l.downSince)
+		l.downSince = time.Time{}
+	}
+	if err != nil {
+		l.lastErr = err.Error()
+		l.log.WithError(err).Error("link failed: the VM side is gone; not reconnecting")
+		l.setStateLocked(StateFailed)
+	} else {
+		l.log.Info("link stopped")
+		l.setStateLocked(StateStopped)
+	}
+	l.notifyLocked()
+	for s := range l.subs {
+		close(s.ch)
+		delete(l.subs, s)
+	}
+	l.finished = true
+}
+
+// Reconnect drops the daemon connection and dials again at once with the
+// backoff reset, even while a write is blocked. It is a no-op when the link
+// is not running.
+func (l *Link) Reconnect() {
+	if !l.running.Load() {
+		return
+	}
+	select {
+	case l.manual <- struct{}{}:
+	default:
+	}
+}
+
+// setStateLocked changes state and its timestamp (without notifying).
+func (l *Link) setStateLocked(s State) {
+	if l.state != s {
+		l.log.Debugf("link %s -> %s", l.state, s)
+		l.state = s
+		l.since = l.now()
+	}
+}
+
+// dialLoop owns the daemon connection: it dials (with backoff) whenever
+// there is none and drops it on a manual reconnect.
+func (l *Link) dialLoop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	backoff := l.initial
+	for {
+		conn, err := l.dial(ctx)
+		if err == nil {
+			if !l.install(conn) {
+				return
+			}
+			backoff = l.initial
+			if !l.waitDropped(ctx) {
+				return
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		l.dialFailed(err, backoff)
+		timer.Reset(backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.manual:
+			timer.Stop()
+			backoff = l.initial
+		case <-timer.C:
+			backoff = min(backoff*2, l.max)
+		}
+	}
+}
+
+// install makes conn the current connection; false if Run is ending.
+func (l *Link) install(conn net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		conn.Close()
+		return false
+	}
+	select { // a request made while dialing is served by this connection
+	case <-l.manual:
+	default:
+	}
+	l.conn = conn
+	l.gen++
+	close(l.changed)
+	l.changed = make(chan struct{})
+	if l.everUp {
+		l.reconnects++
+		down := l.now().Sub(l.downSince)
+		l.downtime += down
+		l.log.WithField("down", down.Round(time.Millisecond)).Info("daemon connection restored")
+	} else {
+		l.everUp = true
+		l.log.Info("connected to daemon")
+	}
+	l.downSince = time.Time{}
+	l.warned = false
+	l.setStateLocked(StateUp)
+	l.notifyLocked()
+	return true
+}
+
+// waitDropped waits while the connection is up and drops it on a manual
+// reconnect; false when ctx ended.
+func (l *Link) waitDropped(ctx context.Context) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-l.kick:
+		case <-l.manual:
+			l.mu.Lock()
+			if l.conn != nil {
+				l.log.Info("manual reconnect")
+				l.dropLocked(errManual)
+			}
+			l.mu.Unlock()
+		}
+		l.mu.Lock()
+		down := l.conn == nil
+		l.mu.Unlock()
+		if down {
+			select { // this drop needs no second wake-up
+			case <-l.kick:
+			default:
+			}
+			return true
+		}
+	}
+}
+
+func (l *Link) dialFailed(err error, next time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	msg := "dialing the daemon: " + err.Error()
+	if !l.warned {
+		l.warned = true
+		l.log.WithError(err).Warn("cannot reach the daemon; retrying")
+	}
+	l.log.WithError(err).WithField("retry_in", next).Debug("dial failed")
+	if l.lastErr != msg {
+		l.lastErr = msg
+		l.notifyLocked()
+	}
+}
+
+// fail reports that the connection of generation gen failed with err. The
+// first report for the current connection drops it and wakes the dialer.
+func (l *Link) fail(gen uint64, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if gen != l.gen || l.conn == nil || l.closing {
+		return
+	}
+	l.log.WithError(err).Warn("daemon connection lost; reconnecting")
+	l.warned = true
+	l.dropLocked(err)
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Link) dropLocked(cause error) {
+	l.conn.Close()
+	l.conn = nil
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.lastErr = cause.Error()
+	l.downSince = l.now()
+	l.setStateLocked(StateReconnecting)
+	l.notifyLocked()
+}
+
+// current waits for a connection newer than generation after.
+func (l *Link) current(ctx context.Context, after uint64) (net.Conn, uint64, bool) {
+	for {
+		l.mu.Lock()
+		if l.conn != nil && l.gen > after {
+			c, g := l.conn, l.gen
+			l.mu.Unlock()
+			return c, g, true
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, 0, false
+		}
+	}
+}
+
+// upLoop forwards VM datagrams to the daemon. While there is no connection
+// it holds its batch and stops reading the VM, so frames wait in the
+// socketpair.
+func (l *Link) upLoop(ctx context.Context, vm *vmConn) error {
+	mem := make([]byte, upBatch*upSlot)
+	recv := make([][]byte, upBatch)
+	for i := range recv {
+		recv[i] = mem[i*upSlot+headerSize : (i+1)*upSlot]
+	}
+	sizes := make([]int, upBatch)
+	w := &frameWriter{
+		frames:  make([][]byte, 0, upBatch),
+		scratch: make(net.Buffers, 0, upBatch),
+	}
+	var conn net.Conn
+	var gen uint64
+	for {
+		n, rerr := vm.readBatch(recv, sizes)
+		if rerr != nil && ctx.Err() != nil {
+			return nil
+		}
+		w.frames = w.frames[:0]
+		var dropped uint64
+		for i := 0; i < n; i++ {
+			size := sizes[i]
+			switch {
+			case size == 0: // nothing to forward
+			case size > MaxFrameSize:
+				dropped++
+			default:
+				slot := mem[i*upSlot : i*upSlot+headerSize+size]
+				slot[0], slot[1], slot[2], slot[3] = 0, byte(size>>16), byte(size>>8), byte(size)
+				w.frames = append(w.frames, slot)
+			}
+		}
+		if dropped > 0 {
+			l.oversize.Add(dropped)
+			l.log.WithField("frames", dropped).Debug("dropped oversize frames from the VM")
+		}
+		for len(w.frames) > 0 {
+			if conn == nil {
+				var ok bool
+				if conn, gen, ok = l.current(ctx, gen); !ok {
+					return nil
+				}
+			}
+			sent, bytes, err := w.write(conn)
+			if sent > 0 {
+				l.txFrames.Add(uint64(sent))
+				l.txBytes.Add(bytes)
+			}
+			if err != nil {
+				l.fail(gen, fmt.Errorf("writing to the daemon: %w", err))
+				conn = nil
+			}
+		}
+		if rerr != nil {
+			return fmt.Errorf("%w: reading from the VM: %w", ErrVMSide, rerr)
+		}
+	}
+}
+
+// frameWriter writes whole frames (header included) to a connection in one
+// writev where the connection supports it.
+type frameWriter struct {
+	frames  [][]byte // frames still to write
+	scratch net.Buffers
+}
+
+// write writes w.frames and removes the frames written whole; a frame cut
+// by an error stays first, to be sent again whole.
+func (w *frameWriter) write(conn net.Conn) (frames int, bytes uint64, err error) {
+	w.scratch = append(w.scratch[:0], w.frames...)
+	n, err := w.scratch.WriteTo(conn)
+	if err == nil {
+		for _, f := range w.frames {
+			bytes += uint64(len(f) - headerSize)
+		}
+		frames = len(w.frames)
+		w.frames = w.frames[:0]
+		return frames, bytes, nil
+	}
+	for frames < len(w.frames) && int64(len(w.frames[frames])) <= n {
+		n -= int64(len(w.frames[frames]))
+		bytes += uint64(len(w.frames[frames]) - headerSize)
+		frames++
+	}
+	w.frames = w.frames[:copy(w.frames, w.frames[frames:])]
+	return frames, bytes, err
+}
+
+// downLoop forwards frames from the daemon to the VM.
+func (l *Link) downLoop(ctx context.Context, vm *vmConn) error {
+	dec := NewDecoder(0)
+	out := &vmSender{l: l, vm: vm, batch: make([][]byte, 0, batchSize)}
+	var gen uint64
+	for {
+		conn, g, ok := l.current(ctx, gen)
+		if !ok {
+			return nil
+		}
+		gen = g
+		dec.Reset()
+		for {
+			n, rerr := conn.Read(dec.Space())
+			dec.Commit(n)
+			var perr error
+			for {
+				f, err := dec.Next()
+				if f != nil {
+					out.batch = append(out.batch, f)
+					if len(out.batch) < batchSize {
+						continue
+					}
+				}
+				if err := out.flush(); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				if f == nil {
+					perr = err
+					break
+				}
+			}
+			if perr != nil {
+				l.fail(gen, perr)
+				break
+			}
+			if rerr != nil {
+				if dec.Pending() > 0 {
+					l.partial.Add(1)
+				}
+				if ctx.Err() != nil {
+					return nil
+				}
+				if errors.Is(rerr, io.EOF) {
+					rerr = errors.New("the daemon closed the connection")
+				} else {
+					rerr = fmt.Errorf("reading from the daemon: %w", rerr)
+				}
+				l.fail(gen, rerr)
+				break
+			}
+		}
+	}
+}
+
+// vmSender delivers frames to the VM. A frame the VM does not take is
+// retried briefly, then dropped; after a drop, frames get one attempt each
+// until the VM takes one again, so the daemon is always drained.
+type vmSender struct {
+	l       *Link
+	vm      *vmConn
+	batch   [][]byte
+	stalled bool
+}
+
+func (s *vmSender) flush() error {
+	frames := s.batch
+	s.batch = s.batch[:0]
+	retries := 0
+	for len(frames) > 0 {
+		n, err := s.vm.trySend(frames)
+		if n > 0 {
+			var bytes uint64
+			for _, f := range frames[:n] {
+				bytes += uint64(len(f))
+			}
+			s.l.rxFrames.Add(uint64(n))
+			s.l.rxBytes.Add(bytes)
+			frames = frames[n:]
+			retries = 0
+			if s.stalled {
+				s.stalled = false
+				s.l.log.Debug("the VM takes frames again")
+			}
+		}
+		if err == nil {
+			continue
+		}
+		if !isBusy(err) {
+			return fmt.Errorf("%w: sending to the VM: %w", ErrVMSide, err)
+		}
+		if !s.stalled && retries < busyRetries {
+			retries++
+			s.vm.busyWait()
+			continue
+		}
+		if !s.stalled {
+			s.stalled = true
+			s.l.log.Debug("the VM does not take frames; dropping them until it does")
+		}
+		s.l.vmBusy.Add(1)
+		frames = frames[1:]
+	}
+	return nil
+}
+
+// Status returns a snapshot of the link.
+func (l *Link) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.snapshotLocked()
+}
+
+func (l *Link) snapshotLocked() Status {
+	down := l.downtime
+	if !l.downSince.IsZero() {
+		down += l.now().Sub(l.downSince)
+	}
+	return Status{
+		State:      l.state,
+		Reconnects: l.reconnects,
+		LastError:  l.lastErr,
+		Since:      l.since,
+		TxFrames:   l.txFrames.Load(),
+		TxBytes:    l.txBytes.Load(),
+		RxFrames:   l.rxFrames.Load(),
+		RxBytes:    l.rxBytes.Load(),
+		Dropped: Drops{
+			Oversize:    l.oversize.Load(),
+			VMBusy:      l.vmBusy.Load(),
+			PartialRead: l.partial.Load(),
+		},
+		Downtime: down,
+	}
+}
+
+type subscriber struct {
+	ch chan Status
+}
+
+// Subscribe returns a channel that receives the current status at once and
+// a new snapshot on every change of state, reconnect count or last error.
+// A slow reader gets coalesced updates (the latest wins); the link never
+// waits for it. The channel is closed by cancel (idempotent) or after Run
+// returned and the final status was delivered.
+func (l *Link) Subscribe() (<-chan Status, func()) {
+	s := &subscriber{ch: make(chan Status, 1)}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s.ch <- l.snapshotLocked()
+	if l.finished {
+		close(s.ch)
+		return s.ch, func() {}
+	}
+	l.subs[s] = struct{}{}
+	return s.ch, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if _, ok := l.subs[s]; ok {
+			delete(l.subs, s)
+			close(s.ch)
+		}
+	}
+}
+
+// notifyLocked hands the current snapshot to every subscriber, replacing
+// one it has not read yet.
+func (l *Link) notifyLocked() {
+	if len(l.subs) == 0 {
+		return
+	}
+	st := l.snapshotLocked()
+	for s := range l.subs {
+		select {
+		case s.ch <- st:
+			continue
+		default:
+		}
+		select {
+		case <-s.ch:
+		default:
+		}
+		select {
+		case s.ch <- st:
+		default:
+		}
+	}
+}

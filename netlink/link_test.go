@@ -1,0 +1,865 @@
+package netlink
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+)
+
+// integritySizes is every size from 60 to 1514 plus jumbo frames.
+func integritySizes() []int {
+	var s []int
+	for n := 60; n <= 1514; n++ {
+		s = append(s, n)
+	}
+	return append(s, 9000, 9000, 9000, MaxFrameSize)
+}
+
+// sendUp writes frames seq..seq+len(sizes)-1 from the VM.
+func sendUp(t testing.TB, vm *net.UnixConn, first uint32, sizes []int) {
+	buf := make([]byte, MaxFrameSize)
+	vm.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	for i, n := range sizes {
+		if _, err := vm.Write(testFrame(buf, first+uint32(i), n)); err != nil {
+			t.Errorf("VM write: %v", err)
+			return
+		}
+	}
+}
+
+// recvUp reads count frames on c and checks them against seq and sizes.
+func recvUp(t testing.TB, c net.Conn, dec *Decoder, first uint32, sizes []int) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for i, n := range sizes {
+		f, err := dec.ReadFrame(c)
+		if err != nil {
+			t.Fatalf("daemon read after %d frames: %v", i, err)
+		}
+		seq, err := checkFrame(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq != first+uint32(i) || len(f) != n {
+			t.Fatalf("daemon got frame %d (%d bytes), want %d (%d bytes)", seq, len(f), first+uint32(i), n)
+		}
+	}
+}
+
+func TestFrameIntegrityBothWays(t *testing.T) {
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path})
+	stop, _ := runLink(t, l)
+	c := d.next()
+	sizes := integritySizes()
+
+	// VM -> daemon.
+	go sendUp(t, vm, 0, sizes)
+	recvUp(t, c, NewDecoder(0), 0, sizes)
+
+	// Daemon -> VM, paced by a window so the VM reader is never overrun.
+	var got atomic.Int64
+	errc := make(chan error, 1)
+	go func() {
+		enc := NewEncoder(c)
+		buf := make([]byte, MaxFrameSize)
+		for i, n := range sizes {
+			for int64(i)-got.Load() > 8 {
+				runtime.Gosched()
+			}
+			if err := enc.WriteFrame(testFrame(buf, uint32(i), n)); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	buf := make([]byte, MaxFrameSize+1)
+	for i, n := range sizes {
+		f, err := readVM(vm, buf, 10*time.Second)
+		if err != nil {
+			t.Fatalf("VM read after %d frames: %v", i, err)
+		}
+		seq, err := checkFrame(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq != uint32(i) || len(f) != n {
+			t.Fatalf("VM got frame %d (%d bytes), want %d (%d bytes)", seq, len(f), i, n)
+		}
+		got.Add(1)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	var total uint64
+	for _, n := range sizes {
+		total += uint64(n)
+	}
+	st := waitStatus(t, l, "all frames and bytes counted", func(st Status) bool {
+		return st.TxFrames == uint64(len(sizes)) && st.RxFrames == uint64(len(sizes)) && st.TxBytes == total && st.RxBytes == total
+	})
+	if st.State != StateUp || st.Reconnects != 0 || st.Dropped.Total() != 0 {
+		t.Errorf("status %+v, want up, no reconnects, no drops", st)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if s := l.Status().State; s != StateStopped {
+		t.Errorf("state after cancel %v, want stopped", s)
+	}
+}
+
+// TestKillRestartUp kills the daemon while the VM streams frames and
+// restarts it at once. The dying daemon stops receiving (writes to it fail
+// at once) and reads what it had already queued; the new one gets the rest.
+// Together they must see every frame once, in order.
+func TestKillRestartUp(t *testing.T) {
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	hook := logtest.NewGlobal()
+	lg := logrus.New()
+	lg.Out = io.Discard
+	lg.AddHook(hook)
+	lg.SetLevel(logrus.DebugLevel)
+	l := newLink(t, host, Config{Socket: d.path, Logger: lg})
+	runLink(t, l)
+	c1 := d.next()
+
+	const total = 20000
+	go func() {
+		buf := make([]byte, 2000)
+		vm.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		for i := uint32(0); i < total; i++ {
+			if _, err := vm.Write(testFrame(buf, i, frameSize(i))); err != nil {
+				t.Errorf("VM write %d: %v", i, err)
+				return
+			}
+		}
+	}()
+
+	next := uint32(0)
+	check := func(f []byte) {
+		t.Helper()
+		seq, err := checkFrame(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq != next {
+			t.Fatalf("daemon got frame %d, want %d", seq, next)
+		}
+		next++
+	}
+	dec := NewDecoder(0)
+	c1.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for next < total/3 {
+		f, err := dec.ReadFrame(c1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(f)
+	}
+	// Kill: stop receiving and listening, restart at once.
+	if err := shutdownRead(c1); err != nil {
+		t.Fatal(err)
+	}
+	d.stop()
+	d.start()
+	// The dead daemon's queue: whole frames count, a cut one does not.
+	for {
+		f, err := dec.ReadFrame(c1)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatal(err)
+			}
+			break
+		}
+		check(f)
+	}
+	c1.Close()
+	c2 := d.next()
+	dec.Reset()
+	c2.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for next < total {
+		f, err := dec.ReadFrame(c2)
+		if err != nil {
+			t.Fatalf("after %d frames: %v", next, err)
+		}
+		check(f)
+	}
+	waitFor(t, 5*time.Second, "status up with one reconnect", func() bool {
+		st := l.Status()
+		return st.State == StateUp && st.Reconnects == 1 && st.TxFrames == total
+	})
+	st := l.Status()
+	if st.LastError == "" || st.Downtime <= 0 {
+		t.Errorf("status %+v: want the outage's error and downtime", st)
+	}
+	var warns, infos int
+	for _, e := range hook.AllEntries() {
+		switch {
+		case e.Level == logrus.WarnLevel:
+			warns++
+		case e.Level == logrus.InfoLevel && strings.Contains(e.Message, "restored"):
+			infos++
+			if _, ok := e.Data["down"]; !ok {
+				t.Errorf("restored log without downtime: %v", e.Data)
+			}
+		}
+	}
+	if warns != 1 || infos != 1 {
+		t.Errorf("got %d warnings and %d restore infos, want one of each", warns, infos)
+	}
+}
+
+func shutdownRead(c *net.UnixConn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = shutdownFD(int(fd)) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+// TestKillRestartDown: every frame the daemon handed to the link before
+// dying reaches the VM, then the new daemon's frames follow.
+func TestKillRestartDown(t *testing.T) {
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path})
+	runLink(t, l)
+
+	var got atomic.Int64
+	send := func(c net.Conn, from, to uint32) {
+		enc := NewEncoder(c)
+		buf := make([]byte, 2000)
+		for i := from; i < to; i++ {
+			for int64(i)-got.Load() > 64 {
+				runtime.Gosched()
+			}
+			if err := enc.WriteFrame(testFrame(buf, i, frameSize(i))); err != nil {
+				t.Errorf("daemon write %d: %v", i, err)
+				return
+			}
+		}
+	}
+	const total = 20000
+	recvDone := make(chan error, 1)
+	go func() {
+		buf := make([]byte, MaxFrameSize+1)
+		for i := uint32(0); i < total; i++ {
+			f, err := readVM(vm, buf, 10*time.Second)
+			if err != nil {
+				recvDone <- err
+				return
+			}
+			seq, err := checkFrame(f)
+			if err == nil && seq != i {
+				err = errors.New("frame out of order")
+			}
+			if err != nil {
+				recvDone <- err
+				return
+			}
+			got.Add(1)
+		}
+		recvDone <- nil
+	}()
+	c1 := d.next()
+	send(c1, 0, total/2)
+	// Kill and restart at once.
+	c1.Close()
+	d.stop()
+	d.start()
+	c2 := d.next()
+	send(c2, total/2, total)
+	if err := <-recvDone; err != nil {
+		t.Fatalf("VM after %d frames: %v", got.Load(), err)
+	}
+	waitStatus(t, l, "all frames, no drops, one reconnect", func(st Status) bool {
+		return st.RxFrames == total && st.Dropped.Total() == 0 && st.Reconnects == 1
+	})
+}
+
+// TestRestartAfterFiveSeconds uses the default backoff: the link must be
+// back within the 2 s cap (plus slack) after the daemon returns.
+func TestRestartAfterFiveSeconds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 5 s")
+	}
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path})
+	runLink(t, l)
+	c1 := d.next()
+	c1.Close()
+	d.stop()
+	waitFor(t, 5*time.Second, "reconnecting", func() bool { return l.Status().State == StateReconnecting })
+	time.Sleep(5 * time.Second) // the outage under test
+	d.start()
+	restarted := time.Now()
+	c2 := d.next()
+	waitFor(t, 5*time.Second, "up", func() bool { return l.Status().State == StateUp })
+	if took := time.Since(restarted); took > DefaultMaxBackoff+500*time.Millisecond {
+		t.Errorf("reconnected %v after the daemon returned, want within the %v backoff cap", took, DefaultMaxBackoff)
+	}
+	st := l.Status()
+	if st.Reconnects != 1 || st.Downtime < 5*time.Second {
+		t.Errorf("status %+v: want 1 reconnect and >= 5s downtime", st)
+	}
+	// Traffic flows again.
+	go sendUp(t, vm, 7, []int{100})
+	recvUp(t, c2, NewDecoder(0), 7, []int{100})
+}
+
+func TestDaemonAbsentAtStart(t *testing.T) {
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	var dials atomic.Int64
+	l := newLink(t, host, Config{
+		Socket: d.path,
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, "unix", d.path)
+		},
+		InitialBackoff: 5 * time.Millisecond,
+		MaxBackoff:     20 * time.Millisecond,
+	})
+	runLink(t, l)
+	waitFor(t, 5*time.Second, "three failed dials", func() bool { return dials.Load() >= 3 })
+	st := l.Status()
+	if st.State != StateConnecting || !strings.Contains(st.LastError, "dialing") {
+		t.Fatalf("status %+v: want connecting with the dial error", st)
+	}
+	// A frame sent meanwhile waits for the daemon.
+	go sendUp(t, vm, 1, []int{64})
+	d.start()
+	c := d.next()
+	recvUp(t, c, NewDecoder(0), 1, []int{64})
+	waitFor(t, 5*time.Second, "up", func() bool { return l.Status().State == StateUp })
+	st = l.Status()
+	if st.Reconnects != 0 || st.Downtime != 0 {
+		t.Errorf("status %+v: the first connection is not a reconnect and has no downtime", st)
+	}
+}
+
+func TestDaemonClosesMidFrame(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"header only", []byte{0, 0, 0x05, 0xea}},
+		{"half a body", append([]byte{0, 0, 0x05, 0xea}, bytes.Repeat([]byte{0xee}, 757)...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vm, host := vmPair(t)
+			d := newDaemon(t, socketPath(t))
+			d.start()
+			l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+			runLink(t, l)
+			c1 := d.next()
+			buf := make([]byte, MaxFrameSize+1)
+			if err := NewEncoder(c1).WriteFrame(testFrame(buf, 1, 100)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c1.Write(tc.data); err != nil {
+				t.Fatal(err)
+			}
+			c1.Close()
+			c2 := d.next()
+			if err := NewEncoder(c2).WriteFrame(testFrame(buf, 2, 200)); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []uint32{1, 2} {
+				f, err := readVM(vm, buf, 10*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if seq, err := checkFrame(f); err != nil || seq != want {
+					t.Fatalf("VM got frame %d (%v), want %d", seq, err, want)
+				}
+			}
+			waitStatus(t, l, "1 partial read, 1 reconnect, 2 frames", func(st Status) bool {
+				return st.Dropped.PartialRead == 1 && st.Reconnects == 1 && st.RxFrames == 2
+			})
+		})
+	}
+}
+
+func TestDaemonBadLength(t *testing.T) {
+	for _, bad := range []uint32{0, MaxFrameSize + 1, 0xFFFFFFFF} {
+		t.Run("", func(t *testing.T) {
+			vm, host := vmPair(t)
+			d := newDaemon(t, socketPath(t))
+			d.start()
+			l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+			runLink(t, l)
+			c1 := d.next()
+			buf := make([]byte, MaxFrameSize+1)
+			wire, _ := AppendFrame(nil, testFrame(buf, 1, 100))
+			wire = binary.BigEndian.AppendUint32(wire, bad)
+			wire = append(wire, bytes.Repeat([]byte{0xab}, 3000)...)
+			if _, err := c1.Write(wire); err != nil {
+				t.Fatal(err)
+			}
+			c2 := d.next() // the link dropped c1 and redialed
+			if err := NewEncoder(c2).WriteFrame(testFrame(buf, 2, 300)); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []uint32{1, 2} {
+				f, err := readVM(vm, buf, 10*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if seq, err := checkFrame(f); err != nil || seq != want {
+					t.Fatalf("VM got frame %d (%v), want %d: garbage forwarded?", seq, err, want)
+				}
+			}
+			// c1 was closed by the link.
+			c1.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c1.Read(buf); err != io.EOF {
+				t.Errorf("old connection read: %v, want EOF", err)
+			}
+			waitStatus(t, l, "the length error, 1 reconnect, 2 frames", func(st Status) bool {
+				return strings.Contains(st.LastError, "frame length") && st.Reconnects == 1 && st.RxFrames == 2
+			})
+		})
+	}
+}
+
+func countFDs(t testing.TB) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count file descriptors: %v", err)
+	}
+	return len(ents)
+}
+
+func TestAcceptThenClose200Times(t *testing.T) {
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	var closing atomic.Bool
+	closing.Store(true)
+	d.onAccept = func(c *net.UnixConn) bool {
+		if closing.Load() {
+			c.Close()
+			return false
+		}
+		return true
+	}
+	d.start()
+	fds0, g0 := countFDs(t), runtime.NumGoroutine()
+	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	stop, _ := runLink(t, l)
+	waitFor(t, 20*time.Second, "200 accepted connections", func() bool { return d.accepted.Load() >= 200 })
+	closing.Store(false)
+	c := d.next()
+	go sendUp(t, vm, 3, []int{1000})
+	recvUp(t, c, NewDecoder(0), 3, []int{1000})
+	// Run's goroutines: Run itself, the dialer, up and down.
+	waitFor(t, 5*time.Second, "fds and goroutines back to baseline", func() bool {
+		return countFDs(t) <= fds0+3 && runtime.NumGoroutine() <= g0+4
+	})
+	if st := l.Status(); st.Reconnects < 150 || st.State != StateUp {
+		t.Errorf("status %+v: want up after ~200 reconnects", st)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "fds back to baseline after Run", func() bool { return countFDs(t) <= fds0+1 })
+}
+
+// TestStalledDaemonManualReconnect: the daemon stops reading so the link's
+// write blocks; a manual reconnect unblocks it, and the frame that was cut
+// is sent whole on the new connection.
+func TestStalledDaemonManualReconnect(t *testing.T) {
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path})
+	runLink(t, l)
+	c1 := d.next()
+	// Make the stream small so it fills fast.
+	c1.SetReadBuffer(4096)
+
+	var sent atomic.Uint32
+	const total = 3000
+	go func() {
+		buf := make([]byte, 9000)
+		vm.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		for i := uint32(0); i < total; i++ {
+			if _, err := vm.Write(testFrame(buf, i, 9000)); err != nil {
+				t.Errorf("VM write %d: %v", i, err)
+				return
+			}
+			sent.Store(i + 1)
+		}
+	}()
+	// The link is stuck once the VM's writes stop progressing because the
+	// socketpair is full: wait for the sender to stall.
+	waitFor(t, 10*time.Second, "the VM sender to stall", func() bool {
+		s := sent.Load()
+		if s == 0 || s == total {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+		return sent.Load() == s
+	})
+	stuck := l.Status().TxFrames
+	l.Reconnect()
+	c2 := d.next()
+
+	next := uint32(0)
+	dec := NewDecoder(0)
+	c1.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		f, err := dec.ReadFrame(c1)
+		if err != nil {
+			break // EOF or a cut frame
+		}
+		if seq, err := checkFrame(f); err != nil || seq != next {
+			t.Fatalf("old connection: frame %d (%v), want %d", seq, err, next)
+		}
+		next++
+	}
+	if uint64(next) < stuck {
+		t.Fatalf("old connection had %d whole frames, link counted %d sent", next, stuck)
+	}
+	dec.Reset()
+	c2.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for next < total {
+		f, err := dec.ReadFrame(c2)
+		if err != nil {
+			t.Fatalf("new connection after frame %d: %v", next, err)
+		}
+		if seq, err := checkFrame(f); err != nil || seq != next {
+			t.Fatalf("new connection: frame %d (%v), want %d", seq, err, next)
+		}
+		next++
+	}
+	waitStatus(t, l, "1 manual reconnect, all frames", func(st Status) bool {
+		return st.Reconnects == 1 && st.LastError == "manual reconnect" && st.TxFrames == total
+	})
+}
+
+func TestVMSideClosedIsFatal(t *testing.T) {
+	vmEnd, host, err := NewSocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	stop, done := runLink(t, l)
+	c := d.next()
+	vmEnd.Close()
+	if err := NewEncoder(c).WriteFrame(make([]byte, 60)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+		if err := stop(); !errors.Is(err, ErrVMSide) {
+			t.Fatalf("Run: %v, want ErrVMSide", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not fail after the VM side closed")
+	}
+	st := l.Status()
+	if st.State != StateFailed || !strings.Contains(st.LastError, "VM") {
+		t.Errorf("status %+v: want failed with the VM error", st)
+	}
+	// The link closed its connection and never dialed again.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 10)); err != io.EOF {
+		t.Errorf("daemon read: %v, want EOF", err)
+	}
+	d.stop()
+	if n := d.accepted.Load(); n != 1 {
+		t.Errorf("daemon saw %d connections, want 1 (no redial)", n)
+	}
+	l.Reconnect() // no-op once stopped
+}
+
+// TestVMStopsReading: a VM that never reads does not slow the daemon's
+// stream; frames it cannot take are dropped and counted.
+func TestVMStopsReading(t *testing.T) {
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path})
+	runLink(t, l)
+	c := d.next()
+	const total = 20000
+	buf := make([]byte, 2000)
+	w := bufferedFrames(buf, 0, total, 1514)
+	c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write(w); err != nil {
+		t.Fatalf("daemon write blocked by a VM that does not read: %v", err)
+	}
+	waitFor(t, 20*time.Second, "every frame delivered or dropped", func() bool {
+		st := l.Status()
+		return st.RxFrames+st.Dropped.VMBusy == total
+	})
+	st := l.Status()
+	if st.Dropped.VMBusy == 0 || st.RxFrames == 0 {
+		t.Fatalf("status %+v: want some delivered and some dropped", st)
+	}
+	// The VM gets exactly the frames counted as delivered, in order, and
+	// then the link delivers again.
+	rbuf := make([]byte, MaxFrameSize+1)
+	last := int64(-1)
+	for i := uint64(0); i < st.RxFrames; i++ {
+		f, err := readVM(vm, rbuf, 5*time.Second)
+		if err != nil {
+			t.Fatalf("VM read %d of %d: %v", i, st.RxFrames, err)
+		}
+		seq, err := checkFrame(f)
+		if err != nil || int64(seq) <= last {
+			t.Fatalf("VM got frame %d (%v) after %d", seq, err, last)
+		}
+		last = int64(seq)
+	}
+	if _, err := readVM(vm, rbuf, 50*time.Millisecond); err != errTimeout {
+		t.Fatalf("VM got more frames than counted: %v", err)
+	}
+	if err := NewEncoder(c).WriteFrame(testFrame(buf, total, 100)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := readVM(vm, rbuf, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, _ := checkFrame(f); seq != total {
+		t.Fatalf("VM got %d after the stall, want %d", seq, total)
+	}
+}
+
+func bufferedFrames(buf []byte, from, to uint32, size int) []byte {
+	var w []byte
+	for i := from; i < to; i++ {
+		w, _ = AppendFrame(w, testFrame(buf, i, size))
+	}
+	return w
+}
+
+func TestOversizeFromVMDropped(t *testing.T) {
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path})
+	runLink(t, l)
+	c := d.next()
+	if _, err := vm.Write(make([]byte, MaxFrameSize+1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.Write(make([]byte, 100000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.Write([]byte{}); err != nil {
+		t.Fatal(err)
+	}
+	go sendUp(t, vm, 5, []int{MaxFrameSize, 60})
+	recvUp(t, c, NewDecoder(0), 5, []int{MaxFrameSize, 60})
+	waitStatus(t, l, "2 oversize drops, 2 frames sent", func(st Status) bool {
+		return st.Dropped.Oversize == 2 && st.TxFrames == 2
+	})
+}
+
+func TestSubscribeCoalesces(t *testing.T) {
+	_, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	slow, cancelSlow := l.Subscribe()
+	fast, cancelFast := l.Subscribe()
+	defer cancelFast()
+	if st := <-fast; st.State != StateConnecting {
+		t.Fatalf("first status %v, want connecting", st.State)
+	}
+	stop, _ := runLink(t, l)
+	d.next()
+	// The fast subscriber sees every state change promptly.
+	waitState := func(want State) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case st := <-fast:
+				if st.State == want {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %v status", want)
+			}
+		}
+	}
+	waitState(StateUp)
+	for i := 0; i < 5; i++ {
+		l.Reconnect()
+		d.next()
+		waitFor(t, 5*time.Second, "reconnect", func() bool { return l.Status().Reconnects == uint64(i+1) })
+	}
+	waitFor(t, 5*time.Second, "up", func() bool { return l.Status().State == StateUp })
+	// The slow one holds only the latest status.
+	st := <-slow
+	if st.Reconnects != 5 || st.State != StateUp {
+		t.Errorf("slow subscriber got %+v, want the latest (up, 5 reconnects)", st)
+	}
+	select {
+	case st := <-slow:
+		t.Errorf("slow subscriber got a second queued status %+v", st)
+	default:
+	}
+	cancelSlow()
+	cancelSlow()
+	if _, ok := <-slow; ok {
+		t.Error("channel open after cancel")
+	}
+	stop()
+	// The final status arrives, then the channel closes.
+	var last Status
+	for st := range fast {
+		last = st
+	}
+	if last.State != StateStopped {
+		t.Errorf("last status %v, want stopped", last.State)
+	}
+	late, cancelLate := l.Subscribe()
+	if st, ok := <-late; !ok || st.State != StateStopped {
+		t.Errorf("late subscriber got %v %v, want the final status", st, ok)
+	}
+	if _, ok := <-late; ok {
+		t.Error("late subscriber channel open")
+	}
+	cancelLate()
+}
+
+func TestBackoffDoublesAndCaps(t *testing.T) {
+	_, host := vmPair(t)
+	var mu sync.Mutex
+	var at []time.Time
+	l := newLink(t, host, Config{
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			mu.Lock()
+			at = append(at, time.Now())
+			mu.Unlock()
+			return nil, errors.New("refused")
+		},
+		InitialBackoff: 20 * time.Millisecond,
+		MaxBackoff:     80 * time.Millisecond,
+	})
+	stop, _ := runLink(t, l)
+	waitFor(t, 10*time.Second, "six dials", func() bool { mu.Lock(); defer mu.Unlock(); return len(at) >= 6 })
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	want := []time.Duration{20, 40, 80, 80, 80}
+	for i, w := range want {
+		gap := at[i+1].Sub(at[i])
+		if gap < w*time.Millisecond {
+			t.Errorf("wait %d: %v, want >= %vms", i, gap, w)
+		}
+	}
+	if last := at[5].Sub(at[4]); last > 2*time.Second {
+		t.Errorf("capped wait %v, far above the 80ms cap", last)
+	}
+}
+
+func TestManualReconnectResetsBackoff(t *testing.T) {
+	_, host := vmPair(t)
+	var dials atomic.Int64
+	l := newLink(t, host, Config{
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			dials.Add(1)
+			return nil, errors.New("refused")
+		},
+		InitialBackoff: time.Hour,
+		MaxBackoff:     time.Hour,
+	})
+	runLink(t, l)
+	waitFor(t, 5*time.Second, "first dial", func() bool { return dials.Load() == 1 })
+	waitFor(t, 5*time.Second, "running", func() bool { return l.running.Load() })
+	l.Reconnect()
+	waitFor(t, 5*time.Second, "a dial now instead of in an hour", func() bool { return dials.Load() == 2 })
+}
+
+func TestNewValidates(t *testing.T) {
+	_, host := vmPair(t)
+	ln, err := net.Listen("unix", socketPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	stream, err := ln.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	reg, err := os.CreateTemp("", "nl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(reg.Name())
+	defer reg.Close()
+	for _, tc := range []struct {
+		host *os.File
+		cfg  Config
+		want string
+	}{
+		{nil, Config{Socket: "/x"}, "nil"},
+		{stream, Config{Socket: "/x"}, "SOCK_STREAM"},
+		{reg, Config{Socket: "/x"}, "not a socket"},
+		{host, Config{}, "Socket is empty"},
+		{host, Config{Socket: "/" + strings.Repeat("a", 200)}, "shorter path"},
+		{host, Config{Socket: "/x", InitialBackoff: -1}, "negative"},
+		{host, Config{Socket: "/x", InitialBackoff: time.Second, MaxBackoff: time.Millisecond}, "larger than MaxBackoff"},
+	} {
+		_, err := New(tc.host, tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%v, %+v) = %v, want an error about %q", tc.host, tc.cfg, err, tc.want)
+		}
+	}
+	l := newLink(t, host, Config{Socket: "/nonexistent/socket"})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := l.Run(ctx); err != nil {
+		t.Fatalf("Run with a cancelled context: %v", err)
+	}
+	if err := l.Run(ctx); err == nil {
+		t.Fatal("second Run succeeded")
+	}
+}
+
+func TestNewSocketPair(t *testing.T) {
+	vmEnd, hostEnd, err := NewSocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vmEnd.Close()
+	defer hostEnd.Close()
+	for _, f := range []*os.File{vmEnd, hostEnd} {
+		checkSocketOptions(t, f)
+	}
+}
