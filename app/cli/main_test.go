@@ -86,13 +86,24 @@ func runCLI(t *testing.T, args ...string) result {
 	return runCLIFiles(t, nil, args...)
 }
 
+// runCLIEnv runs vmnetbar with extra environment variables.
+func runCLIEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	return runCLIWith(t, nil, env, args...)
+}
+
 // runCLIFiles runs vmnetbar with extra inherited files (fd 3 onwards).
 func runCLIFiles(t *testing.T, files []*os.File, args ...string) result {
+	t.Helper()
+	return runCLIWith(t, files, nil, args...)
+}
+
+func runCLIWith(t *testing.T, files []*os.File, env []string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, vmnetbarBin, args...)
-	cmd.Env = childEnv()
+	cmd.Env = append(childEnv(), env...)
 	cmd.ExtraFiles = files
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
