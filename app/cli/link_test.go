@@ -133,7 +133,15 @@ func send(t *testing.T, c net.Conn, frame []byte) {
 // child).
 func socketpair(t *testing.T, typ int) (net.Conn, *os.File) {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	// Close-on-exec is set under ForkLock (SOCK_CLOEXEC is Linux-only) so
+	// no child inherits the ends by accident.
+	syscall.ForkLock.RLock()
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ, 0)
+	if err == nil {
+		unix.CloseOnExec(fds[0])
+		unix.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		t.Fatal(err)
 	}
