@@ -55,6 +55,7 @@ type Ping struct {
 // Log is what the guest reported on its console so far.
 type Log struct {
 	Booted    bool   // VMNETBAR-BOOT seen
+	Boots     int    // VMNETBAR-BOOT lines: more than one means the guest rebooted
 	Kernel    string // kernel release from VMNETBAR-BOOT
 	ACPID     bool   // acpid started (power button armed)
 	NoNIC     bool   // VMNETBAR-NET none: the guest has no eth0
@@ -112,6 +113,7 @@ func ParseLog(data []byte) Log {
 		switch f[0] {
 		case "BOOT":
 			l.Booted, l.Kernel = true, kv["kernel"]
+			l.Boots++
 		case "ACPID":
 			l.ACPID = len(f) > 1 && f[1] == "ok"
 		case "NET":
@@ -194,8 +196,8 @@ func WaitLog(ctx context.Context, path string, stop <-chan struct{}, what string
 
 // Summary describes the log in one line for error messages.
 func (l Log) Summary() string {
-	s := fmt.Sprintf("booted=%v acpid=%v ready=%v addr=%q gw=%q pings=%d ok=%d poweroff=%q",
-		l.Booted, l.ACPID, l.Ready, l.Addr, l.Gateway, len(l.Pings), l.OKPings(), l.PowerOff)
+	s := fmt.Sprintf("boots=%d acpid=%v ready=%v addr=%q gw=%q pings=%d ok=%d poweroff=%q",
+		l.Boots, l.ACPID, l.Ready, l.Addr, l.Gateway, len(l.Pings), l.OKPings(), l.PowerOff)
 	if l.DHCPFail {
 		s += " dhcp=fail"
 	}

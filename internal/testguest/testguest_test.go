@@ -48,7 +48,7 @@ func TestParseLog(t *testing.T) {
 		"VMNETBAR-POWEROFF reason=cmdline\n" +
 		"VMNETBAR-PING seq=4 ok" // partial line: ignored
 	l := ParseLog([]byte(console))
-	if !l.Booted || l.Kernel != "6.1.0-56-cloud-amd64" || !l.ACPID || !l.Ready || l.NoNIC || l.DHCPFail {
+	if !l.Booted || l.Boots != 1 || l.Kernel != "6.1.0-56-cloud-amd64" || !l.ACPID || !l.Ready || l.NoNIC || l.DHCPFail {
 		t.Errorf("flags wrong: %+v", l)
 	}
 	if l.Addr != "192.168.127.3/24" || l.Gateway != "192.168.127.1" {
