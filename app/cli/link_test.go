@@ -37,8 +37,14 @@ type fakeDaemon struct {
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
 	t.Helper()
+	return newFakeDaemonAt(t, filepath.Join(shortTempDir(t), "daemon.sock"))
+}
+
+// newFakeDaemonAt starts a fake daemon listening at path.
+func newFakeDaemonAt(t *testing.T, path string) *fakeDaemon {
+	t.Helper()
 	d := &fakeDaemon{
-		path:   filepath.Join(shortTempDir(t), "daemon.sock"),
+		path:   path,
 		conns:  make(chan net.Conn, 16),
 		frames: make(chan []byte, 256),
 	}
@@ -186,14 +192,26 @@ type linkSetup struct {
 	conn    net.Conn // the daemon's current connection
 }
 
+// startLink starts a fake daemon and a link to it, and waits until the
+// link has connected.
 func startLink(t *testing.T) *linkSetup {
 	t.Helper()
-	s := &linkSetup{d: newFakeDaemon(t), control: filepath.Join(shortTempDir(t), "ctl", "control.sock")}
+	d := newFakeDaemon(t)
+	s := startLinkTo(t, d.path)
+	s.d = d
+	s.conn = s.d.nextConn(t)
+	return s
+}
+
+// startLinkTo starts a link to the daemon socket path, which need not
+// exist yet.
+func startLinkTo(t *testing.T, daemon string) *linkSetup {
+	t.Helper()
+	s := &linkSetup{control: filepath.Join(shortTempDir(t), "ctl", "control.sock")}
 	var host *os.File
 	s.vm, host = socketpair(t, unix.SOCK_DGRAM)
-	s.p = startCLI(t, []*os.File{host}, false, "link", "--fd", "3", "--socket", s.d.path, "--control", s.control, "--log-level", "debug")
+	s.p = startCLI(t, []*os.File{host}, false, "link", "--fd", "3", "--socket", daemon, "--control", s.control, "--log-level", "debug")
 	host.Close() // the child has its copy
-	s.conn = s.d.nextConn(t)
 	return s
 }
 
@@ -332,6 +350,38 @@ func TestLinkSIGINT(t *testing.T) {
 	took, code := s.p.signal(t, syscall.SIGINT)
 	if code != 0 || took > time.Second {
 		t.Errorf("SIGINT: exit %d after %v, want 0 within 1s; stderr:\n%s", code, took, s.p.stderr.String())
+	}
+}
+
+func TestLinkWaitsForDaemon(t *testing.T) {
+	daemon := filepath.Join(shortTempDir(t), "daemon.sock")
+	s := startLinkTo(t, daemon)
+	st := s.waitLink(t, "a failed dial", func(l netlink.Status) bool { return l.LastError != "" })
+	if st.State != netlink.StateConnecting {
+		t.Errorf("state %v while the daemon is missing, want connecting", st.State)
+	}
+	r := runCLI(t, "status", "--control", s.control)
+	if !strings.Contains(r.stdout, "Link:        connecting") || !strings.Contains(r.stdout, "Last error:  ") || strings.Contains(r.stdout, "Last error:  none") {
+		t.Errorf("status while connecting:\n%s", r.stdout)
+	}
+	// The daemon comes up: the link connects by itself.
+	s.d = newFakeDaemonAt(t, daemon)
+	s.conn = s.d.nextConn(t)
+	s.waitLink(t, "the link to be up", func(l netlink.Status) bool { return l.State == netlink.StateUp && l.Reconnects == 0 })
+	if _, err := s.vm.Write(frame(90, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.d.nextFrame(t); !bytes.Equal(got, frame(90, 4)) {
+		t.Fatalf("the daemon got %d bytes, want the 90-byte frame", len(got))
+	}
+}
+
+func TestLinkSIGTERMWhileDaemonMissing(t *testing.T) {
+	s := startLinkTo(t, filepath.Join(shortTempDir(t), "daemon.sock"))
+	s.waitLink(t, "a failed dial", func(l netlink.Status) bool { return l.LastError != "" })
+	took, code := s.p.signal(t, syscall.SIGTERM)
+	if code != 0 || took > time.Second {
+		t.Errorf("SIGTERM while connecting: exit %d after %v, want 0 within 1s; stderr:\n%s", code, took, s.p.stderr.String())
 	}
 }
 
