@@ -11,7 +11,8 @@ import (
 )
 
 // socketPair returns both ends of an AF_UNIX socketpair of type typ; the
-// test's cleanup closes them (closing twice is harmless).
+// test's cleanup closes them (closing twice is harmless). hostEnd supports
+// read deadlines.
 func socketPair(t testing.TB, typ int) (vmEnd, hostEnd *os.File) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, typ, 0)
@@ -20,6 +21,10 @@ func socketPair(t testing.TB, typ int) (vmEnd, hostEnd *os.File) {
 	}
 	unix.CloseOnExec(fds[0])
 	unix.CloseOnExec(fds[1])
+	// The host end is non-blocking so that os.File supports deadlines on it.
+	if err := unix.SetNonblock(fds[1], true); err != nil {
+		t.Fatal(err)
+	}
 	vmEnd = os.NewFile(uintptr(fds[0]), "vm-end")
 	hostEnd = os.NewFile(uintptr(fds[1]), "host-end")
 	t.Cleanup(func() {

@@ -231,6 +231,8 @@ func (v *qemuVM) launch() error {
 	cmd.Stderr = v.stderr
 	// QEMU must not outlive vmnetbar.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Wait returns even if a stray child holds QEMU's output pipe.
+	cmd.WaitDelay = 2 * time.Second
 	v.log.WithField("cmd", v.bin+" "+strings.Join(args, " ")).Debug("starting QEMU")
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
