@@ -266,7 +266,7 @@ func (d *Daemon) KillAndPause(pause time.Duration) error {
 	}
 	d.pause = pause
 	d.killed = true
-	if err := d.proc.Kill(); err != nil {
+	if err := d.proc.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("testdaemon: killing gvproxy: %w", err)
 	}
 	d.log.WithField("pid", d.proc.Pid).Infof("killed gvproxy; restarting after %v", pause)
