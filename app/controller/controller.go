@@ -245,9 +245,9 @@ func (c *Controller) setStateLocked(s vmhost.State, errMsg string) bool {
 	c.state, c.errMsg, c.since = s, errMsg, c.now()
 	e := c.log.WithFields(logrus.Fields{"from": old.String(), "to": s.String()})
 	if errMsg != "" {
-		e.WithField("error", errMsg).Warn("VM state changed")
+		e.WithField("error", errMsg).Warn("VM status changed")
 	} else {
-		e.Info("VM state changed")
+		e.Info("VM status changed")
 	}
 	return true
 }

@@ -1,0 +1,354 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/internal/testdaemon"
+	"github.com/vmnetbar/vmnetbar/internal/testguest"
+	"github.com/vmnetbar/vmnetbar/netlink"
+	"github.com/vmnetbar/vmnetbar/vmhost"
+)
+
+// appDirs is an isolated per-user environment for the app: its own XDG
+// directories (inherited by the vmnetbar subprocesses) and no session bus.
+type appDirs struct {
+	root, configFile, sock, logFile string
+}
+
+func isolate(t *testing.T) appDirs {
+	t.Helper()
+	root := shortTempDir(t)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(root, "c"))
+	t.Setenv("XDG_STATE_HOME", filepath.Join(root, "s"))
+	t.Setenv("XDG_RUNTIME_DIR", filepath.Join(root, "r"))
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "")
+	return appDirs{
+		root:       root,
+		configFile: filepath.Join(root, "c", "vmnetbar", "config.yaml"),
+		sock:       filepath.Join(root, "r", "vmnetbar", "control.sock"),
+		logFile:    filepath.Join(root, "s", "vmnetbar", "vmnetbar.log"),
+	}
+}
+
+// writeConfig writes the app's configuration file.
+func (d appDirs) writeConfig(t *testing.T, text string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(d.configFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.configFile, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// idleConfig is a configuration whose VM is not started: a placeholder
+// kernel and a daemon socket nobody serves.
+func (d appDirs) idleConfig(t *testing.T) {
+	t.Helper()
+	kernel := filepath.Join(d.root, "vmlinuz")
+	if err := os.WriteFile(kernel, []byte("not a kernel"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.writeConfig(t, fmt.Sprintf("vm:\n  kernel: %s\nnetwork:\n  socket: %s\nautostart_vm: false\n",
+		kernel, filepath.Join(d.root, "daemon.sock")))
+}
+
+// waitServing waits until the app answers on its control socket.
+func (d appDirs) waitServing(t *testing.T, p *proc) {
+	t.Helper()
+	cl := control.NewClient(d.sock)
+	waitFor(t, "the control API", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("vmnetbar exited early (code %d); stderr:\n%s", p.code, p.stderr.String())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := cl.Status(ctx)
+		return err == nil
+	})
+}
+
+// statusLines reads headless status lines from r into a channel.
+func statusLines(p *proc) <-chan string {
+	ch := make(chan string, 100)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(p.stdout)
+		for sc.Scan() {
+			select {
+			case ch <- sc.Text():
+			default: // the test reads only the first lines
+			}
+		}
+	}()
+	return ch
+}
+
+var statusLineRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ vm=\w+ link=\w+ reconnects=\d+ tx=\S+ rx=\S+ drops=\d+`)
+
+func TestRunWithoutConfig(t *testing.T) {
+	d := isolate(t)
+	r := runCLI(t, "run", "--headless")
+	if r.code != ExitUsage {
+		t.Fatalf("exit %d, want %d; stderr: %s", r.code, ExitUsage, r.stderr)
+	}
+	for _, want := range []string{d.configFile, "does not exist: create it", "README"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr %q does not mention %q", r.stderr, want)
+		}
+	}
+	other := filepath.Join(d.root, "other.yaml")
+	r = runCLI(t, "run", "--headless", "--config", other)
+	if r.code != ExitUsage || !strings.Contains(r.stderr, other) {
+		t.Fatalf("--config: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestRunBadInput(t *testing.T) {
+	d := isolate(t)
+	d.writeConfig(t, "vm:\n  kernel: /nonexistent/vmlinuz\n  memroy: 1GiB\n")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "extra"}, `unexpected argument "extra"`},
+		{[]string{"run", "--log-level", "loud"}, `unknown --log-level "loud"`},
+		{[]string{"run", "--headless"}, `config ` + d.configFile + `: line 3: unknown key "vm.memroy" in vm`},
+		{[]string{"--headless"}, `unknown key "vm.memroy"`},
+	}
+	for _, tt := range tests {
+		r := runCLI(t, tt.args...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("vmnetbar %s: exit %d, stderr %q; want %d and %q", strings.Join(tt.args, " "), r.code, r.stderr, ExitUsage, tt.want)
+		}
+	}
+}
+
+func TestRunHeadlessSingleInstanceAndSIGTERM(t *testing.T) {
+	d := isolate(t)
+	d.idleConfig(t)
+	p := startCLI(t, nil, true, "run", "--headless")
+	lines := statusLines(p)
+	d.waitServing(t, p)
+
+	select {
+	case l := <-lines:
+		if !statusLineRE.MatchString(l) || !strings.Contains(l, "vm=stopped link=stopped") {
+			t.Fatalf("first status line %q", l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no status line on stdout")
+	}
+
+	// One instance per user.
+	r := runCLI(t, "run", "--headless")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "vmnetbar already runs: its control socket is "+d.sock) {
+		t.Fatalf("second instance: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// The status client reaches the running app through the same paths.
+	r = runCLI(t, "status", "--json")
+	var st control.Status
+	if r.code != ExitOK || json.Unmarshal([]byte(r.stdout), &st) != nil || st.VM == nil || st.VM.State != vmhost.StateStopped {
+		t.Fatalf("status --json: exit %d, %q", r.code, r.stdout)
+	}
+	// The configuration got its MAC written back.
+	cfg, _ := os.ReadFile(d.configFile)
+	if !regexp.MustCompile(`mac: "([0-9a-f]{2}:){5}[0-9a-f]{2}"`).Match(cfg) {
+		t.Fatalf("no generated MAC in the configuration:\n%s", cfg)
+	}
+
+	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+	if _, err := os.Stat(d.sock); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind: %v", err)
+	}
+	if log, err := os.ReadFile(d.logFile); err != nil || !strings.Contains(string(log), "vmnetbar stopped") {
+		t.Errorf("log file %s: %v\n%s", d.logFile, err, log)
+	}
+	// Once it has stopped, a new instance may run.
+	p2 := startCLI(t, nil, false, "run", "--headless")
+	d.waitServing(t, p2)
+	if _, code := p2.signal(t, syscall.SIGINT); code != ExitOK {
+		t.Fatalf("exit %d after SIGINT; stderr:\n%s", code, p2.stderr.String())
+	}
+}
+
+func TestTrayFallsBackToHeadless(t *testing.T) {
+	d := isolate(t)
+	d.idleConfig(t)
+	p := startCLI(t, nil, true) // plain "vmnetbar"
+	lines := statusLines(p)
+	d.waitServing(t, p)
+	select {
+	case l := <-lines:
+		if !statusLineRE.MatchString(l) {
+			t.Fatalf("status line %q", l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no status line on stdout")
+	}
+	if !strings.Contains(p.stderr.String(), "no tray available (no D-Bus session bus") ||
+		!strings.Contains(p.stderr.String(), "running headless") {
+		t.Fatalf("stderr does not say the tray is unavailable:\n%s", p.stderr.String())
+	}
+	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+	if n := strings.Count(p.stderr.String(), "no tray available"); n != 1 {
+		t.Fatalf("the fallback was logged %d times", n)
+	}
+}
+
+// TestRunGuest boots the test guest under QEMU through the whole app: the
+// VM reaches running, the link comes up and carries the guest's pings to
+// the test daemon, survives a daemon crash, and the app stops the VM.
+func TestRunGuest(t *testing.T) {
+	g := testguest.Ensure(t)
+	if _, err := testguest.FindQEMU(); err != nil {
+		testguest.SkipOrFatal(t, err)
+	}
+	d := isolate(t)
+	daemon := testdaemon.Start(t, d.root)
+	console := filepath.Join(d.root, "console.log")
+	d.writeConfig(t, fmt.Sprintf(`vm:
+  kernel: %s
+  initrd: %s
+  cmdline: %q
+  cpus: 1
+  memory: 256MiB
+  console_log: %s
+  accel: tcg
+network:
+  socket: %s
+reconnect:
+  initial_backoff: 50ms
+  max_backoff: 500ms
+`, g.Kernel, g.Initrd, testguest.Cmdline(testguest.Options{Forever: true, Interval: 200 * time.Millisecond}),
+		console, daemon.SocketPath()))
+
+	p := startCLI(t, nil, true, "run", "--headless", "--log-level", "debug")
+	lines := statusLines(p)
+	d.waitServing(t, p)
+	cl := control.NewClient(d.sock)
+	waitStatus := func(what string, cond func(control.Status) bool) control.Status {
+		t.Helper()
+		var last control.Status
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			st, err := cl.Status(ctx)
+			cancel()
+			if err == nil {
+				last = st
+				if cond(st) {
+					return st
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; last status %+v %+v; stderr:\n%s", what, last.VM, last.Link, p.stderr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitStatus("VM running, link up", func(st control.Status) bool {
+		return st.VM.State == vmhost.StateRunning && st.Link.State == netlink.StateUp
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := testguest.WaitLog(ctx, console, p.done, "pings through the link", func(l testguest.Log) bool { return l.OKPings() >= 2 }); err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, p.stderr.String())
+	}
+
+	r := runCLI(t, "status", "--json")
+	var st control.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); r.code != ExitOK || err != nil {
+		t.Fatalf("status --json: exit %d, %v: %q", r.code, err, r.stdout)
+	}
+	if st.VM.State != vmhost.StateRunning || st.Link.State != netlink.StateUp || st.Link.TxFrames == 0 || st.Link.RxFrames == 0 {
+		t.Fatalf("status --json shows VM %+v link %+v", st.VM, st.Link)
+	}
+
+	// The daemon crashes and comes back: the link reconnects by itself
+	// and the guest's pings go on.
+	before, _ := testguest.ReadLog(console)
+	if err := daemon.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus("the link back up after the daemon restarted", func(st control.Status) bool {
+		return st.Link.State == netlink.StateUp && st.Link.Reconnects >= 1
+	})
+	if _, err := testguest.WaitLog(ctx, console, p.done, "pings after the daemon restart", func(l testguest.Log) bool {
+		return l.OKPings() >= before.OKPings()+2
+	}); err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, p.stderr.String())
+	}
+
+	// Stop through the control API: the guest powers off, the link stops.
+	if r := runCLI(t, "stop"); r.code != ExitOK {
+		t.Fatalf("stop: exit %d, %s", r.code, r.stderr)
+	}
+	waitStatus("VM stopped", func(st control.Status) bool {
+		return st.VM.State == vmhost.StateStopped && st.Link.State == netlink.StateStopped
+	})
+	if r := runCLI(t, "stop"); r.code != ExitFailure || !strings.Contains(r.stderr, "cannot stop the VM: it is stopped") {
+		t.Fatalf("second stop: exit %d, %q", r.code, r.stderr)
+	}
+	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+	var got []string
+	for l := range lines {
+		got = append(got, l)
+	}
+	joined := strings.Join(got, "\n")
+	for _, want := range []string{"vm=starting", "vm=running link=up", "vm=stopped link=stopped"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("status lines lack %q:\n%s", want, joined)
+		}
+	}
+}
+
+// TestRunGuestSIGTERMStopsVM checks that SIGTERM with a running VM powers
+// the guest off before the app exits 0.
+func TestRunGuestSIGTERMStopsVM(t *testing.T) {
+	g := testguest.Ensure(t)
+	if _, err := testguest.FindQEMU(); err != nil {
+		testguest.SkipOrFatal(t, err)
+	}
+	d := isolate(t)
+	daemon := testdaemon.Start(t, d.root)
+	console := filepath.Join(d.root, "console.log")
+	d.writeConfig(t, fmt.Sprintf("vm:\n  kernel: %s\n  initrd: %s\n  cmdline: %q\n  cpus: 1\n  memory: 256MiB\n  console_log: %s\n  accel: tcg\nnetwork:\n  socket: %s\n",
+		g.Kernel, g.Initrd, testguest.Cmdline(testguest.Options{}), console, daemon.SocketPath()))
+	p := startCLI(t, nil, false, "run", "--headless")
+	d.waitServing(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := testguest.WaitLog(ctx, console, p.done, "the guest ready", func(l testguest.Log) bool { return l.ACPID && l.Ready }); err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, p.stderr.String())
+	}
+	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+	l, _ := testguest.ReadLog(console)
+	if l.PowerOff == "" {
+		t.Fatalf("the guest did not power off cleanly: %s", l.Summary())
+	}
+	if strings.Contains(p.stderr.String(), "killing QEMU") {
+		t.Fatalf("the VM was forced off:\n%s", p.stderr.String())
+	}
+}

@@ -1,0 +1,31 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vmnetbar/vmnetbar/app/config"
+	"github.com/vmnetbar/vmnetbar/app/controller"
+	"github.com/vmnetbar/vmnetbar/app/tray"
+)
+
+// runTray shows the menu-bar icon on the calling (main) goroutine until
+// Quit (nil) or ctx ends (ctx.Err()).
+func runTray(ctx context.Context, c *controller.Controller, cfg *config.Config, log logrus.FieldLogger) error {
+	return tray.Run(ctx, c, tray.Options{
+		ConsoleLog: cfg.VM.ConsoleLog,
+		ConfigFile: cfg.File,
+		Logger:     log.WithField("component", "tray"),
+	})
+}
+
+// isTrayUnavailable reports whether the system has no tray to show the icon in.
+func isTrayUnavailable(err error) bool { return errors.Is(err, tray.ErrUnavailable) }
+
+// trayReason is the part of a tray error after "tray unavailable: ".
+func trayReason(err error) string {
+	return strings.TrimPrefix(err.Error(), tray.ErrUnavailable.Error()+": ")
+}
