@@ -93,7 +93,19 @@ func (d *Decoder) Pending() int { return d.w - d.r }
 func (d *Decoder) Space() []byte {
 	if d.r == d.w {
 		d.r, d.w = 0, 0
-	} else if d.r > 0 && (len(d.buf)-d.w < len(d.buf)/4 || d.r+headerSize+MaxFrameSize > len(d.buf)) {
+		return d.buf
+	}
+	// Move the partial frame to the front when the frame cannot end in
+	// the buffer as it is, or when the space at the front is worth at
+	// least the copy and the space at the back is running out. Each
+	// byte copied is paid for by a byte consumed: decoding stays linear.
+	need := headerSize
+	if d.w-d.r >= headerSize {
+		if n := binary.BigEndian.Uint32(d.buf[d.r:]); n <= MaxFrameSize {
+			need += int(n) // a bad length is left for Next to report
+		}
+	}
+	if d.r > 0 && (d.r+need > len(d.buf) || (len(d.buf)-d.w < len(d.buf)/4 && d.r >= d.w-d.r)) {
 		d.w = copy(d.buf, d.buf[d.r:d.w])
 		d.r = 0
 	}
