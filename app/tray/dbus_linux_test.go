@@ -1,0 +1,616 @@
+package tray
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/prop"
+
+	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/netlink"
+	"github.com/vmnetbar/vmnetbar/vmhost"
+)
+
+// needTool skips (or, with CI=true, fails) when a program is missing.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required: %v", name, err)
+		}
+		t.Skipf("%s not installed (%v); install the dbus package to run the tray's D-Bus tests", name, err)
+	}
+	return p
+}
+
+// startBus starts a private session bus for one test and returns its
+// address. The bus is stopped when the test ends.
+func startBus(t *testing.T) string {
+	t.Helper()
+	daemon := needTool(t, "dbus-daemon")
+	cmd := exec.Command(daemon, "--session", "--nofork", "--nopidfile", "--print-address=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting dbus-daemon: %v", err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	addrc := make(chan string, 1)
+	go func() {
+		defer close(done)
+		br := bufio.NewReader(stdout)
+		line, _ := br.ReadString('\n')
+		addrc <- strings.TrimSpace(line)
+		io.Copy(io.Discard, br)
+		cmd.Wait()
+	}()
+	select {
+	case addr := <-addrc:
+		if addr == "" {
+			t.Fatal("dbus-daemon printed no address")
+		}
+		return addr
+	case <-time.After(10 * time.Second):
+		t.Fatal("dbus-daemon printed no address within 10s")
+	}
+	return ""
+}
+
+// connect opens a private connection to the bus at addr.
+func connect(t *testing.T, addr string) *dbus.Conn {
+	t.Helper()
+	conn, err := dbus.Connect(addr)
+	if err != nil {
+		t.Fatalf("connecting to the test bus: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// watcher is a minimal StatusNotifierWatcher: the tray host.
+type watcher struct {
+	mu    sync.Mutex
+	items []string // "sender service" per registration
+}
+
+func (w *watcher) RegisterStatusNotifierItem(sender dbus.Sender, service string) *dbus.Error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.items = append(w.items, string(sender)+" "+service)
+	return nil
+}
+
+func (w *watcher) RegisterStatusNotifierHost(service string) *dbus.Error { return nil }
+
+func (w *watcher) registered() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.items...)
+}
+
+// startWatcher registers a fake org.kde.StatusNotifierWatcher on conn.
+func startWatcher(t *testing.T, conn *dbus.Conn) *watcher {
+	t.Helper()
+	w := &watcher{}
+	const path = "/StatusNotifierWatcher"
+	if err := conn.Export(w, path, watcherName); err != nil {
+		t.Fatal(err)
+	}
+	_, err := prop.Export(conn, path, map[string]map[string]*prop.Prop{
+		watcherName: {
+			"IsStatusNotifierHostRegistered": {Value: true, Emit: prop.EmitTrue},
+			"RegisteredStatusNotifierItems":  {Value: []string{}, Emit: prop.EmitTrue},
+			"ProtocolVersion":                {Value: int32(0), Emit: prop.EmitTrue},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := conn.RequestName(watcherName, dbus.NameFlagDoNotQueue)
+	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("owning %s: reply %v, %v", watcherName, reply, err)
+	}
+	return w
+}
+
+// child is the tray running in a subprocess with a fake controller.
+type child struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	events chan string
+	exited chan struct{} // closed when the process has ended
+	exitErr error        // its exit status, once exited is closed
+	dest   string // the tray's bus name
+	conn   *dbus.Conn
+}
+
+func startChild(t *testing.T, addr string, conn *dbus.Conn, extraEnv ...string) *child {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	// Under -race, data races make the child exit with status 66. fyne.io/systray
+	// has races of its own (its menu revision counter), so the exit status
+	// ignores races and checkRaces fails the test for any in this module.
+	cmd.Env = append(os.Environ(), helperEnv+"=1", "DBUS_SESSION_BUS_ADDRESS="+addr, "GORACE=exitcode=0")
+	cmd.Env = append(cmd.Env, extraEnv...)
+	stderr := &testLog{t: t}
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{t: t, cmd: cmd, stdin: stdin, events: make(chan string, 256), exited: make(chan struct{}), conn: conn,
+		dest: fmt.Sprintf("org.kde.StatusNotifierItem-%d-1", cmd.Process.Pid)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			c.events <- sc.Text()
+		}
+		close(c.events)
+		c.exitErr = cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		for range c.events {
+		}
+		<-c.exited
+		stderr.checkRaces()
+	})
+	return c
+}
+
+// testLog copies the child's stderr into the test log and keeps it.
+type testLog struct {
+	t   *testing.T
+	mu  sync.Mutex
+	all strings.Builder
+}
+
+// checkRaces fails the test for a data race report that names code of
+// this module, and logs the others (races inside fyne.io/systray).
+func (l *testLog) checkRaces() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	reports := strings.Split(l.all.String(), "WARNING: DATA RACE")
+	for _, r := range reports[1:] {
+		if i := strings.Index(r, "=================="); i >= 0 {
+			r = r[:i]
+		}
+		if strings.Contains(r, "github.com/vmnetbar/vmnetbar") {
+			l.t.Errorf("data race in the tray process:%s", r)
+		} else {
+			l.t.Logf("data race inside a dependency of the tray process (not this module's code)")
+		}
+	}
+}
+
+func (l *testLog) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.all.Write(b)
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		l.t.Log("child: " + line)
+	}
+	return len(b), nil
+}
+
+func (c *child) send(st control.Status) {
+	c.t.Helper()
+	b, err := json.Marshal(st)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := c.stdin.Write(append(b, '\n')); err != nil {
+		c.t.Fatalf("writing to the tray process: %v", err)
+	}
+}
+
+// expectEvent waits for the child's next event line and checks it.
+func (c *child) expectEvent(want string) {
+	c.t.Helper()
+	select {
+	case ev, ok := <-c.events:
+		if !ok {
+			c.t.Fatalf("the tray process ended while waiting for %q", want)
+		}
+		if ev != want {
+			c.t.Fatalf("event %q, want %q", ev, want)
+		}
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("no %q event within 10s", want)
+	}
+}
+
+// entry is one menu item as read over D-Bus.
+type entry struct {
+	ID      int32
+	Label   string
+	Enabled bool
+	Visible bool
+	Checked bool
+	Sep     bool
+}
+
+// menu reads the tray's menu with com.canonical.dbusmenu.GetLayout.
+func (c *child) menu() ([]entry, error) {
+	obj := c.conn.Object(c.dest, "/StatusNotifierItem/menu")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	call := obj.CallWithContext(ctx, "com.canonical.dbusmenu.GetLayout", 0, int32(0), int32(-1), []string{})
+	if call.Err != nil {
+		return nil, call.Err
+	}
+	var rev uint32
+	var root struct {
+		ID       int32
+		Props    map[string]dbus.Variant
+		Children []dbus.Variant
+	}
+	if err := call.Store(&rev, &root); err != nil {
+		return nil, err
+	}
+	var out []entry
+	for _, v := range root.Children {
+		f, ok := v.Value().([]interface{})
+		if !ok || len(f) != 3 {
+			return nil, fmt.Errorf("unexpected menu item %v", v)
+		}
+		id, _ := f[0].(int32)
+		props, _ := f[1].(map[string]dbus.Variant)
+		e := entry{ID: id, Enabled: true, Visible: true}
+		if p, ok := props["label"]; ok {
+			e.Label, _ = p.Value().(string)
+		}
+		if p, ok := props["enabled"]; ok {
+			e.Enabled, _ = p.Value().(bool)
+		}
+		if p, ok := props["visible"]; ok {
+			e.Visible, _ = p.Value().(bool)
+		}
+		if p, ok := props["toggle-state"]; ok {
+			n, _ := p.Value().(int32)
+			e.Checked = n == 1
+		}
+		if p, ok := props["type"]; ok {
+			e.Sep = p.Value() == "separator"
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// waitMenu polls the menu until cond holds and returns it with the time it
+// took.
+func (c *child) waitMenu(what string, cond func([]entry) bool) ([]entry, time.Duration) {
+	c.t.Helper()
+	start := time.Now()
+	deadline := start.Add(10 * time.Second)
+	var last []entry
+	var err error
+	for time.Now().Before(deadline) {
+		last, err = c.menu()
+		if err == nil && cond(last) {
+			return last, time.Since(start)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatalf("menu never showed %s; last menu %+v (err %v)", what, last, err)
+	return nil, 0
+}
+
+// waitFor polls cond until it holds, failing the test after 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func find(m []entry, prefix string) (entry, bool) {
+	for _, e := range m {
+		if strings.HasPrefix(e.Label, prefix) && !e.Sep {
+			return e, true
+		}
+	}
+	return entry{}, false
+}
+
+// hasLabel is a menu condition: an item's label starts with prefix.
+func hasLabel(prefix string) func([]entry) bool {
+	return func(m []entry) bool { _, ok := find(m, prefix); return ok }
+}
+
+// enabled is a menu condition: the item is shown and enabled (or not).
+func enabled(prefix string, want bool) func([]entry) bool {
+	return func(m []entry) bool {
+		e, ok := find(m, prefix)
+		return ok && e.Visible && e.Enabled == want
+	}
+}
+
+func all(conds ...func([]entry) bool) func([]entry) bool {
+	return func(m []entry) bool {
+		for _, c := range conds {
+			if !c(m) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// click sends a dbusmenu "clicked" event to the item whose label starts
+// with prefix.
+func (c *child) click(prefix string) {
+	c.t.Helper()
+	m, err := c.menu()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	e, ok := find(m, prefix)
+	if !ok {
+		c.t.Fatalf("no menu item %q in %+v", prefix, m)
+	}
+	c.clickID(e.ID)
+}
+
+func (c *child) clickID(id int32) {
+	c.t.Helper()
+	obj := c.conn.Object(c.dest, "/StatusNotifierItem/menu")
+	call := obj.Call("com.canonical.dbusmenu.Event", 0, id, "clicked", dbus.MakeVariant(""), uint32(time.Now().Unix()))
+	if call.Err != nil {
+		c.t.Fatalf("clicking item %d: %v", id, call.Err)
+	}
+}
+
+// iconWidth reads the width of the StatusNotifierItem's icon.
+func (c *child) icon() ([]byte, error) {
+	v, err := c.conn.Object(c.dest, "/StatusNotifierItem").GetProperty("org.kde.StatusNotifierItem.IconPixmap")
+	if err != nil {
+		return nil, err
+	}
+	var px []struct {
+		W, H int32
+		Pix  []byte
+	}
+	if err := dbus.Store([]interface{}{v.Value()}, &px); err != nil {
+		return nil, err
+	}
+	if len(px) != 1 || px[0].W != 22 || px[0].H != 22 {
+		return nil, fmt.Errorf("icon pixmap %d images, want one 22x22", len(px))
+	}
+	return px[0].Pix, nil
+}
+
+func (c *child) waitExit() error {
+	c.t.Helper()
+	select {
+	case <-c.exited:
+		return c.exitErr
+	case <-time.After(20 * time.Second):
+		c.t.Fatal("the tray process did not exit within 20s")
+		return nil
+	}
+}
+
+// TestTrayOverDBus runs the tray against a fake controller in a child
+// process on a private session bus, with a fake tray host, and drives it as
+// a panel would: it reads the menu, clicks items and checks what the
+// controller was asked to do and what the menu shows.
+func TestTrayOverDBus(t *testing.T) {
+	addr := startBus(t)
+	conn := connect(t, addr)
+	w := startWatcher(t, conn)
+
+	dir := t.TempDir()
+	consoleLog := filepath.Join(dir, "console.log")
+	configFile := filepath.Join(dir, "config.yaml")
+	c := startChild(t, addr, conn, "VMNETBAR_TRAY_TEST_CONSOLE="+consoleLog, "VMNETBAR_TRAY_TEST_CONFIG="+configFile)
+
+	// Initial menu: the fake starts with a stopped VM.
+	m, took := c.waitMenu("the stopped VM", all(hasLabel("VM: stopped"), enabled("Start VM", true),
+		enabled("Stop VM", false), enabled("Reconnect now", false), enabled("Quit", true),
+		enabled("Launch at login", true)))
+	t.Logf("menu served %v after the first poll; items: %d", took, len(m))
+	wantOrder := []string{"VM:", "Link:", "↑", "⚠", "", "Start VM", "Stop VM", "Reconnect now", "",
+		"Open console log", "Open config", "Launch at login", "", "Quit"}
+	if len(m) != len(wantOrder) {
+		t.Fatalf("menu has %d entries, want %d: %+v", len(m), len(wantOrder), m)
+	}
+	for i, p := range wantOrder {
+		if (p == "") != m[i].Sep || !strings.HasPrefix(m[i].Label, p) {
+			t.Errorf("menu entry %d is %+v, want %q", i, m[i], p)
+		}
+	}
+	if e, _ := find(m, "⚠"); e.Visible {
+		t.Errorf("the problem line is visible without a problem: %+v", e)
+	}
+	waitFor(t, "the tray to register with the tray host", func() bool { return len(w.registered()) > 0 })
+	if regs := w.registered(); !strings.HasSuffix(regs[0], " /StatusNotifierItem") {
+		t.Errorf("the tray registered %q with the tray host, want /StatusNotifierItem", regs)
+	}
+	stoppedIcon, err := c.icon()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A click on a disabled item does nothing: the next event is the
+	// one from the enabled item clicked after it.
+	c.click("Stop VM")
+	c.click("Start VM")
+	c.expectEvent("StartVM")
+	c.waitMenu("the running VM", all(hasLabel("VM: running"), hasLabel("Link: up · 0 reconnects"),
+		enabled("Stop VM", true), enabled("Start VM", false), enabled("Reconnect now", true)))
+	upIcon, err := c.icon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(upIcon) == string(stoppedIcon) {
+		t.Error("the icon did not change when the VM came up")
+	}
+
+	c.click("Reconnect now")
+	c.expectEvent("Reconnect")
+	c.waitMenu("one reconnect", hasLabel("Link: up · 1 reconnect · last"))
+
+	// Status pushed by the controller shows without a click.
+	now := time.Now()
+	st := control.Status{
+		VM: &control.VMStatus{State: vmhost.StateRunning, Since: now.Add(-2*time.Hour - 14*time.Minute)},
+		Link: netlink.Status{State: netlink.StateReconnecting, Since: now.Add(-5 * time.Second), Reconnects: 3,
+			TxBytes: 1_234_567_890, RxBytes: 3_400_000_000},
+	}
+	c.send(st)
+	_, took = c.waitMenu("the reconnecting link", all(hasLabel("VM: running 2h 14m"),
+		hasLabel("Link: reconnecting"), hasLabel("↑ 1.2 GB ↓ 3.4 GB")))
+	t.Logf("status change shown after %v", took)
+	recIcon, err := c.icon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(recIcon) == string(upIcon) {
+		t.Error("the icon did not change when the link started reconnecting")
+	}
+
+	// A burst of updates: the tray shows the last one.
+	for i := 1; i <= 200; i++ {
+		st.Link = netlink.Status{State: netlink.StateUp, Since: now, Reconnects: uint64(3 + i)}
+		c.send(st)
+	}
+	_, took = c.waitMenu("the last of 200 updates", hasLabel("Link: up · 203 reconnects"))
+	t.Logf("last of a burst of 200 updates shown after %v", took)
+
+	// Every click is received: a burst of clicks on an item without a
+	// busy state opens the file each time.
+	m, _ = c.waitMenu("Open config", enabled("Open config", true))
+	cfg, _ := find(m, "Open config")
+	const clicks = 30
+	for range clicks {
+		c.clickID(cfg.ID)
+	}
+	for range clicks {
+		c.expectEvent("open " + configFile)
+	}
+	c.click("Open console log")
+	c.expectEvent("open " + consoleLog)
+
+	// The login checkbox.
+	c.click("Launch at login")
+	c.expectEvent("login on")
+	c.waitMenu("the checked login item", func(m []entry) bool {
+		e, ok := find(m, "Launch at login")
+		return ok && e.Checked && e.Enabled
+	})
+	c.click("Launch at login")
+	c.expectEvent("login off")
+	c.waitMenu("the unchecked login item", func(m []entry) bool {
+		e, ok := find(m, "Launch at login")
+		return ok && !e.Checked && e.Enabled
+	})
+
+	c.click("Stop VM")
+	c.expectEvent("StopVM")
+	c.waitMenu("the stopped VM", all(hasLabel("VM: stopped"), enabled("Start VM", true), enabled("Stop VM", false),
+		enabled("Reconnect now", false)))
+	c.click("Start VM")
+	c.expectEvent("StartVM")
+	c.waitMenu("the running VM", enabled("Stop VM", true))
+
+	// Quit stops the running VM first, then the process exits cleanly.
+	c.click("Quit")
+	c.expectEvent("StopVM")
+	c.expectEvent("exit <nil>")
+	if err := c.waitExit(); err != nil {
+		t.Fatalf("the tray process exited with %v, want exit status 0", err)
+	}
+}
+
+// TestTrayEndsWithContext checks that the tray leaves when its context
+// ends (SIGTERM in the child) and leaves the VM to the caller.
+func TestTrayEndsWithContext(t *testing.T) {
+	addr := startBus(t)
+	conn := connect(t, addr)
+	startWatcher(t, conn)
+	c := startChild(t, addr, conn)
+	c.waitMenu("the stopped VM", enabled("Start VM", true))
+	c.click("Start VM")
+	c.expectEvent("StartVM")
+	c.waitMenu("the running VM", enabled("Stop VM", true))
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Run returns ctx.Err() without calling StopVM.
+	c.expectEvent("exit context canceled")
+	var ee *exec.ExitError
+	if err := c.waitExit(); !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("the tray process exited with %v, want exit status 1 (Run's error)", err)
+	}
+}
+
+// TestUnavailableWithoutBus checks the error without a session bus.
+func TestUnavailableWithoutBus(t *testing.T) {
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "")
+	err := Run(context.Background(), newFakeController(&lineWriter{}), Options{})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "DBUS_SESSION_BUS_ADDRESS") {
+		t.Fatalf("Run without a bus: %v, want ErrUnavailable naming DBUS_SESSION_BUS_ADDRESS", err)
+	}
+}
+
+// TestUnavailableUnreachableBus checks the error for a bus address nobody
+// serves.
+func TestUnavailableUnreachableBus(t *testing.T) {
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(t.TempDir(), "nobus"))
+	err := Run(context.Background(), newFakeController(&lineWriter{}), Options{})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "cannot connect") {
+		t.Fatalf("Run with an unreachable bus: %v, want ErrUnavailable saying it cannot connect", err)
+	}
+}
+
+// TestUnavailableWithoutTrayHost checks the error on a bus without a
+// StatusNotifierWatcher.
+func TestUnavailableWithoutTrayHost(t *testing.T) {
+	addr := startBus(t)
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	err := Run(context.Background(), newFakeController(&lineWriter{}), Options{})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), watcherName) {
+		t.Fatalf("Run without a tray host: %v, want ErrUnavailable naming %s", err, watcherName)
+	}
+}

@@ -1,0 +1,304 @@
+package tray
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/assets"
+	"github.com/vmnetbar/vmnetbar/netlink"
+	"github.com/vmnetbar/vmnetbar/vmhost"
+)
+
+// ItemID names a menu entry. The menu shows them in this order.
+type ItemID int
+
+const (
+	ItemVM        ItemID = iota // header: "VM: running 2h 14m"
+	ItemLink                    // header: "Link: up · 3 reconnects · last 4m ago"
+	ItemTraffic                 // header: "↑ 1.2 GB ↓ 3.4 GB"
+	ItemProblem                 // header: the last failed action, hidden when none
+	ItemStart                   // Start VM
+	ItemStop                    // Stop VM
+	ItemReconnect               // Reconnect now
+	ItemConsole                 // Open console log
+	ItemConfig                  // Open config
+	ItemLogin                   // Launch at login (checkbox)
+	ItemQuit                    // Quit
+	numItems
+)
+
+// separatorBefore lists the items that start a new group in the menu.
+var separatorBefore = map[ItemID]bool{ItemStart: true, ItemConsole: true, ItemQuit: true}
+
+// Item is one menu entry as shown.
+type Item struct {
+	Label   string
+	Enabled bool
+	Visible bool
+	Checked bool // for ItemLogin only
+}
+
+// Model is everything the tray shows. It is computed by BuildModel and
+// applied to the menu as a whole; equal models render identically.
+type Model struct {
+	Icon    assets.Icon
+	Tooltip string
+	Items   [numItems]Item
+}
+
+// UIState is the tray's own state that shapes the menu, beside the
+// controller's status.
+type UIState struct {
+	VMBusy        bool   // a Start or Stop click is being carried out
+	ReconnectBusy bool   // a Reconnect click is being carried out
+	Quitting      bool   // Quit was clicked: the VM is being stopped
+	Problem       string // the last failed action, "" if none
+	HasConsoleLog bool   // Options.ConsoleLog is set
+	HasConfig     bool   // Options.ConfigFile is set
+	HasLoginItem  bool   // Options.LoginItem is set
+	LoginEnabled  bool   // the login item is installed
+	LoginKnown    bool   // LoginEnabled was read successfully
+}
+
+// maxErrorLen bounds an error message shown in a menu label.
+const maxErrorLen = 80
+
+// BuildModel computes the menu for a controller status at time now. It
+// is a pure function.
+func BuildModel(st control.Status, ui UIState, now time.Time) Model {
+	var m Model
+	vmLine, vmShort := vmText(st.VM, now)
+	linkLine, linkShort := linkText(st, now)
+	m.Icon = icon(st)
+	m.Tooltip = "vmnetbar: " + vmShort + " · " + linkShort
+
+	m.Items[ItemVM] = Item{Label: vmLine, Visible: true}
+	m.Items[ItemLink] = Item{Label: linkLine, Visible: true}
+	m.Items[ItemTraffic] = Item{
+		Label:   fmt.Sprintf("↑ %s ↓ %s", formatBytes(st.Link.TxBytes), formatBytes(st.Link.RxBytes)),
+		Visible: true,
+	}
+	m.Items[ItemProblem] = Item{Label: "⚠ " + truncate(ui.Problem, maxErrorLen), Visible: ui.Problem != ""}
+
+	vmState := vmhost.State(0)
+	if st.VM != nil {
+		vmState = st.VM.State
+	}
+	canAct := !ui.Quitting
+	m.Items[ItemStart] = Item{
+		Label:   "Start VM",
+		Visible: st.VM != nil,
+		Enabled: canAct && !ui.VMBusy && (vmState == vmhost.StateStopped || vmState == vmhost.StateError),
+	}
+	m.Items[ItemStop] = Item{
+		Label:   "Stop VM",
+		Visible: st.VM != nil,
+		Enabled: canAct && !ui.VMBusy && (vmState == vmhost.StateStarting || vmState == vmhost.StateRunning),
+	}
+	if ui.VMBusy && !ui.Quitting {
+		switch vmState {
+		case vmhost.StateStopped, vmhost.StateError:
+			m.Items[ItemStart].Label = "Starting VM…"
+		default:
+			m.Items[ItemStop].Label = "Stopping VM…"
+		}
+	}
+	linkAlive := st.Link.State == netlink.StateUp || st.Link.State == netlink.StateReconnecting ||
+		st.Link.State == netlink.StateConnecting
+	m.Items[ItemReconnect] = Item{
+		Label:   "Reconnect now",
+		Visible: true,
+		Enabled: canAct && !ui.ReconnectBusy && linkAlive && (st.VM == nil || vmState == vmhost.StateRunning),
+	}
+	m.Items[ItemConsole] = Item{Label: "Open console log", Visible: true, Enabled: ui.HasConsoleLog}
+	m.Items[ItemConfig] = Item{Label: "Open config", Visible: true, Enabled: ui.HasConfig}
+	m.Items[ItemLogin] = Item{
+		Label:   "Launch at login",
+		Visible: ui.HasLoginItem,
+		Enabled: canAct && ui.HasLoginItem && ui.LoginKnown,
+		Checked: ui.LoginKnown && ui.LoginEnabled,
+	}
+	m.Items[ItemQuit] = Item{Label: "Quit", Visible: true, Enabled: canAct}
+	if ui.Quitting {
+		m.Items[ItemQuit].Label = "Quitting…"
+		if vmState != vmhost.StateStopped && vmState != vmhost.StateError && st.VM != nil {
+			m.Items[ItemQuit].Label = "Stopping VM and quitting…"
+		}
+	}
+	return m
+}
+
+// vmText returns the VM header line and its short form for the tooltip.
+func vmText(vm *control.VMStatus, now time.Time) (line, short string) {
+	if vm == nil {
+		return "VM: none (standalone link)", "no VM"
+	}
+	var s string
+	switch vm.State {
+	case vmhost.StateRunning:
+		s = "running" + since(vm.Since, now, " ")
+	case vmhost.StateStarting:
+		s = "starting" + since(vm.Since, now, " ")
+	case vmhost.StateStopping:
+		s = "stopping" + since(vm.Since, now, " ")
+	case vmhost.StateStopped:
+		s = "stopped"
+	case vmhost.StateError:
+		s = "error"
+		if vm.Error != "" {
+			return "VM: error: " + truncate(vm.Error, maxErrorLen), "VM error"
+		}
+	default:
+		s = "unknown"
+	}
+	return "VM: " + s, "VM " + s
+}
+
+// linkText returns the link header line and its short form for the
+// tooltip.
+func linkText(st control.Status, now time.Time) (line, short string) {
+	l := st.Link
+	if st.VM != nil && st.VM.State != vmhost.StateRunning && st.VM.State != vmhost.StateStopping &&
+		(l.State == 0 || l.State == netlink.StateStopped) {
+		return "Link: down (the VM is not running)", "link down"
+	}
+	reconnects := plural(l.Reconnects, "reconnect", "reconnects")
+	var parts []string
+	switch l.State {
+	case netlink.StateUp:
+		parts = append(parts, "up", reconnects)
+		if l.Reconnects > 0 && !l.Since.IsZero() {
+			parts = append(parts, "last "+ago(l.Since, now))
+		}
+		short = "link up"
+		if l.Reconnects > 0 {
+			short += " (" + reconnects + ")"
+		}
+	case netlink.StateReconnecting:
+		parts = append(parts, "reconnecting"+since(l.Since, now, " "), reconnects)
+		short = "link reconnecting"
+	case netlink.StateConnecting:
+		parts = append(parts, "connecting"+since(l.Since, now, " "))
+		short = "link connecting"
+	case netlink.StateStopped, 0:
+		parts = append(parts, "down")
+		short = "link down"
+	case netlink.StateFailed:
+		p := "failed"
+		if l.LastError != "" {
+			p += ": " + truncate(l.LastError, maxErrorLen)
+		}
+		parts = append(parts, p)
+		short = "link failed"
+	default:
+		parts = append(parts, l.State.String())
+		short = "link " + l.State.String()
+	}
+	return "Link: " + strings.Join(parts, " · "), short
+}
+
+// icon picks the tray icon: errors first, then the VM's state, then the
+// link's.
+func icon(st control.Status) assets.Icon {
+	if st.Link.State == netlink.StateFailed {
+		return assets.IconError
+	}
+	if st.VM != nil {
+		switch st.VM.State {
+		case vmhost.StateError:
+			return assets.IconError
+		case vmhost.StateStopped:
+			return assets.IconStopped
+		case vmhost.StateStarting, vmhost.StateStopping:
+			return assets.IconBooting
+		case vmhost.StateRunning:
+		default:
+			return assets.IconStopped
+		}
+	}
+	switch st.Link.State {
+	case netlink.StateUp:
+		return assets.IconUp
+	case netlink.StateReconnecting:
+		return assets.IconReconnecting
+	case netlink.StateStopped:
+		if st.VM == nil {
+			return assets.IconStopped
+		}
+		return assets.IconBooting
+	default:
+		return assets.IconBooting
+	}
+}
+
+// since renders " 2h 14m" for the time from t to now, or "" when t is
+// unknown.
+func since(t, now time.Time, sep string) string {
+	if t.IsZero() {
+		return ""
+	}
+	return sep + formatDuration(now.Sub(t))
+}
+
+// ago renders "4m ago", or "just now" under a second.
+func ago(t, now time.Time) string {
+	d := now.Sub(t)
+	if d < time.Second {
+		return "just now"
+	}
+	return formatDuration(d) + " ago"
+}
+
+// formatDuration renders a duration with its two largest units: "45s",
+// "4m", "2h 14m", "3d 5h". Negative durations (clock steps) show as "0s".
+func formatDuration(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	s := int64(d / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm", s/60)
+	case s < 86400:
+		return fmt.Sprintf("%dh %dm", s/3600, s%3600/60)
+	default:
+		return fmt.Sprintf("%dd %dh", s/86400, s%86400/3600)
+	}
+}
+
+// formatBytes renders a byte count in decimal units with one decimal:
+// "0 B", "999 B", "1.2 kB", "3.4 GB".
+func formatBytes(n uint64) string {
+	if n < 1000 {
+		return fmt.Sprintf("%d B", n)
+	}
+	units := []string{"kB", "MB", "GB", "TB", "PB", "EB"}
+	v := float64(n)
+	i := -1
+	for v >= 999.95 && i < len(units)-1 {
+		v /= 1000
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// truncate shortens s to at most n runes, on one line.
+func truncate(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

@@ -1,0 +1,338 @@
+package tray
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/assets"
+	"github.com/vmnetbar/vmnetbar/netlink"
+	"github.com/vmnetbar/vmnetbar/vmhost"
+)
+
+func TestMain(m *testing.M) {
+	if runHelper() {
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+
+func vm(s vmhost.State, age time.Duration, err string) *control.VMStatus {
+	return &control.VMStatus{State: s, Since: now.Add(-age), Error: err}
+}
+
+func link(s netlink.State, age time.Duration, reconnects uint64) netlink.Status {
+	return netlink.Status{State: s, Since: now.Add(-age), Reconnects: reconnects}
+}
+
+// allUI is a UI state with every optional item available.
+var allUI = UIState{HasConsoleLog: true, HasConfig: true, HasLoginItem: true, LoginKnown: true}
+
+func TestModelLabels(t *testing.T) {
+	running := vm(vmhost.StateRunning, 2*time.Hour+14*time.Minute+10*time.Second, "")
+	tests := []struct {
+		name          string
+		st            control.Status
+		vm, link, trf string
+		icon          assets.Icon
+		tooltip       string
+	}{
+		{
+			name: "running, link up after reconnects",
+			st: control.Status{VM: running, Link: netlink.Status{
+				State: netlink.StateUp, Since: now.Add(-4*time.Minute - 5*time.Second), Reconnects: 3,
+				TxBytes: 1_234_567_890, RxBytes: 3_400_000_000,
+			}},
+			vm: "VM: running 2h 14m", link: "Link: up · 3 reconnects · last 4m ago", trf: "↑ 1.2 GB ↓ 3.4 GB",
+			icon: assets.IconUp, tooltip: "vmnetbar: VM running 2h 14m · link up (3 reconnects)",
+		},
+		{
+			name: "running, first connection",
+			st:   control.Status{VM: running, Link: link(netlink.StateUp, time.Hour, 0)},
+			vm:   "VM: running 2h 14m", link: "Link: up · 0 reconnects", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconUp, tooltip: "vmnetbar: VM running 2h 14m · link up",
+		},
+		{
+			name: "one reconnect just now",
+			st:   control.Status{VM: running, Link: link(netlink.StateUp, 0, 1)},
+			vm:   "VM: running 2h 14m", link: "Link: up · 1 reconnect · last just now", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconUp, tooltip: "vmnetbar: VM running 2h 14m · link up (1 reconnect)",
+		},
+		{
+			name: "reconnecting",
+			st:   control.Status{VM: running, Link: link(netlink.StateReconnecting, 12*time.Second, 2)},
+			vm:   "VM: running 2h 14m", link: "Link: reconnecting 12s · 2 reconnects", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconReconnecting, tooltip: "vmnetbar: VM running 2h 14m · link reconnecting",
+		},
+		{
+			name: "connecting",
+			st:   control.Status{VM: running, Link: link(netlink.StateConnecting, 3*time.Second, 0)},
+			vm:   "VM: running 2h 14m", link: "Link: connecting 3s", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconBooting, tooltip: "vmnetbar: VM running 2h 14m · link connecting",
+		},
+		{
+			name: "link failed",
+			st: control.Status{VM: running, Link: netlink.Status{
+				State: netlink.StateFailed, LastError: "VM side: read: connection reset"}},
+			vm: "VM: running 2h 14m", link: "Link: failed: VM side: read: connection reset", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconError, tooltip: "vmnetbar: VM running 2h 14m · link failed",
+		},
+		{
+			name: "starting",
+			st:   control.Status{VM: vm(vmhost.StateStarting, 5*time.Second, "")},
+			vm:   "VM: starting 5s", link: "Link: down (the VM is not running)", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconBooting, tooltip: "vmnetbar: VM starting 5s · link down",
+		},
+		{
+			name: "stopping",
+			st:   control.Status{VM: vm(vmhost.StateStopping, 61*time.Second, ""), Link: link(netlink.StateUp, time.Hour, 0)},
+			vm:   "VM: stopping 1m", link: "Link: up · 0 reconnects", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconBooting, tooltip: "vmnetbar: VM stopping 1m · link up",
+		},
+		{
+			name: "stopped",
+			st:   control.Status{VM: vm(vmhost.StateStopped, time.Hour, ""), Link: link(netlink.StateStopped, time.Hour, 5)},
+			vm:   "VM: stopped", link: "Link: down (the VM is not running)", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconStopped, tooltip: "vmnetbar: VM stopped · link down",
+		},
+		{
+			name: "VM error",
+			st:   control.Status{VM: vm(vmhost.StateError, time.Minute, "qemu exited:\nstatus 1")},
+			vm:   "VM: error: qemu exited: status 1", link: "Link: down (the VM is not running)", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconError, tooltip: "vmnetbar: VM error · link down",
+		},
+		{
+			name: "VM error without a message",
+			st:   control.Status{VM: vm(vmhost.StateError, time.Minute, "")},
+			vm:   "VM: error", link: "Link: down (the VM is not running)", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconError, tooltip: "vmnetbar: VM error · link down",
+		},
+		{
+			name: "standalone link",
+			st:   control.Status{Link: link(netlink.StateUp, 26*time.Hour+3*time.Hour, 7)},
+			vm:   "VM: none (standalone link)", link: "Link: up · 7 reconnects · last 1d 5h ago", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconUp, tooltip: "vmnetbar: no VM · link up (7 reconnects)",
+		},
+		{
+			name: "standalone link stopped",
+			st:   control.Status{Link: link(netlink.StateStopped, time.Second, 0)},
+			vm:   "VM: none (standalone link)", link: "Link: down", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconStopped, tooltip: "vmnetbar: no VM · link down",
+		},
+		{
+			name: "clock stepped back",
+			st:   control.Status{VM: vm(vmhost.StateRunning, -time.Hour, ""), Link: link(netlink.StateUp, -time.Hour, 2)},
+			vm:   "VM: running 0s", link: "Link: up · 2 reconnects · last just now", trf: "↑ 0 B ↓ 0 B",
+			icon: assets.IconUp, tooltip: "vmnetbar: VM running 0s · link up (2 reconnects)",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := BuildModel(tc.st, allUI, now)
+			for _, c := range []struct {
+				id   ItemID
+				want string
+			}{{ItemVM, tc.vm}, {ItemLink, tc.link}, {ItemTraffic, tc.trf}} {
+				it := m.Items[c.id]
+				if it.Label != c.want {
+					t.Errorf("item %d: label %q, want %q", c.id, it.Label, c.want)
+				}
+				if it.Enabled || !it.Visible {
+					t.Errorf("header %q: enabled=%v visible=%v, want a visible disabled header", it.Label, it.Enabled, it.Visible)
+				}
+			}
+			if m.Icon != tc.icon {
+				t.Errorf("icon %q, want %q", m.Icon, tc.icon)
+			}
+			if m.Tooltip != tc.tooltip {
+				t.Errorf("tooltip %q, want %q", m.Tooltip, tc.tooltip)
+			}
+			if strings.Contains(m.Tooltip, "\n") {
+				t.Errorf("tooltip has more than one line: %q", m.Tooltip)
+			}
+		})
+	}
+}
+
+func TestModelEnablement(t *testing.T) {
+	up := link(netlink.StateUp, time.Minute, 0)
+	type en struct{ start, stop, reconnect, quit bool }
+	tests := []struct {
+		name string
+		st   control.Status
+		ui   UIState
+		want en
+	}{
+		{"stopped", control.Status{VM: vm(vmhost.StateStopped, 0, "")}, allUI, en{start: true, quit: true}},
+		{"error", control.Status{VM: vm(vmhost.StateError, 0, "boom")}, allUI, en{start: true, quit: true}},
+		{"starting", control.Status{VM: vm(vmhost.StateStarting, 0, "")}, allUI, en{stop: true, quit: true}},
+		{"running", control.Status{VM: vm(vmhost.StateRunning, 0, ""), Link: up}, allUI, en{stop: true, reconnect: true, quit: true}},
+		{"running, reconnecting", control.Status{VM: vm(vmhost.StateRunning, 0, ""), Link: link(netlink.StateReconnecting, 0, 1)}, allUI, en{stop: true, reconnect: true, quit: true}},
+		{"running, link failed", control.Status{VM: vm(vmhost.StateRunning, 0, ""), Link: link(netlink.StateFailed, 0, 1)}, allUI, en{stop: true, quit: true}},
+		{"stopping", control.Status{VM: vm(vmhost.StateStopping, 0, ""), Link: up}, allUI, en{quit: true}},
+		{"running, VM action in progress", control.Status{VM: vm(vmhost.StateRunning, 0, ""), Link: up}, UIState{VMBusy: true}, en{reconnect: true, quit: true}},
+		{"running, reconnect in progress", control.Status{VM: vm(vmhost.StateRunning, 0, ""), Link: up}, UIState{ReconnectBusy: true}, en{stop: true, quit: true}},
+		{"quitting", control.Status{VM: vm(vmhost.StateRunning, 0, ""), Link: up}, UIState{Quitting: true}, en{}},
+		{"standalone link", control.Status{Link: up}, allUI, en{reconnect: true, quit: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := BuildModel(tc.st, tc.ui, now)
+			got := en{
+				start:     m.Items[ItemStart].Enabled,
+				stop:      m.Items[ItemStop].Enabled,
+				reconnect: m.Items[ItemReconnect].Enabled,
+				quit:      m.Items[ItemQuit].Enabled,
+			}
+			if got != tc.want {
+				t.Errorf("enabled %+v, want %+v", got, tc.want)
+			}
+			vmItems := tc.st.VM != nil
+			if m.Items[ItemStart].Visible != vmItems || m.Items[ItemStop].Visible != vmItems {
+				t.Errorf("Start/Stop visible %v/%v, want %v", m.Items[ItemStart].Visible, m.Items[ItemStop].Visible, vmItems)
+			}
+		})
+	}
+}
+
+func TestModelBusyLabels(t *testing.T) {
+	m := BuildModel(control.Status{VM: vm(vmhost.StateStopped, 0, "")}, UIState{VMBusy: true}, now)
+	if got := m.Items[ItemStart].Label; got != "Starting VM…" {
+		t.Errorf("Start label while starting: %q", got)
+	}
+	m = BuildModel(control.Status{VM: vm(vmhost.StateRunning, 0, "")}, UIState{VMBusy: true}, now)
+	if got := m.Items[ItemStop].Label; got != "Stopping VM…" {
+		t.Errorf("Stop label while stopping: %q", got)
+	}
+	m = BuildModel(control.Status{VM: vm(vmhost.StateRunning, 0, "")}, UIState{Quitting: true}, now)
+	if got := m.Items[ItemQuit].Label; got != "Stopping VM and quitting…" {
+		t.Errorf("Quit label while quitting: %q", got)
+	}
+	m = BuildModel(control.Status{VM: vm(vmhost.StateStopped, 0, "")}, UIState{Quitting: true}, now)
+	if got := m.Items[ItemQuit].Label; got != "Quitting…" {
+		t.Errorf("Quit label while quitting a stopped VM: %q", got)
+	}
+}
+
+func TestModelOptionalItems(t *testing.T) {
+	st := control.Status{VM: vm(vmhost.StateRunning, 0, "")}
+	tests := []struct {
+		name                             string
+		ui                               UIState
+		console, config                  bool // enabled
+		loginVisible, loginOn, loginChck bool
+	}{
+		{"nothing configured", UIState{}, false, false, false, false, false},
+		{"files", UIState{HasConsoleLog: true, HasConfig: true}, true, true, false, false, false},
+		{"login item unknown", UIState{HasLoginItem: true}, false, false, true, false, false},
+		{"login item off", UIState{HasLoginItem: true, LoginKnown: true}, false, false, true, true, false},
+		{"login item on", UIState{HasLoginItem: true, LoginKnown: true, LoginEnabled: true}, false, false, true, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := BuildModel(st, tc.ui, now)
+			if m.Items[ItemConsole].Enabled != tc.console || m.Items[ItemConfig].Enabled != tc.config {
+				t.Errorf("console/config enabled %v/%v, want %v/%v",
+					m.Items[ItemConsole].Enabled, m.Items[ItemConfig].Enabled, tc.console, tc.config)
+			}
+			l := m.Items[ItemLogin]
+			if l.Visible != tc.loginVisible || l.Enabled != tc.loginOn || l.Checked != tc.loginChck {
+				t.Errorf("login visible/enabled/checked %v/%v/%v, want %v/%v/%v",
+					l.Visible, l.Enabled, l.Checked, tc.loginVisible, tc.loginOn, tc.loginChck)
+			}
+		})
+	}
+}
+
+func TestModelProblem(t *testing.T) {
+	st := control.Status{VM: vm(vmhost.StateStopped, 0, "")}
+	m := BuildModel(st, UIState{}, now)
+	if m.Items[ItemProblem].Visible {
+		t.Errorf("problem item visible without a problem: %q", m.Items[ItemProblem].Label)
+	}
+	long := "Start VM failed: " + strings.Repeat("x", 200)
+	m = BuildModel(st, UIState{Problem: long}, now)
+	p := m.Items[ItemProblem]
+	if !p.Visible || p.Enabled {
+		t.Errorf("problem item visible=%v enabled=%v, want visible and disabled", p.Visible, p.Enabled)
+	}
+	if n := len([]rune(p.Label)); n > maxErrorLen+2 || !strings.HasPrefix(p.Label, "⚠ Start VM failed: ") || !strings.HasSuffix(p.Label, "…") {
+		t.Errorf("problem label %q (%d runes): want a truncated message", p.Label, n)
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{-time.Second, "0s"},
+		{0, "0s"},
+		{59*time.Second + 999*time.Millisecond, "59s"},
+		{time.Minute, "1m"},
+		{59*time.Minute + 59*time.Second, "59m"},
+		{time.Hour, "1h 0m"},
+		{2*time.Hour + 14*time.Minute, "2h 14m"},
+		{23*time.Hour + 59*time.Minute, "23h 59m"},
+		{24 * time.Hour, "1d 0h"},
+		{100*24*time.Hour + 5*time.Hour, "100d 5h"},
+	} {
+		if got := formatDuration(tc.d); got != tc.want {
+			t.Errorf("formatDuration(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for _, tc := range []struct {
+		n    uint64
+		want string
+	}{
+		{0, "0 B"},
+		{999, "999 B"},
+		{1000, "1.0 kB"},
+		{1500, "1.5 kB"},
+		{999_949, "999.9 kB"},
+		{999_950, "1.0 MB"},
+		{1_234_567_890, "1.2 GB"},
+		{3_400_000_000, "3.4 GB"},
+		{1 << 62, "4.6 EB"},
+		{^uint64(0), "18.4 EB"},
+	} {
+		if got := formatBytes(tc.n); got != tc.want {
+			t.Errorf("formatBytes(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
+
+// TestModelIconForEveryState checks that every combination of states maps
+// to one of the embedded icons.
+func TestModelIconForEveryState(t *testing.T) {
+	known := map[assets.Icon]bool{}
+	for _, i := range assets.Icons {
+		known[i] = true
+	}
+	vms := []*control.VMStatus{nil}
+	for s := vmhost.State(0); s <= vmhost.StateError+1; s++ {
+		vms = append(vms, vm(s, 0, ""))
+	}
+	for _, v := range vms {
+		for l := netlink.State(0); l <= netlink.StateFailed+1; l++ {
+			st := control.Status{VM: v, Link: link(l, 0, 0)}
+			m := BuildModel(st, UIState{}, now)
+			if !known[m.Icon] {
+				t.Errorf("VM %+v link %v: icon %q is not embedded", v, l, m.Icon)
+			}
+			for id, it := range m.Items {
+				if it.Visible && it.Label == "" {
+					t.Errorf("VM %+v link %v: item %d is visible without a label", v, l, id)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,14 @@
+//go:build !linux && !darwin
+
+package tray
+
+import "context"
+
+// openCommand: no known file opener.
+const openCommand = ""
+
+// probe assumes the system's notification area is there.
+func probe(context.Context) error { return nil }
+
+// setAppTitle does nothing.
+func setAppTitle() {}

@@ -1,0 +1,545 @@
+package tray
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fyne.io/systray"
+	"github.com/sirupsen/logrus"
+
+	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/assets"
+	"github.com/vmnetbar/vmnetbar/vmhost"
+)
+
+// Controller is what the tray drives; the app's controller
+// (a control.VMBackend) satisfies it.
+type Controller interface {
+	Status() control.Status
+	// Subscribe returns coalesced status updates and a cancel function;
+	// the channel is closed after cancel or when the controller shuts down.
+	Subscribe() (<-chan control.Status, func())
+	Reconnect() error
+	StartVM(ctx context.Context) error
+	StopVM(ctx context.Context) error
+}
+
+var _ Controller = control.VMBackend(nil)
+
+// LoginItem installs or removes the app's launch-at-login entry.
+type LoginItem interface {
+	Enable() error
+	Disable() error
+	Enabled() (bool, error)
+}
+
+// Options configure Run. The zero value of each field is a sensible
+// default.
+type Options struct {
+	// ConsoleLog is the file "Open console log" opens; "" disables the item.
+	ConsoleLog string
+	// ConfigFile is the file "Open config" opens; "" disables the item.
+	ConfigFile string
+	// LoginItem backs the "Launch at login" checkbox; nil hides it.
+	LoginItem LoginItem
+	// Logger receives the tray's log; nil discards it.
+	Logger logrus.FieldLogger
+	// Opener opens a file in the user's default application; nil runs
+	// open (macOS) or xdg-open (Linux).
+	Opener func(path string) error
+}
+
+// ErrUnavailable is wrapped by Run's error when the system has no tray to
+// show the icon in.
+var ErrUnavailable = errors.New("tray unavailable")
+
+// refreshInterval is how often the menu is rebuilt without a status
+// change, so durations ("running 2h 14m") stay current.
+const refreshInterval = 2 * time.Second
+
+// clickBuffer is the capacity of each item's click channel. systray sends
+// a click without blocking and drops it unless the channel can take it at
+// that instant. An unbuffered channel takes it only while a receiver is
+// parked on it, and a receiver that has just taken a click is not parked
+// again until the scheduler runs it; a buffer takes a burst meanwhile.
+const clickBuffer = 16
+
+// clickQueue bounds the clicks waiting for the dispatcher. The
+// dispatcher never blocks, so the queue only absorbs bursts.
+const clickQueue = 64
+
+// inUse guards the process-global systray: Run works once per process.
+var inUse atomic.Bool
+
+// Run shows the tray and runs on the calling goroutine, which must be the
+// main goroutine (macOS runs its event loop there), until Quit is clicked or
+// ctx ends.
+//
+// After Quit, Run stops the VM gracefully (StopVM) and returns nil, or the
+// error StopVM returned. When ctx ends first, Run removes the tray and
+// returns ctx.Err(), leaving the VM to the caller. Without a tray, Run
+// returns at once with an error wrapping ErrUnavailable that says why
+// (Linux: no D-Bus session bus, or no StatusNotifierWatcher on it).
+func Run(ctx context.Context, c Controller, opts Options) error {
+	if c == nil {
+		return errors.New("tray: no controller given")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := probe(ctx); err != nil {
+		return err
+	}
+	if !inUse.CompareAndSwap(false, true) {
+		return errors.New("tray: Run was already called in this process; the menu-bar icon can be shown only once")
+	}
+	t := newTray(ctx, c, opts)
+	systray.Run(t.onReady, nil)
+	// macOS does not call onExit after Quit: all cleanup happens here.
+	<-t.finished
+	return t.result
+}
+
+// tray is one running tray. Goroutines and their owners:
+//
+//	supervisor      started by onReady; waits for Quit or ctx, stops the
+//	                others, then calls systray.Quit
+//	renderer        applies models; stopped by closing done
+//	click forwarder one per item; stopped by closing done
+//	dispatcher      turns clicks into work; stopped by closing done
+//	action workers  one per running action; cancelled by opCancel and
+//	                awaited by the supervisor (ops)
+//	quit worker     stops the VM after Quit; awaited by the supervisor
+type tray struct {
+	ctx  context.Context
+	c    Controller
+	opts Options
+	log  logrus.FieldLogger
+	open func(string) error
+	now  func() time.Time
+
+	opCtx    context.Context
+	opCancel context.CancelFunc
+
+	done     chan struct{}  // closed: loops end
+	loops    sync.WaitGroup // renderer, forwarders, dispatcher, quit worker
+	ops      sync.WaitGroup // action workers
+	finished chan struct{}  // closed by the supervisor after systray.Quit
+	result   error          // set by the supervisor before finished
+
+	clicks     chan ItemID
+	poke       chan struct{} // capacity 1: the UI state changed
+	quitResult chan error    // capacity 1: the quit worker's result
+
+	sub       <-chan control.Status
+	cancelSub func()
+
+	mu sync.Mutex
+	ui UIState // guarded by mu
+
+	items [numItems]*systray.MenuItem
+	last  Model // the model on screen; renderer only (onReady before it)
+}
+
+func newTray(ctx context.Context, c Controller, opts Options) *tray {
+	log := opts.Logger
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		log = l
+	}
+	t := &tray{
+		ctx:        ctx,
+		c:          c,
+		opts:       opts,
+		log:        log.WithField("component", "tray"),
+		open:       opts.Opener,
+		now:        time.Now,
+		done:       make(chan struct{}),
+		finished:   make(chan struct{}),
+		clicks:     make(chan ItemID, clickQueue),
+		poke:       make(chan struct{}, 1),
+		quitResult: make(chan error, 1),
+	}
+	if t.open == nil {
+		t.open = func(path string) error { return openFile(t.opCtx, path) }
+	}
+	t.opCtx, t.opCancel = context.WithCancel(ctx)
+	t.ui = UIState{
+		HasConsoleLog: opts.ConsoleLog != "",
+		HasConfig:     opts.ConfigFile != "",
+		HasLoginItem:  opts.LoginItem != nil,
+	}
+	return t
+}
+
+// onReady builds the menu and starts the goroutines. It returns at once:
+// on Linux the menu is not served before it does.
+func (t *tray) onReady() {
+	t.sub, t.cancelSub = t.c.Subscribe()
+	m := BuildModel(t.c.Status(), t.uiState(), t.now())
+	setAppTitle()
+	t.setIcon(m.Icon)
+	systray.SetTooltip(m.Tooltip)
+	for id := ItemID(0); id < numItems; id++ {
+		if separatorBefore[id] {
+			systray.AddSeparator()
+		}
+		it := m.Items[id]
+		var mi *systray.MenuItem
+		if id == ItemLogin {
+			mi = systray.AddMenuItemCheckbox(it.Label, "", it.Checked)
+		} else {
+			mi = systray.AddMenuItem(it.Label, "")
+		}
+		if !it.Enabled {
+			mi.Disable()
+		}
+		if !it.Visible {
+			mi.Hide()
+		}
+		// Before anyone can click it: on Linux the menu is served once
+		// onReady has returned; on macOS the item appeared just now.
+		mi.ClickedCh = make(chan struct{}, clickBuffer)
+		t.items[id] = mi
+	}
+	t.last = m
+
+	for id, mi := range t.items {
+		t.loops.Add(1)
+		go t.forwardClicks(ItemID(id), mi.ClickedCh)
+	}
+	t.loops.Add(2)
+	go t.dispatch()
+	go t.render()
+	if t.opts.LoginItem != nil {
+		t.startOp(func() { t.readLogin() })
+	}
+	go t.supervise()
+}
+
+// supervise waits for Quit or the end of ctx, stops every other goroutine
+// and then ends the systray loop.
+func (t *tray) supervise() {
+	defer close(t.finished)
+	select {
+	case <-t.ctx.Done():
+		t.result = t.ctx.Err()
+		t.log.Info("stopping the tray: the app is shutting down")
+	case err := <-t.quitResult:
+		t.result = err
+	}
+	t.opCancel()
+	close(t.done)
+	t.loops.Wait()
+	t.ops.Wait()
+	t.cancelSub()
+	// The renderer has stopped: no setter can wait for the main thread
+	// while it leaves its loop.
+	systray.Quit()
+}
+
+// forwardClicks waits on one item's click channel. systray sends clicks
+// without blocking, so this goroutine does nothing else: it hands each
+// click to the dispatcher's queue and waits again.
+func (t *tray) forwardClicks(id ItemID, ch <-chan struct{}) {
+	defer t.loops.Done()
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+			select {
+			case t.clicks <- id:
+			default:
+				t.log.WithField("item", id).Warn("click dropped: too many clicks waiting")
+			}
+		case <-t.done:
+			return
+		}
+	}
+}
+
+// dispatch turns clicks into actions. Anything that may take time runs
+// in a worker.
+func (t *tray) dispatch() {
+	defer t.loops.Done()
+	for {
+		select {
+		case id := <-t.clicks:
+			t.handle(id)
+		case <-t.done:
+			return
+		}
+	}
+}
+
+func (t *tray) handle(id ItemID) {
+	st := t.c.Status()
+	t.mu.Lock()
+	if t.ui.Quitting {
+		t.mu.Unlock()
+		return
+	}
+	m := BuildModel(st, t.ui, t.now())
+	if !m.Items[id].Enabled || !m.Items[id].Visible {
+		t.mu.Unlock()
+		t.log.WithField("item", m.Items[id].Label).Debug("click on a disabled item ignored")
+		return
+	}
+	switch id {
+	case ItemStart, ItemStop:
+		t.ui.VMBusy = true
+		t.ui.Problem = ""
+		start := id == ItemStart
+		t.startOp(func() { t.vmAction(start) })
+	case ItemReconnect:
+		t.ui.ReconnectBusy = true
+		t.ui.Problem = ""
+		t.startOp(t.reconnect)
+	case ItemConsole:
+		t.startOp(func() { t.openFile("console log", t.opts.ConsoleLog) })
+	case ItemConfig:
+		t.startOp(func() { t.openFile("config", t.opts.ConfigFile) })
+	case ItemLogin:
+		enable := !t.ui.LoginEnabled
+		t.ui.LoginKnown = false // disables the checkbox until the change is done
+		t.startOp(func() { t.toggleLogin(enable) })
+	case ItemQuit:
+		t.ui.Quitting = true
+		t.loops.Add(1)
+		go t.quit()
+	}
+	t.mu.Unlock()
+	t.changed()
+}
+
+// startOp runs f in an action worker.
+func (t *tray) startOp(f func()) {
+	t.ops.Add(1)
+	go func() {
+		defer t.ops.Done()
+		f()
+	}()
+}
+
+func (t *tray) vmAction(start bool) {
+	var err error
+	what := "Stop VM"
+	if start {
+		what = "Start VM"
+		t.log.Info("starting the VM (menu)")
+		err = t.c.StartVM(t.opCtx)
+	} else {
+		t.log.Info("stopping the VM (menu)")
+		err = t.c.StopVM(t.opCtx)
+	}
+	t.mu.Lock()
+	t.ui.VMBusy = false
+	if err != nil && t.opCtx.Err() == nil {
+		t.ui.Problem = what + " failed: " + err.Error()
+		t.log.WithError(err).Warn(what + " failed")
+	}
+	t.mu.Unlock()
+	t.changed()
+}
+
+func (t *tray) reconnect() {
+	t.log.Info("reconnecting the link (menu)")
+	err := t.c.Reconnect()
+	t.mu.Lock()
+	t.ui.ReconnectBusy = false
+	if err != nil {
+		t.ui.Problem = "Reconnect failed: " + err.Error()
+		t.log.WithError(err).Warn("reconnect failed")
+	}
+	t.mu.Unlock()
+	t.changed()
+}
+
+func (t *tray) openFile(what, path string) {
+	err := t.open(path)
+	if err == nil || t.opCtx.Err() != nil {
+		return
+	}
+	t.log.WithError(err).Warnf("opening the %s failed", what)
+	t.mu.Lock()
+	t.ui.Problem = fmt.Sprintf("Opening the %s failed: %v", what, err)
+	t.mu.Unlock()
+	t.changed()
+}
+
+// readLogin reads whether the login item is installed.
+func (t *tray) readLogin() {
+	on, err := t.opts.LoginItem.Enabled()
+	t.mu.Lock()
+	if err != nil {
+		t.ui.LoginKnown = false
+		t.ui.Problem = "Reading the login item failed: " + err.Error()
+		t.log.WithError(err).Warn("reading the login item failed")
+	} else {
+		t.ui.LoginKnown, t.ui.LoginEnabled = true, on
+	}
+	t.mu.Unlock()
+	t.changed()
+}
+
+func (t *tray) toggleLogin(enable bool) {
+	var err error
+	if enable {
+		err = t.opts.LoginItem.Enable()
+	} else {
+		err = t.opts.LoginItem.Disable()
+	}
+	if err != nil {
+		t.log.WithError(err).Warn("changing the login item failed")
+		t.mu.Lock()
+		t.ui.Problem = "Launch at login: " + err.Error()
+		t.mu.Unlock()
+	}
+	t.readLogin()
+}
+
+// quit stops the VM gracefully and reports the result to the supervisor.
+func (t *tray) quit() {
+	defer t.loops.Done()
+	t.log.Info("quit: stopping the VM")
+	t.changed()
+	// Running actions (a Start in progress, say) are cancelled first.
+	t.opCancel()
+	t.ops.Wait()
+	var err error
+	if st := t.c.Status(); st.VM != nil && st.VM.State != vmhost.StateStopped {
+		if e := t.c.StopVM(t.ctx); e != nil {
+			err = fmt.Errorf("stopping the VM before quitting: %w", e)
+			t.log.WithError(e).Warn("quit: stopping the VM failed")
+		}
+	}
+	t.quitResult <- err
+}
+
+// changed wakes the renderer after a UI state change.
+func (t *tray) changed() {
+	select {
+	case t.poke <- struct{}{}:
+	default:
+	}
+}
+
+func (t *tray) uiState() UIState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ui
+}
+
+// render applies a new model on every status update, UI change and tick.
+// Bursts of updates are coalesced: the controller's channel keeps only the
+// latest status, and everything that arrived meanwhile is rendered once.
+func (t *tray) render() {
+	defer t.loops.Done()
+	tick := time.NewTicker(refreshInterval)
+	defer tick.Stop()
+	st := t.c.Status()
+	sub := t.sub
+	for {
+		select {
+		case s, ok := <-sub:
+			if !ok {
+				// The controller is shutting down: keep showing its
+				// status by polling on ticks.
+				sub = nil
+				continue
+			}
+			st = s
+		case <-tick.C:
+			if sub == nil {
+				st = t.c.Status()
+			}
+		case <-t.poke:
+		case <-t.done:
+			return
+		}
+		t.apply(BuildModel(st, t.uiState(), t.now()))
+	}
+}
+
+// apply changes what differs between the model on screen and m.
+func (t *tray) apply(m Model) {
+	if m.Icon != t.last.Icon {
+		t.setIcon(m.Icon)
+	}
+	if m.Tooltip != t.last.Tooltip {
+		systray.SetTooltip(m.Tooltip)
+	}
+	for id, it := range m.Items {
+		old, mi := t.last.Items[id], t.items[id]
+		if it.Label != old.Label {
+			mi.SetTitle(it.Label)
+		}
+		if it.Enabled != old.Enabled {
+			if it.Enabled {
+				mi.Enable()
+			} else {
+				mi.Disable()
+			}
+		}
+		if it.Checked != old.Checked {
+			if it.Checked {
+				mi.Check()
+			} else {
+				mi.Uncheck()
+			}
+		}
+		if it.Visible != old.Visible {
+			if it.Visible {
+				mi.Show()
+			} else {
+				mi.Hide()
+			}
+		}
+	}
+	t.last = m
+}
+
+func (t *tray) setIcon(i assets.Icon) {
+	imgs, err := assets.Tray(i)
+	if err != nil {
+		t.log.WithError(err).Error("tray icon missing")
+		return
+	}
+	// macOS shows the template (it draws icons at 16 pt: the 44 px image
+	// stays sharp on Retina screens); Linux shows the coloured icon.
+	systray.SetTemplateIcon(imgs.Template2x, imgs.Regular)
+}
+
+// openFile opens path with the system's opener.
+func openFile(ctx context.Context, path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("cannot open %s: %w", path, err)
+	}
+	if openCommand == "" {
+		return fmt.Errorf("cannot open %s: no file opener on this system", path)
+	}
+	out, err := exec.CommandContext(ctx, openCommand, path).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", openCommand, path, err, firstLine(out))
+	}
+	return nil
+}
+
+func firstLine(b []byte) string {
+	for i, c := range b {
+		if c == '\n' {
+			return string(b[:i])
+		}
+	}
+	return string(b)
+}
