@@ -205,20 +205,30 @@ func checkWritable(path string) error {
 	return nil
 }
 
-// checkLogFile reports why path cannot be appended to. It creates the file
-// when it does not exist (it will be created on boot anyway), but not its
-// directory.
+// checkLogFile reports why path cannot be appended to (or created). It
+// changes nothing on disk.
 func checkLogFile(path string) error {
-	if fi, err := os.Stat(filepath.Dir(path)); err != nil {
-		return pathError(filepath.Dir(path), err)
-	} else if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", filepath.Dir(path))
+	fi, err := os.Stat(path)
+	if err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("%s is a directory, not a file", path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return pathError(path, err)
+		}
+		return f.Close()
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
+	if !errors.Is(err, os.ErrNotExist) {
 		return pathError(path, err)
 	}
-	return f.Close()
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil {
+		return pathError(dir, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return dirWritable(dir)
 }
 
 // pathError turns an os error into a short message naming the path.

@@ -49,6 +49,9 @@ func TestValidateAcceptsGoodConfigs(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("valid config refused by the host limits: %v", err)
 	}
+	if _, err := os.Stat(c.ConsoleLog); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Validate created the console log (%v)", err)
+	}
 	// Zero optional fields are their defaults.
 	min := Config{Kernel: c.Kernel, MAC: c.MAC, NIC: c.NIC}
 	if err := min.validate(testLimits); err != nil {
@@ -92,6 +95,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"disk not found", func(c *Config) { c.Disk = filepath.Join(dir, "nope") }, []string{"vm.disk", "does not exist"}, false},
 		{"disk is a dir", func(c *Config) { c.Disk = dir }, []string{"vm.disk"}, false},
 		{"console dir missing", func(c *Config) { c.ConsoleLog = filepath.Join(dir, "no", "console.log") }, []string{"vm.console_log", "does not exist"}, false},
+		{"console is a dir", func(c *Config) { c.ConsoleLog = dir }, []string{"vm.console_log", "is a directory"}, false},
 		{"cpus negative", func(c *Config) { c.CPUs = -1 }, []string{"vm.cpus is -1", "between 1 and 4"}, false},
 		{"cpus too many", func(c *Config) { c.CPUs = 5 }, []string{"vm.cpus is 5"}, false},
 		{"memory too small", func(c *Config) { c.Memory = 32 * MiB }, []string{"vm.memory is 32MiB", "smallest allowed is 64MiB"}, false},

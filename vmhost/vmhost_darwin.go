@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -95,6 +96,12 @@ func buildVZ(cfg Config) (*vz.VirtualMachine, error) {
 	}
 
 	if cfg.ConsoleLog != "" {
+		// Create the log first: the attachment appends to an existing file.
+		f, err := os.OpenFile(cfg.ConsoleLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("the console log (vm.console_log): %w", err)
+		}
+		f.Close()
 		att, err := vz.NewFileSerialPortAttachment(cfg.ConsoleLog, true)
 		if err != nil {
 			return nil, macOSError(err, "11", "the console log (vm.console_log)")

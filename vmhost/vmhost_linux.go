@@ -17,11 +17,6 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// DefaultCmdline is the kernel command line used when Config.Cmdline is
-// empty: the console on the first serial port, which QEMU writes to
-// Config.ConsoleLog.
-const DefaultCmdline = "console=ttyS0"
-
 // QEMUEnv names the environment variable that, when set, is the path of
 // the qemu-system binary to run instead of the one found on PATH.
 const QEMUEnv = "VMNETBAR_QEMU"
@@ -196,7 +191,7 @@ func (v *qemuVM) Start(ctx context.Context) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.started || v.m.isEnded() {
-		return errors.New("the VM was already started: make a new one with New")
+		return errors.New("the VM was already started or stopped: make a new one with New")
 	}
 	v.started = true
 	if err := ctx.Err(); err != nil {
@@ -321,6 +316,7 @@ func (v *qemuVM) supervise() {
 
 		case <-stopCh:
 			stopCh, stopping = nil, true
+			boot.Stop() // from now on the stop timeout bounds the wait
 			v.mu.Lock()
 			timeout := v.stopTimeout
 			v.mu.Unlock()

@@ -26,3 +26,5 @@ func physicalMemory() uint64 { return 0 }
 func kvmUsable() error { return fmt.Errorf("KVM is Linux only") }
 
 func checkDatagramSocket(f *os.File) error { return nil }
+
+func dirWritable(dir string) error { return nil }

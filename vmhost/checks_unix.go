@@ -47,3 +47,11 @@ func sockTypeName(t int) string {
 	}
 	return fmt.Sprintf("type %d", t)
 }
+
+// dirWritable reports why files cannot be created in dir.
+func dirWritable(dir string) error {
+	if err := unix.Access(dir, unix.W_OK); err != nil {
+		return fmt.Errorf("%s is not writable (%v)", dir, err)
+	}
+	return nil
+}
