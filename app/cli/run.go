@@ -151,6 +151,8 @@ func runApp(name string, args []string, env Env) int {
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stopSignals()
 
+	stopNotifier := startNotifier(ctrl, cfg.Notifications, log.WithField("component", "notify"))
+
 	var bg sync.WaitGroup
 	if cfg.AutostartVM {
 		bg.Add(1)
@@ -167,7 +169,7 @@ func runApp(name string, args []string, env Env) int {
 		log.Info("running headless")
 		printStatusLines(ctx, env.Stdout, ctrl, time.Now)
 	} else {
-		runErr = runTray(ctx, ctrl, cfg, log)
+		runErr = runTray(ctx, ctrl, cfg, *cfgFlag, log)
 		if isTrayUnavailable(runErr) {
 			log.Warnf("no tray available (%s); running headless", trayReason(runErr))
 			runErr = nil
@@ -190,6 +192,7 @@ func runApp(name string, args []string, env Env) int {
 		log.WithError(err).Error("the VM did not shut down cleanly")
 		code = ExitFailure
 	}
+	stopNotifier()
 	stopServe()
 	if err := <-serveDone; err != nil {
 		log.WithError(err).Warn("control API stopped with an error")

@@ -14,12 +14,16 @@ import (
 
 // runTray shows the menu-bar icon on the calling (main) goroutine until
 // Quit (nil) or ctx ends (ctx.Err()).
-func runTray(ctx context.Context, c *controller.Controller, cfg *config.Config, log logrus.FieldLogger) error {
-	return tray.Run(ctx, c, tray.Options{
+func runTray(ctx context.Context, c *controller.Controller, cfg *config.Config, cfgFlag string, log logrus.FieldLogger) error {
+	opts := tray.Options{
 		ConsoleLog: cfg.VM.ConsoleLog,
 		ConfigFile: cfg.File,
 		Logger:     log.WithField("component", "tray"),
-	})
+	}
+	if m := appLoginItem(cfgFlag, log); m != nil {
+		opts.LoginItem = m
+	}
+	return tray.Run(ctx, c, opts)
 }
 
 // isTrayUnavailable reports whether the system has no tray to show the icon in.

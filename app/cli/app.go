@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/loginitem"
+	"github.com/vmnetbar/vmnetbar/app/notify"
+)
+
+// startNotifier shows desktop notifications when the link is lost for a
+// while and when it comes back, fed by b's status updates. Without a
+// notification service it says so once and the app runs on. stop ends it;
+// the feed also ends when b shuts down.
+func startNotifier(b control.Backend, enabled bool, log logrus.FieldLogger) (stop func()) {
+	if !enabled {
+		log.Debug("desktop notifications are off (notifications: false)")
+		return func() {}
+	}
+	sender, err := notify.NewSender(log)
+	if err != nil {
+		log.WithError(err).Warn("desktop notifications unavailable")
+		return func() {}
+	}
+	n, err := notify.New(notify.Config{Sender: sender, Log: log})
+	if err != nil {
+		log.WithError(err).Warn("desktop notifications unavailable")
+		return func() {}
+	}
+	sub, cancel := b.Subscribe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for st := range sub {
+			n.Update(st.Link)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		n.Close()
+	}
+}
+
+// appLoginItem is the launch-at-login entry that starts this executable's
+// tray with the configuration file the app was started with (--config,
+// when given). It is nil, and the menu hides the item, when the executable
+// cannot be found.
+func appLoginItem(cfgFlag string, log logrus.FieldLogger) loginitem.Manager {
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		log.WithError(err).Warn("launch at login unavailable: cannot find this executable")
+		return nil
+	}
+	args := []string{"tray"}
+	if cfgFlag != "" {
+		abs, err := filepath.Abs(cfgFlag)
+		if err != nil {
+			log.WithError(err).Warn("launch at login unavailable")
+			return nil
+		}
+		args = append(args, "--config", abs)
+	}
+	m, err := loginitem.New(exe, args)
+	if err != nil {
+		log.WithError(err).Warn("launch at login unavailable")
+		return nil
+	}
+	return m
+}
