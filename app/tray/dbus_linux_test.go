@@ -2,6 +2,8 @@ package tray
 
 import (
 	"bufio"
+	"bytes"
+	"image/png"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +22,7 @@ import (
 	"github.com/godbus/dbus/v5/prop"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/assets"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -47,7 +50,7 @@ func startBus(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = &testLog{t: t, prefix: "dbus-daemon: "}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting dbus-daemon: %v", err)
 	}
@@ -134,18 +137,51 @@ func startWatcher(t *testing.T, conn *dbus.Conn) *watcher {
 	return w
 }
 
-// child is the tray running in a subprocess with a fake controller.
+// child is a process showing a tray on the test bus: the test helper with
+// its fake controller (startChild) or the vmnetbar app (startApp).
 type child struct {
-	t      *testing.T
-	cmd    *exec.Cmd
+	t       *testing.T
+	cmd     *exec.Cmd
+	dest    string // the tray's bus name
+	conn    *dbus.Conn
+	stderr  *testLog
+	exited  chan struct{} // closed when the process has ended
+	exitErr error         // its exit status, once exited is closed
+
+	// The helper's protocol (startChild only).
 	stdin  io.WriteCloser
 	events chan string
-	exited chan struct{} // closed when the process has ended
-	exitErr error        // its exit status, once exited is closed
-	dest   string // the tray's bus name
-	conn   *dbus.Conn
 }
 
+// start starts cmd, whose tray will be on conn's bus, and kills it at the
+// end of the test if it still runs. Data races the process reports in this
+// module's code fail the test.
+func start(t *testing.T, cmd *exec.Cmd, conn *dbus.Conn) *child {
+	t.Helper()
+	// Under -race, data races make a process exit with status 66.
+	// fyne.io/systray has races of its own (its menu revision counter), so
+	// the exit status ignores races and checkRaces fails the test for any
+	// in this module.
+	cmd.Env = append(cmd.Env, "GORACE=exitcode=0 atexit_sleep_ms=0")
+	c := &child{t: t, cmd: cmd, conn: conn, stderr: &testLog{t: t}, exited: make(chan struct{})}
+	cmd.Stderr = c.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.dest = fmt.Sprintf("org.kde.StatusNotifierItem-%d-1", cmd.Process.Pid)
+	go func() {
+		c.exitErr = cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-c.exited
+		c.stderr.checkRaces()
+	})
+	return c
+}
+
+// startChild runs the test helper: the tray with a fake controller.
 func startChild(t *testing.T, addr string, conn *dbus.Conn, extraEnv ...string) *child {
 	t.Helper()
 	exe, err := os.Executable()
@@ -153,51 +189,38 @@ func startChild(t *testing.T, addr string, conn *dbus.Conn, extraEnv ...string) 
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	// Under -race, data races make the child exit with status 66. fyne.io/systray
-	// has races of its own (its menu revision counter), so the exit status
-	// ignores races and checkRaces fails the test for any in this module.
-	cmd.Env = append(os.Environ(), helperEnv+"=1", "DBUS_SESSION_BUS_ADDRESS="+addr, "GORACE=exitcode=0")
+	cmd.Env = append(os.Environ(), helperEnv+"=1", "DBUS_SESSION_BUS_ADDRESS="+addr)
 	cmd.Env = append(cmd.Env, extraEnv...)
-	stderr := &testLog{t: t}
-	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{t: t, cmd: cmd, stdin: stdin, events: make(chan string, 256), exited: make(chan struct{}), conn: conn,
-		dest: fmt.Sprintf("org.kde.StatusNotifierItem-%d-1", cmd.Process.Pid)}
+	cmd.Stdout = w
+	c := start(t, cmd, conn)
+	w.Close() // the child holds the write end now
+	c.stdin = stdin
+	c.events = make(chan string, 256)
 	go func() {
-		sc := bufio.NewScanner(stdout)
+		defer r.Close()
+		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			c.events <- sc.Text()
 		}
 		close(c.events)
-		c.exitErr = cmd.Wait()
-		close(c.exited)
 	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		for range c.events {
-		}
-		<-c.exited
-		stderr.checkRaces()
-	})
 	return c
 }
 
 // testLog copies the child's stderr into the test log and keeps it.
 type testLog struct {
-	t   *testing.T
-	mu  sync.Mutex
-	all strings.Builder
+	t      *testing.T
+	prefix string // "" = "child: "
+	mu     sync.Mutex
+	all    strings.Builder
 }
 
 // checkRaces fails the test for a data race report that names code of
@@ -223,7 +246,11 @@ func (l *testLog) Write(b []byte) (int, error) {
 	defer l.mu.Unlock()
 	l.all.Write(b)
 	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		l.t.Log("child: " + line)
+		if l.prefix == "" {
+			l.t.Log("child: " + line)
+		} else {
+			l.t.Log(l.prefix + line)
+		}
 	}
 	return len(b), nil
 }
@@ -401,7 +428,8 @@ func (c *child) clickID(id int32) {
 	}
 }
 
-// iconWidth reads the width of the StatusNotifierItem's icon.
+// icon reads the StatusNotifierItem's icon pixmap; it must be one 22x22
+// image.
 func (c *child) icon() ([]byte, error) {
 	v, err := c.conn.Object(c.dest, "/StatusNotifierItem").GetProperty("org.kde.StatusNotifierItem.IconPixmap")
 	if err != nil {
@@ -420,13 +448,47 @@ func (c *child) icon() ([]byte, error) {
 	return px[0].Pix, nil
 }
 
+// argb converts a PNG to the StatusNotifierItem pixmap format the way
+// systray does, to compare the icon shown with the embedded files.
+func argb(t *testing.T, b []byte) []byte {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := img.Bounds()
+	out := make([]byte, 0, r.Dx()*r.Dy()*4)
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			cr, cg, cb, ca := img.At(x, y).RGBA()
+			out = append(out, byte(ca), byte(cr), byte(cg), byte(cb))
+		}
+	}
+	return out
+}
+
+// waitIcon waits until the tray shows icon i (its coloured 22x22 image).
+func (c *child) waitIcon(i assets.Icon) {
+	c.t.Helper()
+	imgs, err := assets.Tray(i)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	want := argb(c.t, imgs.Regular)
+	var got []byte
+	waitFor(c.t, "the "+string(i)+" icon", func() bool {
+		got, err = c.icon()
+		return err == nil && bytes.Equal(got, want)
+	})
+}
+
 func (c *child) waitExit() error {
 	c.t.Helper()
 	select {
 	case <-c.exited:
 		return c.exitErr
-	case <-time.After(20 * time.Second):
-		c.t.Fatal("the tray process did not exit within 20s")
+	case <-time.After(60 * time.Second):
+		c.t.Fatal("the tray process did not exit within 60s")
 		return nil
 	}
 }
@@ -467,10 +529,7 @@ func TestTrayOverDBus(t *testing.T) {
 	if regs := w.registered(); !strings.HasSuffix(regs[0], " /StatusNotifierItem") {
 		t.Errorf("the tray registered %q with the tray host, want /StatusNotifierItem", regs)
 	}
-	stoppedIcon, err := c.icon()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c.waitIcon(assets.IconStopped)
 
 	// A click on a disabled item does nothing: the next event is the
 	// one from the enabled item clicked after it.
@@ -479,13 +538,7 @@ func TestTrayOverDBus(t *testing.T) {
 	c.expectEvent("StartVM")
 	c.waitMenu("the running VM", all(hasLabel("VM: running"), hasLabel("Link: up · 0 reconnects"),
 		enabled("Stop VM", true), enabled("Start VM", false), enabled("Reconnect now", true)))
-	upIcon, err := c.icon()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(upIcon) == string(stoppedIcon) {
-		t.Error("the icon did not change when the VM came up")
-	}
+	c.waitIcon(assets.IconUp)
 
 	c.click("Reconnect now")
 	c.expectEvent("Reconnect")
@@ -502,12 +555,10 @@ func TestTrayOverDBus(t *testing.T) {
 	_, took = c.waitMenu("the reconnecting link", all(hasLabel("VM: running 2h 14m"),
 		hasLabel("Link: reconnecting"), hasLabel("↑ 1.2 GB ↓ 3.4 GB")))
 	t.Logf("status change shown after %v", took)
-	recIcon, err := c.icon()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(recIcon) == string(upIcon) {
-		t.Error("the icon did not change when the link started reconnecting")
+	c.waitIcon(assets.IconReconnecting)
+	tip, err := c.conn.Object(c.dest, "/StatusNotifierItem").GetProperty("org.kde.StatusNotifierItem.ToolTip")
+	if err != nil || !strings.Contains(fmt.Sprint(tip.Value()), "vmnetbar: VM running 2h 14m · link reconnecting") {
+		t.Errorf("tooltip %v (%v), want the one-line status", tip, err)
 	}
 
 	// A burst of updates: the tray shows the last one.
