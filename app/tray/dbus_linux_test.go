@@ -3,11 +3,11 @@ package tray
 import (
 	"bufio"
 	"bytes"
-	"image/png"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image/png"
 	"io"
 	"os"
 	"os/exec"

@@ -154,7 +154,7 @@ func disc(x, y, cx, cy, r float64) bool {
 
 // Colours.
 var (
-	none    = color.NRGBA{}
+	none     = color.NRGBA{}
 	black    = color.NRGBA{A: 255}
 	white    = color.NRGBA{R: 255, G: 255, B: 255, A: 255}
 	slate    = color.NRGBA{R: 0x6e, G: 0x77, B: 0x81, A: 255}
