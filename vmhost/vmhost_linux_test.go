@@ -394,3 +394,25 @@ func TestRealQEMURejectsKernel(t *testing.T) {
 		t.Errorf("cause %q lacks QEMU's own message", cause)
 	}
 }
+
+// QEMU killed by someone else: the VM ends in error naming the signal.
+func TestQEMUKilledFromOutside(t *testing.T) {
+	cfg := fakeConfig(t)
+	v := newTestVM(t, cfg, fakeQEMU(t, "qemu-hang.sh"))
+	if err := v.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(v.pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	evs := awaitDone(t, v, 10*time.Second)
+	if got := states(evs); !slices.Equal(got, []State{StateStarting, StateError}) {
+		t.Fatalf("events %v", got)
+	}
+	if _, cause := v.State(); cause == nil || !strings.Contains(cause.Error(), "killed by signal killed") {
+		t.Fatalf("cause %v", cause)
+	}
+	if !isClosed(cfg.NIC) {
+		t.Error("the NIC is still open after the VM ended")
+	}
+}
