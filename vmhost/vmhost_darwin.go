@@ -277,7 +277,11 @@ func (v *vzVM) Stop(ctx context.Context, timeout time.Duration) error {
 	}
 	v.mu.Unlock()
 	v.stopOnce.Do(func() {
-		if v.m.setIf(StateStarting, StateStopping, nil) || v.m.setIf(StateRunning, StateStopping, nil) {
+		v.m.setIf(StateStarting, StateStopping, nil)
+		v.m.setIf(StateRunning, StateStopping, nil)
+		// Also when the guest was already stopping by itself: it is
+		// forced off should it not finish in time.
+		if !v.m.isEnded() {
 			go v.stopper(timeout)
 		}
 	})
