@@ -81,7 +81,10 @@ type Event struct {
 type VM interface {
 	// Start boots the VM. It returns once the hypervisor has accepted the
 	// configuration and the VM is starting or running; boot failures after
-	// that are reported as StateError.
+	// that are reported as StateError. (QEMU checks its configuration
+	// while starting: Start returns once its process runs, and a rejected
+	// configuration ends the VM in StateError with QEMU's message.) A VM
+	// starts once; ctx bounds only the call, not the VM's life.
 	Start(ctx context.Context) error
 	// Stop asks the guest to power off, waits up to timeout, then forces
 	// it off. It returns when the VM is stopped or ctx ends.
