@@ -438,7 +438,7 @@ func (l *Link) upLoop(ctx context.Context, vm *vmConn) error {
 	sizes := make([]int, upBatch)
 	w := &frameWriter{
 		frames:  make([][]byte, 0, upBatch),
-		scratch: make(net.Buffers, 0, upBatch),
+		backing: make([][]byte, 0, upBatch),
 	}
 	var conn net.Conn
 	var gen uint64
@@ -491,14 +491,15 @@ func (l *Link) upLoop(ctx context.Context, vm *vmConn) error {
 // frameWriter writes whole frames (header included) to a connection in one
 // writev where the connection supports it.
 type frameWriter struct {
-	frames  [][]byte // frames still to write
-	scratch net.Buffers
+	frames  [][]byte    // frames still to write
+	backing [][]byte    // storage of scratch
+	scratch net.Buffers // what WriteTo consumes
 }
 
 // write writes w.frames and removes the frames written whole; a frame cut
 // by an error stays first, to be sent again whole.
 func (w *frameWriter) write(conn net.Conn) (frames int, bytes uint64, err error) {
-	w.scratch = append(w.scratch[:0], w.frames...)
+	w.scratch = append(w.backing[:0], w.frames...)
 	n, err := w.scratch.WriteTo(conn)
 	if err == nil {
 		for _, f := range w.frames {
