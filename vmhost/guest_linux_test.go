@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -16,6 +17,9 @@ import (
 // config and the host end of its NIC.
 func guestVM(t *testing.T, cmdline string) (*qemuVM, Config, []byte) {
 	t.Helper()
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the test guest is built for x86-64")
+	}
 	requireQEMU(t)
 	g := testguest.Ensure(t)
 	vmEnd, hostEnd := socketPair(t, unix.SOCK_DGRAM)
