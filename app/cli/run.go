@@ -86,6 +86,10 @@ func runApp(name string, args []string, env Env) int {
 		lvl = l
 	}
 
+	// Signals are caught from here on, before anyone can reach the app.
+	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
+
 	paths, err := config.DefaultPaths()
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
@@ -148,13 +152,10 @@ func runApp(name string, args []string, env Env) int {
 	go func() { serveDone <- srv.Serve(serveCtx, listener) }()
 	log.WithFields(logrus.Fields{"control": sockPath, "config": cfg.File, "daemon": cfg.Network.Socket}).Info("vmnetbar running")
 
-	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stopSignals()
-
 	stopNotifier := startNotifier(ctrl, cfg.Notifications, log.WithField("component", "notify"))
 
 	var bg sync.WaitGroup
-	if cfg.AutostartVM {
+	if cfg.AutostartVM && ctx.Err() == nil {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()

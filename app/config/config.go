@@ -137,9 +137,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// ErrNotExist is wrapped by the error Load returns when the file is missing.
-var ErrNotExist = fs.ErrNotExist
-
 // Load reads and checks the configuration file at path. When vm.mac is
 // absent it generates one and writes it into the file.
 func Load(path string, opts Options) (*Config, error) {
@@ -181,14 +178,6 @@ func Load(path string, opts Options) (*Config, error) {
 		c.MACGenerated = true
 	}
 	return c, nil
-}
-
-// Parse checks configuration data as if read from file (used for
-// relative paths and messages) without touching the file system beyond
-// looking up socket candidates. A missing vm.mac leaves VM.MAC nil.
-func Parse(file string, data []byte, opts Options) (*Config, error) {
-	c, _, err := parse(file, data, opts)
-	return c, err
 }
 
 // keys lists the known keys of each mapping, in documentation order.

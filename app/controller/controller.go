@@ -99,6 +99,7 @@ func (*closedError) StatusCode() int { return http.StatusServiceUnavailable }
 //	error    -> starting  StartVM (a failed VM may be started again)
 //	starting -> running   the VM reports the guest running
 //	starting -> error     building or booting the VM failed
+//	starting -> stopped   the boot was cancelled before the VM launched
 //	starting -> stopping  StopVM
 //	running  -> stopping  StopVM, or the link failed on the VM side
 //	running  -> stopped   the guest powered off by itself
