@@ -3,17 +3,61 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
 
+// toolBin is checkdarwin built without the race detector, which makes
+// type-checking the standard library and vz many times slower; the tests
+// that check them run it. The small cases run in-process.
+var toolBin string
+
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	dir, err := os.MkdirTemp("", "checkdarwin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	toolBin = filepath.Join(dir, "checkdarwin")
+	if out, err := exec.Command("go", "build", "-o", toolBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building checkdarwin: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
+}
+
+// runTool runs the built checkdarwin and returns its exit code, stdout and
+// stderr.
+func runTool(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, toolBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &ee) && ee.ExitCode() > 0:
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	}
+	t.Fatalf("running checkdarwin %q: %v\nstderr: %s", args, err, stderr.String())
+	return 0, "", ""
 }
 
 // probeModule writes a throwaway module that requires the same modules as
@@ -121,7 +165,7 @@ func TestWrongVZCallFails(t *testing.T) {
 		"nic/nic_darwin.go": strings.Replace(badDarwinFile, "package probe", "package nic", 1),
 		"nic/nic.go":        "// Package nic is a test package.\npackage nic\n",
 	})
-	code, stdout, stderr := runCheck(t, "-dir", dir, "-arch", "arm64")
+	code, stdout, stderr := runTool(t, "-dir", dir, "-arch", "arm64")
 	if code != exitFailure {
 		t.Fatalf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, exitFailure, stdout, stderr)
 	}
@@ -143,7 +187,7 @@ func TestCorrectVZCallPasses(t *testing.T) {
 		"probe_test.go":       "package probe\n\nimport \"testing\"\n\nfunc TestName(t *testing.T) { _ = Name + \"x\" }\n",
 		"cmd/tool/main.go":    "package main\n\nimport _ \"example.com/probe\"\n\nfunc main() {}\n",
 	})
-	code, stdout, stderr := runCheck(t, "-dir", dir)
+	code, stdout, stderr := runTool(t, "-dir", dir)
 	if code != exitOK {
 		t.Fatalf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, exitOK, stdout, stderr)
 	}
@@ -164,7 +208,7 @@ func TestBrokenDarwinTestFilesFail(t *testing.T) {
 		"probe_ext_test.go":      "package probe_test\n\nimport (\n\t\"testing\"\n\n\t\"example.com/probe\"\n)\n\nfunc TestExt(t *testing.T) { probe.Missing() }\n",
 		"probe_internal_test.go": "package probe\n\nimport \"testing\"\n\nfunc TestFine(t *testing.T) { _ = Name }\n",
 	})
-	code, _, stderr := runCheck(t, "-dir", dir, "-arch", "arm64")
+	code, _, stderr := runTool(t, "-dir", dir, "-arch", "arm64")
 	if code != exitFailure {
 		t.Fatalf("exit code %d, want %d\nstderr: %s", code, exitFailure, stderr)
 	}
@@ -177,7 +221,7 @@ func TestBrokenDarwinTestFilesFail(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
-	if code, stdout, stderr := runCheck(t, "-dir", dir, "-arch", "arm64", "-test=false"); code != exitOK {
+	if code, stdout, stderr := runTool(t, "-dir", dir, "-arch", "arm64", "-test=false"); code != exitOK {
 		t.Errorf("-test=false: exit code %d, want %d\nstdout: %s\nstderr: %s", code, exitOK, stdout, stderr)
 	}
 }
@@ -185,6 +229,7 @@ func TestBrokenDarwinTestFilesFail(t *testing.T) {
 func TestArchSpecificError(t *testing.T) {
 	dir := probeModule(t, map[string]string{
 		"probe.go":              portableFile,
+		"probe_darwin.go":       "package probe\n\nimport \"strconv\"\n\n// S needs a few standard packages checked first.\nvar S = strconv.Itoa(1)\n",
 		"probe_darwin_amd64.go": "package probe\n\nvar onlyIntel uint8 = 300\n",
 	})
 	if code, stdout, stderr := runCheck(t, "-dir", dir, "-arch", "arm64"); code != exitOK {
