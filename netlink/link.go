@@ -447,7 +447,7 @@ func (l *Link) upLoop(ctx context.Context, vm *vmConn) error {
 		if rerr != nil && ctx.Err() != nil {
 			return nil
 		}
-		w.frames = w.frames[:0]
+		w.reset()
 		var dropped uint64
 		for i := 0; i < n; i++ {
 			size := sizes[i]
@@ -465,7 +465,10 @@ func (l *Link) upLoop(ctx context.Context, vm *vmConn) error {
 			l.oversize.Add(dropped)
 			l.log.WithField("frames", dropped).Debug("dropped oversize frames from the VM")
 		}
-		for len(w.frames) > 0 {
+		if rerr != nil {
+			return fmt.Errorf("%w: reading from the VM: %w", ErrVMSide, rerr)
+		}
+		for w.pending() {
 			if conn == nil {
 				var ok bool
 				if conn, gen, ok = l.current(ctx, gen); !ok {
@@ -482,40 +485,52 @@ func (l *Link) upLoop(ctx context.Context, vm *vmConn) error {
 				conn = nil
 			}
 		}
-		if rerr != nil {
-			return fmt.Errorf("%w: reading from the VM: %w", ErrVMSide, rerr)
-		}
 	}
 }
 
-// frameWriter writes whole frames (header included) to a connection in one
-// writev where the connection supports it.
+// maxWrite caps the bytes of one write to the daemon (a single frame may
+// be larger). A stream write that fits in the socket's free space reaches
+// the daemon at once; a large batch that does not could leave a frame's
+// body split between two of the daemon's reads, which socket_vmnet does
+// not accept.
+const maxWrite = 64 << 10
+
+// frameWriter writes whole frames (header included) to a connection, as
+// many as fit in maxWrite per writev where the connection supports it
+// (one Write per frame otherwise). A frame is never split between calls.
 type frameWriter struct {
-	frames  [][]byte    // frames still to write
+	frames  [][]byte    // the batch; frames[next:] are still to write
+	next    int         // first frame not written whole
 	backing [][]byte    // storage of scratch
 	scratch net.Buffers // what WriteTo consumes
 }
 
-// write writes w.frames and removes the frames written whole; a frame cut
-// by an error stays first, to be sent again whole.
+func (w *frameWriter) reset() { w.frames, w.next = w.frames[:0], 0 }
+
+func (w *frameWriter) pending() bool { return w.next < len(w.frames) }
+
+// write writes the pending frames. On an error the frame it cut stays
+// pending, to be sent again whole.
 func (w *frameWriter) write(conn net.Conn) (frames int, bytes uint64, err error) {
-	w.scratch = append(w.backing[:0], w.frames...)
-	n, err := w.scratch.WriteTo(conn)
-	if err == nil {
-		for _, f := range w.frames {
-			bytes += uint64(len(f) - headerSize)
+	for w.next < len(w.frames) {
+		end, size := w.next, 0
+		for end < len(w.frames) && (end == w.next || size+len(w.frames[end]) <= maxWrite) {
+			size += len(w.frames[end])
+			end++
 		}
-		frames = len(w.frames)
-		w.frames = w.frames[:0]
-		return frames, bytes, nil
+		w.scratch = append(w.backing[:0], w.frames[w.next:end]...)
+		n, werr := w.scratch.WriteTo(conn)
+		for w.next < end && int64(len(w.frames[w.next])) <= n {
+			n -= int64(len(w.frames[w.next]))
+			bytes += uint64(len(w.frames[w.next]) - headerSize)
+			frames++
+			w.next++
+		}
+		if werr != nil {
+			return frames, bytes, werr
+		}
 	}
-	for frames < len(w.frames) && int64(len(w.frames[frames])) <= n {
-		n -= int64(len(w.frames[frames]))
-		bytes += uint64(len(w.frames[frames]) - headerSize)
-		frames++
-	}
-	w.frames = w.frames[:copy(w.frames, w.frames[frames:])]
-	return frames, bytes, err
+	return frames, bytes, nil
 }
 
 // downLoop forwards frames from the daemon to the VM.
