@@ -168,13 +168,13 @@ func runApp(name string, args []string, env Env) int {
 	runErr := error(nil)
 	if *headless {
 		log.Info("running headless")
-		printStatusLines(ctx, env.Stdout, ctrl, time.Now)
+		printStatusLines(ctx, env.Stdout, ctrl, time.Now, statusRefresh)
 	} else {
 		runErr = runTray(ctx, ctrl, cfg, *cfgFlag, log)
 		if isTrayUnavailable(runErr) {
 			log.Warnf("no tray available (%s); running headless", trayReason(runErr))
 			runErr = nil
-			printStatusLines(ctx, env.Stdout, ctrl, time.Now)
+			printStatusLines(ctx, env.Stdout, ctrl, time.Now, statusRefresh)
 		} else if errors.Is(runErr, context.Canceled) {
 			runErr = nil
 		}
@@ -237,13 +237,26 @@ func newAppLogger(w io.Writer, file string, lvl logrus.Level) (*logrus.Logger, f
 	}
 }
 
+// statusRefresh is how often the headless printer looks at the traffic
+// counters, which change without a status notification.
+const statusRefresh = 10 * time.Second
+
 // printStatusLines writes one line per status change of b to w until ctx
 // ends or b shuts down:
 //
 //	2026-11-25T22:30:01Z vm=running link=up reconnects=2 tx=1.2MB rx=3.4MB drops=0
-func printStatusLines(ctx context.Context, w io.Writer, b control.Backend, now func() time.Time) {
+//
+// Every refresh (0: never) it also prints the status if the line changed,
+// so the traffic counters move while the states stay.
+func printStatusLines(ctx context.Context, w io.Writer, b control.Backend, now func() time.Time, refresh time.Duration) {
 	sub, cancel := b.Subscribe()
 	defer cancel()
+	var tick <-chan time.Time
+	if refresh > 0 {
+		t := time.NewTicker(refresh)
+		defer t.Stop()
+		tick = t.C
+	}
 	last := ""
 	emit := func(st control.Status) {
 		line := statusLine(st)
@@ -263,6 +276,8 @@ func printStatusLines(ctx context.Context, w io.Writer, b control.Backend, now f
 				return
 			}
 			emit(st)
+		case <-tick:
+			emit(b.Status())
 		}
 	}
 }

@@ -97,7 +97,7 @@ func TestPrintStatusLines(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		printStatusLines(context.Background(), &out, b, now)
+		printStatusLines(context.Background(), &out, b, now, 0)
 	}()
 	b.set(vmhost.StateStopped) // unchanged: no line
 	b.set(vmhost.StateStarting)
@@ -118,7 +118,7 @@ func TestPrintStatusLines(t *testing.T) {
 	done = make(chan struct{})
 	go func() {
 		defer close(done)
-		printStatusLines(ctx, &out, b2, now)
+		printStatusLines(ctx, &out, b2, now, 0)
 	}()
 	cancel()
 	select {
@@ -128,5 +128,41 @@ func TestPrintStatusLines(t *testing.T) {
 	}
 	if strings.Count(out.String(), "\n") != 4 {
 		t.Fatalf("output %q", out.String())
+	}
+}
+
+func TestPrintStatusLinesRefreshesCounters(t *testing.T) {
+	b := &fakeBackend{sub: make(chan control.Status)}
+	b.st = control.Status{VM: &control.VMStatus{State: vmhost.StateRunning}, Link: netlink.Status{State: netlink.StateUp}}
+	var out lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		printStatusLines(ctx, &out, b, time.Now, time.Millisecond)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "tx=0B rx=0B") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no first line: %q", out.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Traffic flows without a status notification.
+	b.mu.Lock()
+	b.st.Link.TxBytes, b.st.Link.RxBytes = 1_200_000, 3_400_000
+	b.mu.Unlock()
+	for !strings.Contains(out.String(), "tx=1.2MB rx=3.4MB") {
+		if time.Now().After(deadline) {
+			t.Fatalf("counters not refreshed: %q", out.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 2 {
+		t.Fatalf("%d lines, want 2 (unchanged lines are not repeated): %q", n, out.String())
 	}
 }

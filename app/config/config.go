@@ -52,6 +52,9 @@ type VM struct {
 	MAC        net.HardwareAddr // vm.mac, generated once when absent
 	ConsoleLog string           // vm.console_log, default STATE_DIR/console.log
 	Accel      string           // vm.accel: auto, kvm or tcg (QEMU only), default auto
+	// StopTimeout bounds a graceful stop before the VM is forced off
+	// (vm.stop_timeout), default 30s.
+	StopTimeout time.Duration
 }
 
 // Network is the network: section.
@@ -78,6 +81,7 @@ const (
 	DefaultInitialBackoff = 100 * time.Millisecond
 	DefaultMaxBackoff     = 2 * time.Second
 	DefaultAccel          = "auto"
+	DefaultStopTimeout    = 30 * time.Second
 	// MinMTU and MaxMTU bound network.mtu: a daemon frame holds at most
 	// 64 KiB, and IPv4 needs at least 576.
 	MinMTU = 576
@@ -183,7 +187,7 @@ func Load(path string, opts Options) (*Config, error) {
 // keys lists the known keys of each mapping, in documentation order.
 var keys = map[string][]string{
 	"":          {"vm", "network", "reconnect", "autostart_vm", "notifications", "log_level"},
-	"vm":        {"kernel", "initrd", "cmdline", "cpus", "memory", "disk", "mac", "console_log", "accel"},
+	"vm":        {"kernel", "initrd", "cmdline", "cpus", "memory", "disk", "mac", "console_log", "accel", "stop_timeout"},
 	"network":   {"socket", "mtu"},
 	"reconnect": {"initial_backoff", "max_backoff"},
 }
@@ -226,7 +230,7 @@ func parse(file string, data []byte, opts Options) (*Config, *yaml.Node, error) 
 		AutostartVM:   true,
 		Notifications: true,
 		LogLevel:      logrus.InfoLevel,
-		VM:            VM{CPUs: DefaultCPUs, Memory: DefaultMemory, Accel: DefaultAccel},
+		VM:            VM{CPUs: DefaultCPUs, Memory: DefaultMemory, Accel: DefaultAccel, StopTimeout: DefaultStopTimeout},
 		Network:       Network{MTU: DefaultMTU},
 		Reconnect:     Reconnect{InitialBackoff: DefaultInitialBackoff, MaxBackoff: DefaultMaxBackoff},
 	}
@@ -372,10 +376,12 @@ func (p *parser) leaf(c *Config, kv keyValue) error {
 		default:
 			return p.errf(kv.path, kv.val, "%q is not an accelerator (use auto, kvm or tcg)", s)
 		}
+	case "vm.stop_timeout":
+		return p.duration(kv, &c.VM.StopTimeout, "30s or 2m")
 	case "reconnect.initial_backoff":
-		return p.duration(kv, &c.Reconnect.InitialBackoff)
+		return p.duration(kv, &c.Reconnect.InitialBackoff, "100ms or 2s")
 	case "reconnect.max_backoff":
-		return p.duration(kv, &c.Reconnect.MaxBackoff)
+		return p.duration(kv, &c.Reconnect.MaxBackoff, "100ms or 2s")
 	}
 	return nil
 }
@@ -506,14 +512,14 @@ func (p *parser) boolean(kv keyValue, dst *bool) error {
 	return nil
 }
 
-func (p *parser) duration(kv keyValue, dst *time.Duration) error {
+func (p *parser) duration(kv keyValue, dst *time.Duration, example string) error {
 	s, err := p.str(kv)
 	if err != nil || s == "" {
 		return err
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return p.errf(kv.path, kv.val, "%q is not a positive duration (use e.g. 100ms or 2s)", s)
+		return p.errf(kv.path, kv.val, "%q is not a positive duration (use e.g. %s)", s, example)
 	}
 	*dst = d
 	return nil
@@ -522,16 +528,17 @@ func (p *parser) duration(kv keyValue, dst *time.Duration) error {
 // VMConfig is the vmhost configuration of the VM, without its NIC.
 func (c *Config) VMConfig() vmhost.Config {
 	return vmhost.Config{
-		Kernel:     c.VM.Kernel,
-		Initrd:     c.VM.Initrd,
-		Cmdline:    c.VM.Cmdline,
-		CPUs:       c.VM.CPUs,
-		Memory:     c.VM.Memory,
-		Disk:       c.VM.Disk,
-		MAC:        slices.Clone(c.VM.MAC),
-		ConsoleLog: c.VM.ConsoleLog,
-		MTU:        c.Network.MTU,
-		Accel:      c.VM.Accel,
+		Kernel:      c.VM.Kernel,
+		Initrd:      c.VM.Initrd,
+		Cmdline:     c.VM.Cmdline,
+		CPUs:        c.VM.CPUs,
+		Memory:      c.VM.Memory,
+		Disk:        c.VM.Disk,
+		MAC:         slices.Clone(c.VM.MAC),
+		ConsoleLog:  c.VM.ConsoleLog,
+		MTU:         c.Network.MTU,
+		Accel:       c.VM.Accel,
+		StopTimeout: c.VM.StopTimeout,
 	}
 }
 

@@ -70,7 +70,7 @@ func TestLoadDefaults(t *testing.T) {
 	want := Config{
 		File: filepath.Join(f.dir, "config.yaml"),
 		VM: VM{Kernel: f.kernel, CPUs: 2, Memory: 1 << 30, MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
-			ConsoleLog: "/state/console.log", Accel: "auto"},
+			ConsoleLog: "/state/console.log", Accel: "auto", StopTimeout: 30 * time.Second},
 		Network:       Network{Socket: f.sock, MTU: 1500},
 		Reconnect:     Reconnect{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second},
 		AutostartVM:   true,
@@ -116,6 +116,7 @@ func TestLoadKeys(t *testing.T) {
 			func(c *Config) bool { return c.VM.ConsoleLog == "/home/u/console.log" }},
 		{"accel tcg", base + "  accel: tcg\n" + net, func(c *Config) bool { return c.VM.Accel == "tcg" }},
 		{"accel kvm", base + "  accel: kvm\n" + net, func(c *Config) bool { return c.VM.Accel == "kvm" }},
+		{"stop_timeout", base + "  stop_timeout: 1m30s\n" + net, func(c *Config) bool { return c.VM.StopTimeout == 90*time.Second }},
 		{"socket absolute", base + "network:\n  socket: /run/x.sock\n", func(c *Config) bool { return c.Network.Socket == "/run/x.sock" }},
 		{"mtu", base + net + "  mtu: 9000\n", func(c *Config) bool { return c.Network.MTU == 9000 }},
 		{"backoff", base + net + "reconnect:\n  initial_backoff: 50ms\n  max_backoff: 5s\n",
@@ -173,6 +174,8 @@ func TestLoadErrors(t *testing.T) {
 		{"mac bad", "vm:\n  kernel: vmlinuz\n  mac: zz\n" + net, `vm.mac: invalid MAC address "zz"`},
 		{"mac multicast", "vm:\n  kernel: vmlinuz\n  mac: 01:00:5e:00:00:01\n" + net, "vm.mac: MAC address 01:00:5e:00:00:01 is a multicast address"},
 		{"accel bad", vm + "  accel: hvf\n" + net, `vm.accel: "hvf" is not an accelerator (use auto, kvm or tcg)`},
+		{"stop_timeout bad", vm + "  stop_timeout: soon\n" + net, `vm.stop_timeout: "soon" is not a positive duration (use e.g. 30s or 2m)`},
+		{"stop_timeout zero", vm + "  stop_timeout: 0s\n" + net, `vm.stop_timeout: "0s" is not a positive duration`},
 		{"socket missing linux", vm, "network.socket: is not set: point it at your socket_vmnet-compatible daemon's socket"},
 		{"mtu small", vm + net + "  mtu: 100\n", "network.mtu: 100 is out of range (use a number from 576 to 65535)"},
 		{"mtu big", vm + net + "  mtu: 70000\n", "network.mtu: 70000 is out of range"},
@@ -349,7 +352,7 @@ func TestVMConfig(t *testing.T) {
 	}
 	v := c.VMConfig()
 	if v.Kernel != f.kernel || v.CPUs != 2 || v.Memory != 1<<30 || v.MTU != 9000 || v.Accel != "auto" ||
-		v.ConsoleLog != "/state/console.log" || v.MAC.String() != "52:54:00:12:34:56" || v.NIC != nil {
+		v.ConsoleLog != "/state/console.log" || v.StopTimeout != 30*time.Second || v.MAC.String() != "52:54:00:12:34:56" || v.NIC != nil {
 		t.Fatalf("VMConfig %+v", v)
 	}
 	v.MAC[0] = 0xff

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
 
+	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -520,5 +521,59 @@ func TestConcurrentActions(t *testing.T) {
 func TestNewRequiresKernel(t *testing.T) {
 	if _, err := New(Options{}); err == nil || !strings.Contains(err.Error(), "Kernel") {
 		t.Fatalf("New without a kernel: %v", err)
+	}
+}
+
+// TestControlAPI serves the controller over the real control API: illegal
+// actions answer 409 and the status joins the VM and the link.
+func TestControlAPI(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	dir, err := os.MkdirTemp("", "ctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := dir + "/control.sock"
+	l, err := control.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- control.NewServer(h.c, logrus.New()).Serve(ctx, l) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	cl := control.NewClient(path)
+	rctx, rcancel := context.WithTimeout(context.Background(), waitFor)
+	defer rcancel()
+
+	for name, call := range map[string]func(context.Context) error{"stop": cl.StopVM, "reconnect": cl.Reconnect} {
+		err := call(rctx)
+		var ce *control.Error
+		if !errors.As(err, &ce) || ce.Code != http.StatusConflict {
+			t.Fatalf("%s while stopped: %v, want a 409", name, err)
+		}
+	}
+	if err := cl.StartVM(rctx); err != nil {
+		t.Fatal(err)
+	}
+	h.do(step{do: "run", state: vmhost.StateRunning})
+	st, err := cl.Status(rctx)
+	if err != nil || st.VM == nil || st.VM.State != vmhost.StateRunning || st.Link.State != netlink.StateUp {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	var ce *control.Error
+	if err := cl.StartVM(rctx); !errors.As(err, &ce) || ce.Code != http.StatusConflict || !strings.Contains(ce.Message, "it is running") {
+		t.Fatalf("start while running: %v", err)
+	}
+	if err := cl.StopVM(rctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := cl.Status(rctx); st.VM.State != vmhost.StateStopped {
+		t.Fatalf("after stop: %+v", st.VM)
 	}
 }
