@@ -577,3 +577,20 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("after stop: %+v", st.VM)
 	}
 }
+
+// TestLinkFailsWhileStarting covers a link that fails before or while the
+// VM boots: whichever comes first, the run ends in error naming the link.
+func TestLinkFailsWhileStarting(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		h := newHarness(t, &factory{failLink: errors.New("recvmsg: bad file descriptor")}, nil)
+		_ = h.c.StartVM(context.Background()) // fails if the stop came first
+		h.waitState(vmhost.StateError)
+		if msg := h.c.Status().VM.Error; !strings.Contains(msg, "network link failed") || !strings.Contains(msg, "bad file descriptor") {
+			t.Fatalf("error %q", msg)
+		}
+		h.waitLink(netlink.StateFailed)
+		if err := h.c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -58,6 +58,9 @@ func (v *fakeVM) Start(ctx context.Context) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.started++
+	if v.ended {
+		return errors.New("the VM was already started: make a new one with New")
+	}
 	v.setLocked(vmhost.StateStarting, nil)
 	if v.startErr != nil {
 		v.setLocked(vmhost.StateError, v.startErr)
@@ -211,6 +214,7 @@ type factory struct {
 	linkErr  error // NewLink fails with it
 	startErr error // the next VM's Start fails with it
 	hangStop bool  // the next VMs ignore Stop
+	failLink error // the next links fail on the VM side as soon as they run
 }
 
 func (f *factory) newVM(cfg vmhost.Config, _ logrus.FieldLogger) (vmhost.VM, error) {
@@ -232,6 +236,9 @@ func (f *factory) newLink(host *os.File, cfg netlink.Config) (Link, error) {
 		return nil, f.linkErr
 	}
 	l := newFakeLink(host, cfg)
+	if f.failLink != nil {
+		l.fail <- f.failLink
+	}
 	f.links = append(f.links, l)
 	return l, nil
 }
