@@ -87,6 +87,7 @@ type Link struct {
 
 	txFrames, txBytes, rxFrames, rxBytes atomic.Uint64
 	oversize, vmBusy, partial            atomic.Uint64
+	stalls, busyWaits                    atomic.Uint64 // towards the VM
 
 	mu         sync.Mutex // guards the fields below; never held across I/O
 	conn       net.Conn   // current daemon connection, nil while down
@@ -629,11 +630,13 @@ func (s *vmSender) flush() error {
 		}
 		if !s.stalled && retries < busyRetries {
 			retries++
+			s.l.busyWaits.Add(1)
 			s.vm.busyWait()
 			continue
 		}
 		if !s.stalled {
 			s.stalled = true
+			s.l.stalls.Add(1)
 			s.l.log.Debug("the VM does not take frames; dropping them until it does")
 		}
 		s.l.vmBusy.Add(1)

@@ -626,6 +626,10 @@ func TestVMStopsReading(t *testing.T) {
 	if st.Dropped.VMBusy == 0 || st.RxFrames == 0 {
 		t.Fatalf("status %+v: want some delivered and some dropped", st)
 	}
+	// One stall, bounded retries, then one attempt per frame.
+	if stalls, waits := l.stalls.Load(), l.busyWaits.Load(); stalls != 1 || waits > busyRetries {
+		t.Errorf("%d stalls and %d waits, want 1 stall and at most %d waits", stalls, waits, busyRetries)
+	}
 	// The VM gets exactly the frames counted as delivered, in order, and
 	// then the link delivers again.
 	rbuf := make([]byte, MaxFrameSize+1)
