@@ -216,6 +216,8 @@ func measure(b *testing.B, env *benchEnv, fn func()) {
 
 var benchSizes = []int{64, 1514}
 
+var errFrameMismatch = errors.New("the VM got a frame of the wrong size")
+
 func forEach(b *testing.B, run func(b *testing.B, impl string, size int)) {
 	for _, size := range benchSizes {
 		for _, impl := range []string{"lima", "link"} {
@@ -227,20 +229,12 @@ func forEach(b *testing.B, run func(b *testing.B, impl string, size int)) {
 func BenchmarkUp(b *testing.B) {
 	forEach(b, func(b *testing.B, impl string, size int) {
 		env := setup(b, impl)
-		frame := make([]byte, size)
+		vm := newBenchVM(env.vm, make([]byte, size))
 		errc := make(chan error, 1)
 		measure(b, env, func() {
-			go func() {
-				// The VM's writes block when the socketpair is full:
-				// nothing is dropped on the way up.
-				for i := 0; i < b.N; i++ {
-					if _, err := env.vm.Write(frame); err != nil {
-						errc <- err
-						return
-					}
-				}
-				errc <- nil
-			}()
+			// The VM's sends block while the socketpair is full:
+			// nothing is dropped on the way up.
+			go func() { errc <- vm.send(b.N) }()
 			dec := NewDecoder(0)
 			for i := 0; i < b.N; i++ {
 				f, err := dec.ReadFrame(env.daemon)
@@ -269,6 +263,7 @@ func BenchmarkDown(b *testing.B) {
 		for i := 0; i < 32; i++ {
 			wire, _ = AppendFrame(wire, make([]byte, size))
 		}
+		vm := newBenchVM(env.vm, make([]byte, size))
 		errc := make(chan error, 1)
 		measure(b, env, func() {
 			go func() {
@@ -287,14 +282,15 @@ func BenchmarkDown(b *testing.B) {
 				}
 				errc <- nil
 			}()
-			buf := make([]byte, MaxFrameSize+1)
 			env.vm.SetReadDeadline(time.Now().Add(time.Minute))
-			for i := 1; i <= b.N; i++ {
-				n, err := env.vm.Read(buf)
-				if err != nil || n != size {
-					b.Fatalf("VM read %d: %v (%d bytes)", i, err, n)
+			credited := 0
+			for got := 0; got < b.N; {
+				n, err := vm.recv(b.N - got)
+				if err != nil {
+					b.Fatalf("VM read after %d frames: %v", got, err)
 				}
-				if i%32 == 0 {
+				got += n
+				for ; got-credited >= 32; credited += 32 {
 					credits <- struct{}{}
 				}
 			}
