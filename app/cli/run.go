@@ -182,11 +182,11 @@ func runApp(name string, args []string, env Env) int {
 
 	// A second SIGINT or SIGTERM from here on ends the process at once.
 	stopSignals()
-	log.Info("stopping: shutting the VM down")
+	log.Info("stopping vmnetbar: shutting the VM down if it runs")
 	bg.Wait()
 	code := ExitOK
 	if runErr != nil {
-		log.WithError(runErr).Error("the menu-bar icon failed")
+		log.WithError(runErr).Error("the menu-bar icon ended with an error")
 		code = ExitFailure
 	}
 	if err := ctrl.Close(); err != nil {
