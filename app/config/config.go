@@ -613,8 +613,12 @@ func insertMAC(data []byte, doc *yaml.Node, mac net.HardwareAddr) ([]byte, error
 	return buf.Bytes(), nil
 }
 
-// writeFileAtomic replaces path with data, keeping its permissions.
+// writeFileAtomic replaces path with data, keeping its permissions. A
+// symbolic link is followed, so the file it points to is replaced.
 func writeFileAtomic(path string, data []byte) error {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	mode := fs.FileMode(0o644)
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()

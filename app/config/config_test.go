@@ -434,3 +434,25 @@ func TestDefaultPathsFollowXDG(t *testing.T) {
 		t.Fatalf("options %+v", o)
 	}
 }
+
+func TestMACWrittenThroughSymlink(t *testing.T) {
+	f := newFixture(t)
+	real := filepath.Join(f.dir, "real.yaml")
+	if err := os.WriteFile(real, []byte("vm:\n  kernel: vmlinuz\nnetwork:\n  socket: daemon.sock\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(f.dir, "config.yaml")
+	if err := os.Symlink("real.yaml", link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(link, f.opts()); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the symbolic link was replaced: %v %v", st.Mode(), err)
+	}
+	data, _ := os.ReadFile(real)
+	if !strings.Contains(string(data), `mac: "52:54:00:aa:bb:cc"`) {
+		t.Fatalf("target not updated:\n%s", data)
+	}
+}
