@@ -352,3 +352,21 @@ func TestRunGuestSIGTERMStopsVM(t *testing.T) {
 		t.Fatalf("the VM was forced off:\n%s", p.stderr.String())
 	}
 }
+
+// TestRunAfterCrash checks that a control socket left by a killed instance
+// does not keep the next one from running.
+func TestRunAfterCrash(t *testing.T) {
+	d := isolate(t)
+	d.idleConfig(t)
+	p := startCLI(t, nil, false, "run", "--headless")
+	d.waitServing(t, p)
+	p.signal(t, syscall.SIGKILL)
+	if _, err := os.Lstat(d.sock); err != nil {
+		t.Fatalf("the killed instance left no socket to test with: %v", err)
+	}
+	p2 := startCLI(t, nil, false, "run", "--headless")
+	d.waitServing(t, p2)
+	if _, code := p2.signal(t, syscall.SIGTERM); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p2.stderr.String())
+	}
+}
