@@ -9,7 +9,9 @@
 // Behaviour:
 //   - The connection is redialed on the first error from either direction,
 //     with a backoff from Config.InitialBackoff doubling up to
-//     Config.MaxBackoff, reset by a success. One warning per outage, a debug
+//     Config.MaxBackoff, reset by a connection that stayed up for MaxBackoff
+//     (a daemon that accepts and closes at once is redialed with the
+//     backoff). Reconnect dials at once. One warning per outage, a debug
 //     line per failed dial, an info line with the downtime when restored.
 //   - While the daemon is away the link stops reading the VM, so its frames
 //     wait in the socketpair; a frame cut by a failed write is sent again

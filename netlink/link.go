@@ -52,7 +52,9 @@ type Config struct {
 	// Dial connects to the daemon; nil dials Socket ("unix").
 	Dial func(ctx context.Context) (net.Conn, error)
 	// InitialBackoff is the first wait between failed dials (0 = 100ms);
-	// each failure doubles it up to MaxBackoff (0 = 2s).
+	// each failure doubles it up to MaxBackoff (0 = 2s). A connection that
+	// stays up for MaxBackoff resets it.
+	// Dial must return when its context ends.
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	// Logger receives the link's logs; nil discards them.
@@ -268,22 +270,51 @@ func (l *Link) setStateLocked(s State) {
 	}
 }
 
-// dialLoop owns the daemon connection: it dials (with backoff) whenever
-// there is none and drops it on a manual reconnect.
+// dialLoop owns the daemon connection: it dials whenever there is none and
+// drops it on a manual reconnect. After a failed dial it waits the backoff
+// (InitialBackoff doubling up to MaxBackoff). A connection that stayed up
+// for MaxBackoff is a success: the backoff resets and the next dial is
+// immediate. One that failed sooner (a daemon that accepts and closes)
+// is redialed after the backoff, so a flapping daemon is not hammered. A
+// manual reconnect always dials at once with the backoff reset.
 func (l *Link) dialLoop(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	backoff := l.initial
+	// wait sleeps d; false when ctx ended. A manual reconnect cuts it
+	// short and resets the backoff.
+	wait := func(d time.Duration) bool {
+		timer.Reset(d)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-l.manual:
+			timer.Stop()
+			backoff = l.initial
+		case <-timer.C:
+			backoff = min(backoff*2, l.max)
+		}
+		return true
+	}
 	for {
 		conn, err := l.dial(ctx)
 		if err == nil {
 			if !l.install(conn) {
 				return
 			}
-			backoff = l.initial
-			if !l.waitDropped(ctx) {
+			upAt := time.Now()
+			manual, ok := l.waitDropped(ctx)
+			if !ok {
 				return
+			}
+			if up := time.Since(upAt); manual || up >= l.max {
+				backoff = l.initial
+			} else {
+				l.log.WithField("up", up.Round(time.Millisecond)).WithField("retry_in", backoff).Debug("short-lived daemon connection")
+				if !wait(backoff) {
+					return
+				}
 			}
 			continue
 		}
@@ -291,15 +322,8 @@ func (l *Link) dialLoop(ctx context.Context) {
 			return
 		}
 		l.dialFailed(err, backoff)
-		timer.Reset(backoff)
-		select {
-		case <-ctx.Done():
+		if !wait(backoff) {
 			return
-		case <-l.manual:
-			timer.Stop()
-			backoff = l.initial
-		case <-timer.C:
-			backoff = min(backoff*2, l.max)
 		}
 	}
 }
@@ -337,18 +361,20 @@ func (l *Link) install(conn net.Conn) bool {
 }
 
 // waitDropped waits while the connection is up and drops it on a manual
-// reconnect; false when ctx ended.
-func (l *Link) waitDropped(ctx context.Context) bool {
+// reconnect. It reports whether the drop was manual; ok is false when ctx
+// ended.
+func (l *Link) waitDropped(ctx context.Context) (manual, ok bool) {
 	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return false, false
 		case <-l.kick:
 		case <-l.manual:
 			l.mu.Lock()
 			if l.conn != nil {
 				l.log.Info("manual reconnect")
 				l.dropLocked(errManual)
+				manual = true
 			}
 			l.mu.Unlock()
 		}
@@ -360,7 +386,7 @@ func (l *Link) waitDropped(ctx context.Context) bool {
 			case <-l.kick:
 			default:
 			}
-			return true
+			return manual, true
 		}
 	}
 }

@@ -867,3 +867,31 @@ func TestNewSocketPair(t *testing.T) {
 		checkSocketOptions(t, f)
 	}
 }
+
+// TestFlappingDaemonBacksOff: a daemon that accepts and closes at once is
+// redialed with the backoff, not in a tight loop.
+func TestFlappingDaemonBacksOff(t *testing.T) {
+	_, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	var mu sync.Mutex
+	var at []time.Time
+	d.onAccept = func(c *net.UnixConn) bool {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+		c.Close()
+		return false
+	}
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond})
+	stop, _ := runLink(t, l)
+	waitFor(t, 10*time.Second, "six connections", func() bool { mu.Lock(); defer mu.Unlock(); return len(at) >= 6 })
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	for i, w := range []time.Duration{10, 20, 40, 80, 80} {
+		if gap := at[i+1].Sub(at[i]); gap < w*time.Millisecond {
+			t.Errorf("redial %d after %v, want >= %vms", i, gap, w)
+		}
+	}
+}
