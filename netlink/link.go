@@ -49,12 +49,12 @@ const (
 type Config struct {
 	// Socket is the daemon's UNIX socket path.
 	Socket string
-	// Dial connects to the daemon; nil dials Socket ("unix").
+	// Dial connects to the daemon; nil dials Socket ("unix"). It must
+	// return when its context ends.
 	Dial func(ctx context.Context) (net.Conn, error)
 	// InitialBackoff is the first wait between failed dials (0 = 100ms);
 	// each failure doubles it up to MaxBackoff (0 = 2s). A connection that
 	// stays up for MaxBackoff resets it.
-	// Dial must return when its context ends.
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	// Logger receives the link's logs; nil discards them.
