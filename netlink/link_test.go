@@ -133,10 +133,7 @@ func TestKillRestartUp(t *testing.T) {
 	vm, host := vmPair(t)
 	d := newDaemon(t, socketPath(t))
 	d.start()
-	hook := logtest.NewGlobal()
-	lg := logrus.New()
-	lg.Out = io.Discard
-	lg.AddHook(hook)
+	lg, hook := logtest.NewNullLogger()
 	lg.SetLevel(logrus.DebugLevel)
 	l := newLink(t, host, Config{Socket: d.path, Logger: lg})
 	runLink(t, l)
@@ -337,8 +334,11 @@ func TestDaemonAbsentAtStart(t *testing.T) {
 	vm, host := vmPair(t)
 	d := newDaemon(t, socketPath(t))
 	var dials atomic.Int64
+	lg, hook := logtest.NewNullLogger()
+	lg.SetLevel(logrus.DebugLevel)
 	l := newLink(t, host, Config{
 		Socket: d.path,
+		Logger: lg,
 		Dial: func(ctx context.Context) (net.Conn, error) {
 			dials.Add(1)
 			return (&net.Dialer{}).DialContext(ctx, "unix", d.path)
@@ -361,6 +361,18 @@ func TestDaemonAbsentAtStart(t *testing.T) {
 	st = l.Status()
 	if st.Reconnects != 0 || st.Downtime != 0 {
 		t.Errorf("status %+v: the first connection is not a reconnect and has no downtime", st)
+	}
+	var warns, debugs int
+	for _, e := range hook.AllEntries() {
+		switch {
+		case e.Level == logrus.WarnLevel:
+			warns++
+		case e.Level == logrus.DebugLevel && e.Message == "dial failed":
+			debugs++
+		}
+	}
+	if warns != 1 || debugs < 3 {
+		t.Errorf("%d warnings and %d failed-dial debug lines, want 1 and one per failed dial", warns, debugs)
 	}
 }
 
