@@ -1,0 +1,129 @@
+package netlink
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// gvproxyPath finds gvproxy (make tools puts it in .tools/bin). Without it
+// the test is skipped, or fails when CI=true.
+func gvproxyPath(t *testing.T) string {
+	if p, err := exec.LookPath("gvproxy"); err == nil {
+		return p
+	}
+	if p, err := filepath.Abs("../.tools/bin/gvproxy"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("gvproxy not found (run make tools)")
+	}
+	t.Skip("gvproxy not found (run make tools)")
+	return ""
+}
+
+// startGvproxy runs gvproxy listening on path; stop removes the socket and
+// kills it, as a crashed daemon.
+func startGvproxy(t *testing.T, bin, path string) (stop func()) {
+	cmd := exec.Command(bin, "-listen-qemu", "unix://"+path, "-ssh-port", "-1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		os.Remove(path)
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	t.Cleanup(stop)
+	waitFor(t, 10*time.Second, "gvproxy's socket", func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
+	return stop
+}
+
+var (
+	guestMAC  = net.HardwareAddr{0x5a, 0x94, 0xef, 0xe4, 0x0c, 0xee}
+	guestIP   = net.IPv4(192, 168, 127, 2).To4()
+	gatewayIP = net.IPv4(192, 168, 127, 1).To4()
+)
+
+// arpRequest asks who has the gateway's address.
+func arpRequest() []byte {
+	f := make([]byte, 0, 60)
+	f = append(f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	f = append(f, guestMAC...)
+	f = append(f, 0x08, 0x06)             // ARP
+	f = append(f, 0, 1, 8, 0, 6, 4, 0, 1) // Ethernet/IPv4, request
+	f = append(f, guestMAC...)
+	f = append(f, guestIP...)
+	f = append(f, 0, 0, 0, 0, 0, 0)
+	f = append(f, gatewayIP...)
+	return append(f, make([]byte, 60-len(f))...)
+}
+
+// isGatewayARPReply reports whether f answers arpRequest.
+func isGatewayARPReply(f []byte) bool {
+	return len(f) >= 42 && binary.BigEndian.Uint16(f[12:]) == 0x0806 &&
+		binary.BigEndian.Uint16(f[20:]) == 2 && bytes.Equal(f[28:32], gatewayIP) &&
+		bytes.Equal(f[0:6], guestMAC)
+}
+
+// askGateway sends ARP requests until the gateway answers.
+func askGateway(t *testing.T, vm *net.UnixConn) {
+	t.Helper()
+	buf := make([]byte, MaxFrameSize+1)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := vm.Write(arpRequest()); err != nil {
+			t.Fatal(err)
+		}
+		resend := time.Now().Add(500 * time.Millisecond)
+		for time.Now().Before(resend) {
+			f, err := readVM(vm, buf, time.Until(resend))
+			if err == errTimeout {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if isGatewayARPReply(f) {
+				return
+			}
+		}
+	}
+	t.Fatal("no ARP reply from gvproxy's gateway")
+}
+
+// TestGvproxy runs the link against gvproxy (the socket_vmnet stand-in):
+// the gateway answers ARP, and again after gvproxy crashed and came back.
+func TestGvproxy(t *testing.T) {
+	bin := gvproxyPath(t)
+	path := socketPath(t)
+	vm, host := vmPair(t)
+	stop := startGvproxy(t, bin, path)
+	l := newLink(t, host, Config{Socket: path})
+	runLink(t, l)
+	askGateway(t, vm)
+
+	stop()
+	waitFor(t, 10*time.Second, "reconnecting", func() bool { return l.Status().State == StateReconnecting })
+	startGvproxy(t, bin, path)
+	waitFor(t, 10*time.Second, "up again", func() bool { return l.Status().State == StateUp })
+	askGateway(t, vm)
+	if st := l.Status(); st.Reconnects != 1 || st.TxFrames == 0 || st.RxFrames == 0 {
+		t.Errorf("status %+v: want 1 reconnect and traffic both ways", st)
+	}
+}
