@@ -201,10 +201,11 @@ func TestTrayFallsBackToHeadless(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no status line on stdout")
 	}
-	if !strings.Contains(p.stderr.String(), "no tray available (no D-Bus session bus") ||
-		!strings.Contains(p.stderr.String(), "running headless") {
-		t.Fatalf("stderr does not say the tray is unavailable:\n%s", p.stderr.String())
-	}
+	// stderr is copied by its own goroutine: it may lag behind stdout.
+	waitFor(t, "the log line saying the tray is unavailable", func() bool {
+		return strings.Contains(p.stderr.String(), "no tray available (no D-Bus session bus") &&
+			strings.Contains(p.stderr.String(), "running headless")
+	})
 	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
 	}
