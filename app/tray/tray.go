@@ -101,8 +101,9 @@ func Run(ctx context.Context, c Controller, opts Options) error {
 		return errors.New("tray: Run was already called in this process; the menu-bar icon can be shown only once")
 	}
 	t := newTray(ctx, c, opts)
-	systray.Run(t.onReady, nil)
+	systray.Run(t.onReady, t.onExit)
 	// macOS does not call onExit after Quit: all cleanup happens here.
+	close(t.loopEnded)
 	<-t.finished
 	return t.result
 }
@@ -110,12 +111,12 @@ func Run(ctx context.Context, c Controller, opts Options) error {
 // tray is one running tray. Goroutines and their owners:
 //
 //	supervisor      started by onReady; waits for Quit or ctx, stops the
-//	                others, then calls systray.Quit
+//	                others, then calls systray.Quit (Run waits for it)
 //	renderer        applies models; stopped by closing done
 //	click forwarder one per item; stopped by closing done
 //	dispatcher      turns clicks into work; stopped by closing done
-//	action workers  one per running action; cancelled by opCancel and
-//	                awaited by the supervisor (ops)
+//	action workers  one per running action; Start and Stop end with ctx,
+//	                the others with opCtx; awaited by the supervisor (ops)
 //	quit worker     stops the VM after Quit; awaited by the supervisor
 type tray struct {
 	ctx  context.Context
@@ -128,11 +129,13 @@ type tray struct {
 	opCtx    context.Context
 	opCancel context.CancelFunc
 
-	done     chan struct{}  // closed: loops end
-	loops    sync.WaitGroup // renderer, forwarders, dispatcher, quit worker
-	ops      sync.WaitGroup // action workers
-	finished chan struct{}  // closed by the supervisor after systray.Quit
-	result   error          // set by the supervisor before finished
+	done      chan struct{}  // closed: loops end
+	loopEnded chan struct{}  // closed when systray.Run has returned
+	leaving   atomic.Bool    // the supervisor is ending the tray
+	loops     sync.WaitGroup // renderer, forwarders, dispatcher, quit worker
+	ops       sync.WaitGroup // action workers
+	finished  chan struct{}  // closed by the supervisor after systray.Quit
+	result    error          // set by the supervisor before finished
 
 	clicks     chan ItemID
 	poke       chan struct{} // capacity 1: the UI state changed
@@ -163,6 +166,7 @@ func newTray(ctx context.Context, c Controller, opts Options) *tray {
 		open:       opts.Opener,
 		now:        time.Now,
 		done:       make(chan struct{}),
+		loopEnded:  make(chan struct{}),
 		finished:   make(chan struct{}),
 		clicks:     make(chan ItemID, clickQueue),
 		poke:       make(chan struct{}, 1),
@@ -229,13 +233,19 @@ func (t *tray) onReady() {
 // and then ends the systray loop.
 func (t *tray) supervise() {
 	defer close(t.finished)
+	loopRuns := true
 	select {
 	case <-t.ctx.Done():
 		t.result = t.ctx.Err()
 		t.log.Info("stopping the tray: the app is shutting down")
 	case err := <-t.quitResult:
 		t.result = err
+	case <-t.loopEnded:
+		// Only Quit ends the loop; should the system end it anyway,
+		// clean up and let Run return.
+		loopRuns = false
 	}
+	t.leaving.Store(true)
 	t.opCancel()
 	close(t.done)
 	t.loops.Wait()
@@ -243,7 +253,31 @@ func (t *tray) supervise() {
 	t.cancelSub()
 	// The renderer has stopped: no setter can wait for the main thread
 	// while it leaves its loop.
-	systray.Quit()
+	if loopRuns {
+		systray.Quit()
+	}
+}
+
+// systemExitStopTimeout bounds the VM stop in onExit.
+const systemExitStopTimeout = 20 * time.Second
+
+// onExit runs on the main thread when the loop ends. After our own Quit it
+// has nothing to do. On macOS it also runs when the system terminates the
+// app (logout, shutdown), and the process exits as soon as it returns: the
+// VM is stopped here, within a bound.
+func (t *tray) onExit() {
+	if t.leaving.Load() {
+		return
+	}
+	if !vmRuns(t.c.Status()) {
+		return
+	}
+	t.log.Warn("the system is ending the app: stopping the VM")
+	ctx, cancel := context.WithTimeout(context.Background(), systemExitStopTimeout)
+	defer cancel()
+	if err := t.c.StopVM(ctx); err != nil {
+		t.log.WithError(err).Error("stopping the VM as the system ends the app failed")
+	}
 }
 
 // forwardClicks waits on one item's click channel. systray sends clicks
@@ -337,14 +371,14 @@ func (t *tray) vmAction(start bool) {
 	if start {
 		what = "Start VM"
 		t.log.Info("starting the VM (menu)")
-		err = t.c.StartVM(t.opCtx)
+		err = t.c.StartVM(t.ctx)
 	} else {
 		t.log.Info("stopping the VM (menu)")
-		err = t.c.StopVM(t.opCtx)
+		err = t.c.StopVM(t.ctx)
 	}
 	t.mu.Lock()
 	t.ui.VMBusy = false
-	if err != nil && t.opCtx.Err() == nil {
+	if err != nil && t.ctx.Err() == nil {
 		t.ui.Problem = what + " failed: " + err.Error()
 		t.log.WithError(err).Warn(what + " failed")
 	}
@@ -413,17 +447,23 @@ func (t *tray) quit() {
 	defer t.loops.Done()
 	t.log.Info("quit: stopping the VM")
 	t.changed()
-	// Running actions (a Start in progress, say) are cancelled first.
+	// A Start or Stop in progress finishes first; other actions (a file
+	// opener that has not returned) are cancelled.
 	t.opCancel()
 	t.ops.Wait()
 	var err error
-	if st := t.c.Status(); st.VM != nil && st.VM.State != vmhost.StateStopped {
+	if vmRuns(t.c.Status()) {
 		if e := t.c.StopVM(t.ctx); e != nil {
 			err = fmt.Errorf("stopping the VM before quitting: %w", e)
 			t.log.WithError(e).Warn("quit: stopping the VM failed")
 		}
 	}
 	t.quitResult <- err
+}
+
+// vmRuns reports whether st has a VM that StopVM can stop.
+func vmRuns(st control.Status) bool {
+	return st.VM != nil && (st.VM.State == vmhost.StateStarting || st.VM.State == vmhost.StateRunning)
 }
 
 // changed wakes the renderer after a UI state change.
