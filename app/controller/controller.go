@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"sync"
@@ -182,7 +183,7 @@ func New(opts Options) (*Controller, error) {
 	log := opts.Logger
 	if log == nil {
 		l := logrus.New()
-		l.Out = discard{}
+		l.Out = io.Discard
 		log = l
 	}
 	now := opts.Now
@@ -218,10 +219,6 @@ func New(opts Options) (*Controller, error) {
 		subs:        map[*subscriber]struct{}{},
 	}, nil
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 var _ control.VMBackend = (*Controller)(nil)
 
