@@ -907,3 +907,68 @@ func TestFlappingDaemonBacksOff(t *testing.T) {
 		}
 	}
 }
+
+// TestHardKillUp closes the daemon's connection with frames still queued
+// in it (a crash): those are gone with the daemon, but the link loses
+// nothing it held: the new daemon gets every later frame, in order, once.
+func TestHardKillUp(t *testing.T) {
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path})
+	runLink(t, l)
+	c1 := d.next()
+	const total = 20000
+	go func() {
+		buf := make([]byte, 2000)
+		vm.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		for i := uint32(0); i < total; i++ {
+			if _, err := vm.Write(testFrame(buf, i, frameSize(i))); err != nil {
+				t.Errorf("VM write %d: %v", i, err)
+				return
+			}
+		}
+	}()
+	dec := NewDecoder(0)
+	c1.SetReadDeadline(time.Now().Add(20 * time.Second))
+	next := uint32(0)
+	for next < total/3 {
+		f, err := dec.ReadFrame(c1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq, err := checkFrame(f); err != nil || seq != next {
+			t.Fatalf("frame %d (%v), want %d", seq, err, next)
+		}
+		next++
+	}
+	c1.Close()
+	d.stop()
+	d.start()
+	c2 := d.next()
+	dec.Reset()
+	c2.SetReadDeadline(time.Now().Add(20 * time.Second))
+	f, err := dec.ReadFrame(c2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := checkFrame(f)
+	if err != nil || first < next {
+		t.Fatalf("new daemon's first frame %d (%v), old one ended at %d", first, err, next)
+	}
+	lost := first - next
+	for want := first + 1; want < total; want++ {
+		f, err := dec.ReadFrame(c2)
+		if err != nil {
+			t.Fatalf("after frame %d: %v", want-1, err)
+		}
+		if seq, err := checkFrame(f); err != nil || seq != want {
+			t.Fatalf("frame %d (%v), want %d", seq, err, want)
+		}
+	}
+	// Only what the dead daemon's socket held is gone.
+	if lost > 1000 {
+		t.Errorf("%d frames lost, more than a socket buffer holds", lost)
+	}
+	t.Logf("%d frames were queued in the killed daemon's socket", lost)
+}
