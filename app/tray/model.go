@@ -18,7 +18,7 @@ const (
 	ItemVM        ItemID = iota // header: "VM: running 2h 14m"
 	ItemLink                    // header: "Link: up · 3 reconnects · last 4m ago"
 	ItemTraffic                 // header: "↑ 1.2 GB ↓ 3.4 GB"
-	ItemProblem                 // header: the last failed action, hidden when none
+	ItemProblem                 // header: the last failed action or why the link is down, hidden when none
 	ItemStart                   // Start VM
 	ItemStop                    // Stop VM
 	ItemReconnect               // Reconnect now
@@ -80,7 +80,13 @@ func BuildModel(st control.Status, ui UIState, now time.Time) Model {
 		Label:   fmt.Sprintf("↑ %s ↓ %s", formatBytes(st.Link.TxBytes), formatBytes(st.Link.RxBytes)),
 		Visible: true,
 	}
-	m.Items[ItemProblem] = Item{Label: "⚠ " + truncate(ui.Problem, maxErrorLen), Visible: ui.Problem != ""}
+	problem := ui.Problem
+	if problem == "" && st.Link.LastError != "" &&
+		(st.Link.State == netlink.StateConnecting || st.Link.State == netlink.StateReconnecting) {
+		// Why the link is not up yet (the daemon is missing, say).
+		problem = st.Link.LastError
+	}
+	m.Items[ItemProblem] = Item{Label: "⚠ " + truncate(problem, maxErrorLen), Visible: problem != ""}
 
 	vmState := vmhost.State(0)
 	if st.VM != nil {

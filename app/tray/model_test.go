@@ -266,6 +266,36 @@ func TestModelProblem(t *testing.T) {
 	}
 }
 
+func TestModelLinkProblem(t *testing.T) {
+	running := vm(vmhost.StateRunning, time.Hour, "")
+	dialErr := "dialing the daemon: dial unix /var/run/socket_vmnet: connect: no such file or directory"
+	for _, tc := range []struct {
+		name string
+		link netlink.Status
+		ui   UIState
+		want string // "" = hidden
+	}{
+		{"connecting", netlink.Status{State: netlink.StateConnecting, LastError: dialErr}, UIState{}, "⚠ " + truncate(dialErr, maxErrorLen)},
+		{"reconnecting", netlink.Status{State: netlink.StateReconnecting, LastError: "the daemon closed the connection"}, UIState{}, "⚠ the daemon closed the connection"},
+		{"up again: the old error is not shown", netlink.Status{State: netlink.StateUp, LastError: dialErr}, UIState{}, ""},
+		{"a failed action comes first", netlink.Status{State: netlink.StateConnecting, LastError: dialErr}, UIState{Problem: "Stop VM failed: boom"}, "⚠ Stop VM failed: boom"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := BuildModel(control.Status{VM: running, Link: tc.link}, tc.ui, now)
+			p := m.Items[ItemProblem]
+			if tc.want == "" {
+				if p.Visible {
+					t.Errorf("problem line visible: %q", p.Label)
+				}
+				return
+			}
+			if !p.Visible || p.Label != tc.want {
+				t.Errorf("problem line %q (visible %v), want %q", p.Label, p.Visible, tc.want)
+			}
+		})
+	}
+}
+
 func TestFormatDuration(t *testing.T) {
 	for _, tc := range []struct {
 		d    time.Duration
