@@ -295,13 +295,18 @@ func (l *testLog) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (c *child) send(st control.Status) {
+func (c *child) send(st control.Status) { c.sendLine("", st) }
+
+// sendQuiet changes the fake's status without an update to subscribers.
+func (c *child) sendQuiet(st control.Status) { c.sendLine("quiet ", st) }
+
+func (c *child) sendLine(prefix string, st control.Status) {
 	c.t.Helper()
 	b, err := json.Marshal(st)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if _, err := c.stdin.Write(append(b, '\n')); err != nil {
+	if _, err := c.stdin.Write(append([]byte(prefix), append(b, '\n')...)); err != nil {
 		c.t.Fatalf("writing to the tray process: %v", err)
 	}
 }
@@ -608,6 +613,13 @@ func TestTrayOverDBus(t *testing.T) {
 	}
 	_, took = c.waitMenu("the last of 200 updates", hasLabel("Link: up · 203 reconnects"))
 	t.Logf("last of a burst of 200 updates shown after %v", took)
+
+	// Traffic counters change without an update: the periodic refresh
+	// shows them.
+	st.Link.TxBytes, st.Link.RxBytes = 5_000_000, 7_000
+	c.sendQuiet(st)
+	_, took = c.waitMenu("the new traffic counters", hasLabel("↑ 5.0 MB ↓ 7.0 kB"))
+	t.Logf("traffic counters refreshed after %v", took)
 
 	// Every click is received: a burst of clicks on an item without a
 	// busy state opens the file each time.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -87,12 +88,21 @@ func newFakeController(out *lineWriter) *fakeController {
 	}
 }
 
+// readCommands reads status lines; a line starting with "quiet " changes
+// the status without an update to subscribers (as traffic counters do).
 func (c *fakeController) readCommands(f *os.File) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
+		line, quiet := strings.CutPrefix(sc.Text(), "quiet ")
 		var st control.Status
-		if err := json.Unmarshal(sc.Bytes(), &st); err != nil {
+		if err := json.Unmarshal([]byte(line), &st); err != nil {
 			fmt.Fprintln(os.Stderr, "helper: bad status line:", err)
+			continue
+		}
+		if quiet {
+			c.mu.Lock()
+			c.st = st
+			c.mu.Unlock()
 			continue
 		}
 		c.set(func(s *control.Status) { *s = st })

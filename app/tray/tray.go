@@ -482,7 +482,8 @@ func (t *tray) uiState() UIState {
 
 // render applies a new model on every status update, UI change and tick.
 // Bursts of updates are coalesced: the controller's channel keeps only the
-// latest status, and everything that arrived meanwhile is rendered once.
+// latest status. Ticks refresh durations and traffic counters, which change
+// without an update. Only what differs from the last model is sent.
 func (t *tray) render() {
 	defer t.loops.Done()
 	tick := time.NewTicker(refreshInterval)
@@ -494,15 +495,16 @@ func (t *tray) render() {
 		case s, ok := <-sub:
 			if !ok {
 				// The controller is shutting down: keep showing its
-				// status by polling on ticks.
+				// status, refreshed on ticks.
 				sub = nil
 				continue
 			}
 			st = s
 		case <-tick.C:
-			if sub == nil {
-				st = t.c.Status()
-			}
+			// Traffic counters change without an update: take a fresh
+			// snapshot (also the only source once the subscription
+			// has ended).
+			st = t.c.Status()
 		case <-t.poke:
 		case <-t.done:
 			return
