@@ -82,10 +82,10 @@ const (
 	DefaultMaxBackoff     = 2 * time.Second
 	DefaultAccel          = "auto"
 	DefaultStopTimeout    = 30 * time.Second
-	// MinMTU and MaxMTU bound network.mtu: a daemon frame holds at most
-	// 64 KiB, and IPv4 needs at least 576.
-	MinMTU = 576
-	MaxMTU = 65535
+	// MinMTU and MaxMTU bound network.mtu; they are the VM host's limits
+	// (the IPv6 minimum up to the largest frame the daemon carries).
+	MinMTU = vmhost.MinMTU
+	MaxMTU = vmhost.MaxMTU
 	// MaxCPUs bounds vm.cpus; the hypervisor may allow fewer.
 	MaxCPUs = 256
 )

@@ -177,7 +177,7 @@ func TestLoadErrors(t *testing.T) {
 		{"stop_timeout bad", vm + "  stop_timeout: soon\n" + net, `vm.stop_timeout: "soon" is not a positive duration (use e.g. 30s or 2m)`},
 		{"stop_timeout zero", vm + "  stop_timeout: 0s\n" + net, `vm.stop_timeout: "0s" is not a positive duration`},
 		{"socket missing linux", vm, "network.socket: is not set: point it at your socket_vmnet-compatible daemon's socket"},
-		{"mtu small", vm + net + "  mtu: 100\n", "network.mtu: 100 is out of range (use a number from 576 to 65535)"},
+		{"mtu small", vm + net + "  mtu: 100\n", "network.mtu: 100 is out of range (use a number from 1280 to 65535)"},
 		{"mtu big", vm + net + "  mtu: 70000\n", "network.mtu: 70000 is out of range"},
 		{"mtu words", vm + net + "  mtu: big\n", `network.mtu: "big" is not a whole number`},
 		{"backoff bad", vm + net + "reconnect:\n  initial_backoff: fast\n", `reconnect.initial_backoff: "fast" is not a positive duration (use e.g. 100ms or 2s)`},
