@@ -8,12 +8,21 @@ TOOLS := $(CURDIR)/.tools/bin
 GVPROXY_VERSION := v0.8.9
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: all build test test-portable bench fuzz check-darwin tools clean
+.PHONY: all build run test bench fuzz check-darwin tools clean
 
 all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) .
+
+# macOS: build, sign and open the app. Linux: the newcomer path (install what
+# is missing, build the test guest, keep gvproxy running, start vmnetbar).
+run:
+	@if [ "$$(uname -s)" = Darwin ]; then \
+		$(MAKE) sign && open $(APP); \
+	else \
+		scripts/run-linux.sh; \
+	fi
 
 # Test tools fetched through the Go module proxy (gvproxy: the Linux stand-in
 # for socket_vmnet).
@@ -25,8 +34,8 @@ $(TOOLS)/gvproxy:
 test: tools
 	$(GO) vet ./...
 	$(GO) vet -tags portable ./netlink/
-	$(GO) test -race -timeout 20m ./...
-	$(GO) test -race -tags portable -timeout 10m ./netlink/
+	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -tags portable -timeout 10m ./netlink/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./netlink/
