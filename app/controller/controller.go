@@ -69,6 +69,11 @@ const DefaultStopTimeout = 30 * time.Second
 // end before it gives up on it.
 const closeGrace = 10 * time.Second
 
+// linkGrace is how long a VM-side link failure waits for the VM to end
+// before the link is blamed. A VM that powers off closes its end of the
+// socketpair, so the link may see that before the VM reports stopped.
+const linkGrace = 2 * time.Second
+
 // ConflictError is an action that is illegal in the current state (start
 // while running, stop while stopped, reconnect without a VM). It maps to
 // HTTP 409 Conflict.
@@ -108,6 +113,14 @@ func (*closedError) StatusCode() int { return http.StatusServiceUnavailable }
 //	stopping -> stopped   the VM has ended after StopVM
 //	stopping -> error     the VM has ended after a link failure, or failed
 //
+// A link that fails on the VM side (netlink.ErrVMSide) is blamed only when
+// the VM goes on running: a VM that stops closes its end of the socketpair,
+// so the link may fail just before the VM reports stopped. Such a failure
+// is ignored while the VM is stopping or has ended; otherwise the VM gets
+// linkGrace to end by itself (then the run ends as the VM did) before the
+// link is blamed and the VM stopped. Any other end of the link is blamed at
+// once.
+//
 // Whenever the VM ends the link is shut down (its context cancelled and Run
 // awaited) before the final state (stopped or error) is reported, so a
 // final state always means nothing runs. Legal actions: StartVM in stopped
@@ -126,6 +139,8 @@ type Controller struct {
 	now         func() time.Time
 	stopTimeout time.Duration
 	closeGrace  time.Duration // how long Close waits beyond stopTimeout
+	linkGrace   time.Duration // how long a VM-side link failure waits for the VM to end
+	after       func(time.Duration) <-chan time.Time
 
 	ctx    context.Context // cancelled when Close has done its graceful part
 	cancel context.CancelFunc
@@ -210,6 +225,8 @@ func New(opts Options) (*Controller, error) {
 		now:         now,
 		stopTimeout: st,
 		closeGrace:  closeGrace,
+		linkGrace:   linkGrace,
+		after:       time.After,
 		ctx:         ctx,
 		cancel:      cancel,
 		op:          make(chan struct{}, 1),
@@ -345,6 +362,8 @@ func (c *Controller) supervise(r *vmRun, sub <-chan netlink.Status, unsub func()
 	events := r.vm.Events()
 	linkDone := r.linkDone
 	closing := c.ctx.Done()
+	var grace <-chan time.Time // set while a VM-side link failure awaits the VM
+	var linkErr error
 loop:
 	for {
 		select {
@@ -371,27 +390,29 @@ loop:
 			if err == nil {
 				err = errors.New("the link stopped on its own")
 			}
-			msg := fmt.Sprintf("network link failed: %v", err)
-			c.log.WithError(err).Error("network link failed: stopping the VM")
-			c.mu.Lock()
-			if r.failure == "" {
-				r.failure = msg
+			if !errors.Is(err, netlink.ErrVMSide) {
+				c.linkFailed(r, err)
+				continue
 			}
-			changed := false
-			if c.run == r && (c.state == vmhost.StateStarting || c.state == vmhost.StateRunning) {
-				changed = c.setStateLocked(vmhost.StateStopping, "")
+			// The VM end of the socketpair went away: a VM that is
+			// ending closes it. Blame the link only if the VM does not
+			// end by itself within the grace.
+			if c.vmEnding(r) {
+				c.log.WithError(err).Debug("the link ended while the VM ends")
+				c.finishStop(r)
+				continue
 			}
-			c.mu.Unlock()
-			if changed {
-				c.notify()
+			linkErr = err
+			grace = c.after(c.linkGrace)
+
+		case <-grace:
+			grace = nil
+			if c.vmEnding(r) {
+				c.log.WithError(linkErr).Debug("the link ended while the VM ends")
+				c.finishStop(r)
+				continue
 			}
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				if err := r.vm.Stop(c.ctx, c.stopTimeout); err != nil {
-					c.log.WithError(err).Warn("stopping the VM after the link failure")
-				}
-			}()
+			c.linkFailed(r, linkErr)
 
 		case <-closing:
 			// Close has waited for the VM as long as it will.
@@ -436,6 +457,67 @@ loop:
 	}
 	c.mu.Unlock()
 	c.notify()
+}
+
+// vmEnding reports whether r's VM has ended or is stopping (by itself, by
+// StopVM or by Close).
+func (c *Controller) vmEnding(r *vmRun) bool {
+	select {
+	case <-r.vm.Done():
+		return true
+	default:
+	}
+	// Not stopped or error: a VM not started yet reports stopped too.
+	if st, _ := r.vm.State(); st == vmhost.StateStopping {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.run == r && c.state == vmhost.StateStopping
+}
+
+// finishStop makes sure an ending VM that lost its link ends: unless it
+// has ended already, it is stopped (bounded by the stop timeout, then
+// forced). No failure is recorded.
+func (c *Controller) finishStop(r *vmRun) {
+	select {
+	case <-r.vm.Done():
+		return
+	default:
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := r.vm.Stop(c.ctx, c.stopTimeout); err != nil {
+			c.log.WithError(err).Warn("stopping the VM after its link ended")
+		}
+	}()
+}
+
+// linkFailed records that the link failed while the VM runs and stops the
+// VM: the run ends in error.
+func (c *Controller) linkFailed(r *vmRun, err error) {
+	msg := fmt.Sprintf("network link failed: %v", err)
+	c.log.WithError(err).Error("network link failed: stopping the VM")
+	c.mu.Lock()
+	if r.failure == "" {
+		r.failure = msg
+	}
+	changed := false
+	if c.run == r && (c.state == vmhost.StateStarting || c.state == vmhost.StateRunning) {
+		changed = c.setStateLocked(vmhost.StateStopping, "")
+	}
+	c.mu.Unlock()
+	if changed {
+		c.notify()
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := r.vm.Stop(c.ctx, c.stopTimeout); err != nil {
+			c.log.WithError(err).Warn("stopping the VM after the link failure")
+		}
+	}()
 }
 
 // vmEvent applies a VM state change. Final states are applied by

@@ -51,6 +51,7 @@ func newHarness(t *testing.T, f *factory, mod func(*Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.linkGrace = 10 * time.Millisecond
 	h := &harness{t: t, f: f, c: c}
 	t.Cleanup(func() { c.Close() })
 	return h
@@ -120,6 +121,7 @@ func (h *harness) do(s step) {
 		h.f.vm().set(vmhost.StateError, errors.New("hypervisor crashed"))
 	case "linkfail":
 		h.f.link().fail <- errors.New("sendmsg: broken pipe")
+	case "": // only await what follows
 	default:
 		h.t.Fatalf("unknown step %q", s.do)
 	}
@@ -330,6 +332,95 @@ func TestLinkFailureStopsVM(t *testing.T) {
 	msg := h.c.Status().VM.Error
 	if !strings.Contains(msg, "network link failed") || !strings.Contains(msg, "broken pipe") {
 		t.Fatalf("error %q", msg)
+	}
+}
+
+// graceTimer replaces the controller's clock for the link grace: every
+// grace started is sent on started, and fires when the test sends on it.
+func graceTimer(c *Controller) (started chan chan time.Time) {
+	started = make(chan chan time.Time, 4)
+	c.after = func(d time.Duration) <-chan time.Time {
+		ch := make(chan time.Time, 1)
+		started <- ch
+		return ch
+	}
+	return started
+}
+
+func awaitGrace(t *testing.T, started chan chan time.Time) chan time.Time {
+	t.Helper()
+	select {
+	case ch := <-started:
+		return ch
+	case <-time.After(waitFor):
+		t.Fatal("the link failure did not start the grace")
+		return nil
+	}
+}
+
+// TestLinkEndsBeforeCleanPowerOff: the VM end of the socketpair closes as
+// the guest powers off, and the link sees it first. The run ends stopped,
+// without an error, and the controller does not stop the VM itself.
+func TestLinkEndsBeforeCleanPowerOff(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	started := graceTimer(h.c)
+	h.do(step{do: "start"})
+	h.do(step{do: "run", state: vmhost.StateRunning})
+	vm := h.f.vm()
+	h.do(step{do: "linkfail"})
+	awaitGrace(t, started)
+	if st := h.c.Status().VM; st.State != vmhost.StateRunning || st.Error != "" {
+		t.Fatalf("during the grace the VM is %s (error %q), want running", st.State, st.Error)
+	}
+	h.do(step{do: "poweroff", state: vmhost.StateStopped})
+	if msg := h.c.Status().VM.Error; msg != "" {
+		t.Fatalf("clean power-off reported error %q", msg)
+	}
+	if n := vm.stopCount(); n != 0 {
+		t.Fatalf("the controller stopped a VM that powered off by itself (%d Stop calls)", n)
+	}
+}
+
+// TestLinkFailsWhileVMRuns: the VM end failed but the VM goes on running
+// past the grace: the link is blamed and the VM stopped.
+func TestLinkFailsWhileVMRuns(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	started := graceTimer(h.c)
+	h.do(step{do: "start"})
+	h.do(step{do: "run", state: vmhost.StateRunning})
+	vm := h.f.vm()
+	h.do(step{do: "linkfail"})
+	fire := awaitGrace(t, started)
+	if n := vm.stopCount(); n != 0 {
+		t.Fatalf("the VM was stopped before the grace ended (%d Stop calls)", n)
+	}
+	fire <- time.Now()
+	h.do(step{do: "", state: vmhost.StateError, link: netlink.StateFailed, errText: "network link failed"})
+	if vm.stopCount() == 0 {
+		t.Fatal("the VM was not stopped after the grace")
+	}
+	if st, _ := vm.State(); st != vmhost.StateStopped {
+		t.Fatalf("VM is %s, want stopped", st)
+	}
+}
+
+// TestLinkEndsWhileVMStops: a link failure while the guest is already
+// powering off is no failure; the VM is still made to end.
+func TestLinkEndsWhileVMStops(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	started := graceTimer(h.c)
+	h.do(step{do: "start"})
+	h.do(step{do: "run", state: vmhost.StateRunning})
+	h.f.vm().set(vmhost.StateStopping, nil)
+	h.waitState(vmhost.StateStopping)
+	h.do(step{do: "linkfail", state: vmhost.StateStopped})
+	if msg := h.c.Status().VM.Error; msg != "" {
+		t.Fatalf("error %q after a link failure while stopping", msg)
+	}
+	select {
+	case <-started:
+		t.Fatal("a grace was started for a VM that was stopping")
+	default:
 	}
 }
 
