@@ -178,7 +178,6 @@ type vmRun struct {
 	done       chan struct{} // closed when the supervisor has finished
 	failure    string        // why the controller stopped the VM (link failure), under Controller.mu
 	hostEnd    *os.File      // the link's end of the socketpair
-	vmEnd      *os.File      // the VM's end (the VM closes it too when it ends)
 }
 
 // New returns a Controller with the VM stopped.
@@ -352,7 +351,7 @@ func (c *Controller) build() (*vmRun, error) {
 		return nil, err
 	}
 	return &vmRun{vm: vm, link: link, linkDone: make(chan struct{}), done: make(chan struct{}),
-		hostEnd: hostEnd, vmEnd: vmEnd}, nil
+		hostEnd: hostEnd}, nil
 }
 
 // supervise follows one run: VM events, link updates and a link failure.
@@ -426,7 +425,8 @@ loop:
 	<-r.linkDone
 	unsub()
 	r.hostEnd.Close()
-	r.vmEnd.Close()
+	// The VM end belongs to the VM, which closes it when it has ended: a
+	// VM that failed to stop may still use it.
 	if r.linkErr != nil {
 		c.log.WithError(r.linkErr).Debug("link ended with an error")
 	}

@@ -489,8 +489,13 @@ func TestCloseBoundedWhenVMHangs(t *testing.T) {
 	if st := h.c.Status(); st.VM.State != vmhost.StateError || !strings.Contains(st.VM.Error, "did not stop") {
 		t.Fatalf("status %+v", st.VM)
 	}
+	// The VM still owns its end of the socketpair: it may still use it.
+	vm := h.f.vm()
+	if _, err := vm.cfg.NIC.Write([]byte("x")); errors.Is(err, os.ErrClosed) {
+		t.Fatal("the VM end was closed under a VM that did not stop")
+	}
 	// Let the fake end so nothing stays blocked.
-	h.f.vm().set(vmhost.StateStopped, nil)
+	vm.set(vmhost.StateStopped, nil)
 }
 
 func TestStopHonoursContext(t *testing.T) {
