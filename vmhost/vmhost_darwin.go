@@ -78,7 +78,8 @@ func New(cfg Config, log logrus.FieldLogger) (VM, error) {
 		return nil, err
 	}
 	log = log.WithField("vm", "vz")
-	return &vzVM{cfg: cfg, vm: vm, log: log, m: newMachine(log, nil), quit: make(chan struct{})}, nil
+	return &vzVM{cfg: cfg, vm: vm, log: log, m: newMachine(log, nil),
+		nicClosed: make(chan struct{}), startDone: make(chan struct{})}, nil
 }
 
 func buildVZ(cfg Config) (*vz.VirtualMachine, error) {
@@ -168,23 +169,33 @@ func buildVZ(cfg Config) (*vz.VirtualMachine, error) {
 	return vm, nil
 }
 
+// requestStopPoll is how often a stop asks again whether the guest can be
+// asked to power off (it cannot while it boots).
+const requestStopPoll = 100 * time.Millisecond
+
 // vzVM is a VM on the Virtualization framework.
 //
 // Goroutines: Start launches watch, the only reader of the VM's
-// StateChangedNotify channel; it returns when the VM has ended or quit is
-// closed. The first Stop launches stopper, which returns when the VM has
-// ended or after it forced the VM off.
+// StateChangedNotify channel; it returns when the NIC is closed, that is
+// when Start failed or the framework reported the VM stopped or failed.
+// The first Stop launches stopper, which returns when the VM has ended or
+// after it tried to force the VM off.
+//
+// The NIC is closed only when the framework is done with it: after Start
+// failed, or when the framework reports stopped or error. A forced stop that
+// fails makes the state error but leaves the NIC to watch.
 type vzVM struct {
 	cfg Config // defaults applied; keeps cfg.NIC referenced
 	vm  *vz.VirtualMachine
 	log logrus.FieldLogger
 	m   *machine
 
-	mu       sync.Mutex
-	started  bool
-	stopOnce sync.Once
-	nicOnce  sync.Once
-	quit     chan struct{} // closed to stop watch when Start fails
+	mu        sync.Mutex
+	started   bool
+	stopOnce  sync.Once
+	nicOnce   sync.Once
+	nicClosed chan struct{} // closed with the NIC: watch returns
+	startDone chan struct{} // closed when the framework's Start has returned
 }
 
 var _ VM = (*vzVM)(nil)
@@ -207,13 +218,15 @@ func (v *vzVM) Start(ctx context.Context) error {
 		return err
 	}
 	go v.watch()
-	if err := v.vm.Start(); err != nil {
+	err := v.vm.Start()
+	if err != nil {
+		// Before startDone: this error, the framework's reason, wins
+		// over the stopped or error state watch may have seen.
 		err = fmt.Errorf("starting the VM: %w", err)
-		close(v.quit)
 		v.end(StateError, err)
-		return err
 	}
-	return nil
+	close(v.startDone)
+	return err
 }
 
 // watch maps the framework's state changes onto the machine.
@@ -221,9 +234,7 @@ func (v *vzVM) watch() {
 	notify := v.vm.StateChangedNotify()
 	for {
 		select {
-		case <-v.quit:
-			return
-		case <-v.m.done:
+		case <-v.nicClosed:
 			return
 		case s := <-notify:
 			v.log.WithField("vz_state", s.String()).Debug("framework state")
@@ -233,9 +244,11 @@ func (v *vzVM) watch() {
 			case vz.VirtualMachineStateStopping:
 				v.m.setIf(StateRunning, StateStopping, nil)
 			case vz.VirtualMachineStateStopped:
+				<-v.startDone // a failed Start reports its own error
 				v.end(StateStopped, nil)
 				return
 			case vz.VirtualMachineStateError:
+				<-v.startDone
 				v.end(StateError, errors.New("the Virtualization framework stopped the VM with an internal error"))
 				return
 			}
@@ -243,12 +256,13 @@ func (v *vzVM) watch() {
 	}
 }
 
-// end closes the NIC and makes the state final (the first caller wins).
+// end makes the state final (the first caller wins), then closes the NIC:
+// a link that sees the NIC close finds the VM already ended.
 func (v *vzVM) end(s State, err error) {
-	v.closeNIC()
 	if e := v.m.set(s, err); e != nil {
 		v.log.WithError(e).Debug("final state already set")
 	}
+	v.closeNIC()
 }
 
 func (v *vzVM) closeNIC() {
@@ -256,6 +270,7 @@ func (v *vzVM) closeNIC() {
 		if err := v.cfg.NIC.Close(); err != nil {
 			v.log.WithError(err).Debug("closing the NIC")
 		}
+		close(v.nicClosed)
 	})
 }
 
@@ -293,25 +308,49 @@ func (v *vzVM) Stop(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-// stopper asks the guest to stop, then forces the VM off after timeout.
+// stopper asks the guest to power off as soon as the framework allows it
+// (not while the guest boots), then forces the VM off after timeout.
 func (v *vzVM) stopper(timeout time.Duration) {
-	if v.vm.CanRequestStop() {
-		if _, err := v.vm.RequestStop(); err != nil {
-			v.log.WithError(err).Warn("asking the guest to power off failed: it is forced off after the stop timeout")
-		} else {
-			v.log.Info("asked the guest to power off")
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(requestStopPoll)
+	defer poll.Stop()
+	tick := poll.C
+	for {
+		if tick != nil && v.vm.CanRequestStop() {
+			tick = nil // ask once
+			if _, err := v.vm.RequestStop(); err != nil {
+				v.log.WithError(err).Warn("asking the guest to power off failed: it is forced off after the stop timeout")
+			} else {
+				v.log.Info("asked the guest to power off")
+			}
+		}
+		select {
+		case <-v.m.done:
+			return
+		case <-deadline.C:
+			v.forceStop()
+			return
+		case <-tick:
 		}
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-v.m.done:
-		return
-	case <-t.C:
-	}
+}
+
+// forceStop stops the VM without asking the guest.
+func (v *vzVM) forceStop() {
 	v.log.Warn("the guest did not power off in time: forcing the VM off")
-	if err := v.vm.Stop(); err != nil {
-		v.end(StateError, macOSError(err, "12", "forcing the VM off"))
+	err := v.vm.Stop()
+	if err == nil {
+		return // watch sees the framework report stopped
+	}
+	if s := v.vm.State(); s == vz.VirtualMachineStateStopped || s == vz.VirtualMachineStateError {
+		v.log.WithError(err).Debug("forcing the VM off failed, but it has ended")
+		return // watch records it
+	}
+	// The framework may still use the NIC: it stays open until watch
+	// sees the VM stopped or failed.
+	if e := v.m.set(StateError, macOSError(err, "12", "forcing the VM off")); e != nil {
+		v.log.WithError(e).Debug("final state already set")
 	}
 }
 
