@@ -13,8 +13,18 @@ import (
 	"time"
 )
 
-// launchctlTimeout bounds every launchctl call.
+// launchctlTimeout bounds every launchctl call but bootout.
 const launchctlTimeout = 15 * time.Second
+
+// exitTimeOut is the plist's ExitTimeOut, in seconds: how long launchd
+// waits after SIGTERM before SIGKILL. vmnetbar stops its VM on SIGTERM,
+// which takes up to the stop timeout (30 s by default) plus a grace;
+// launchd's own default (20 s) would kill it halfway through.
+const exitTimeOut = 60
+
+// bootoutTimeout bounds `launchctl bootout`, which waits for the job to
+// exit: up to exitTimeOut.
+const bootoutTimeout = exitTimeOut*time.Second + launchctlTimeout
 
 // LaunchAgentConfig describes a macOS LaunchAgent.
 type LaunchAgentConfig struct {
@@ -127,7 +137,7 @@ func (a *LaunchAgent) Disable() error {
 			return err
 		}
 		if loaded {
-			if out, err := a.launchctl("bootout", a.service()); err != nil {
+			if out, err := a.launchctlWithin(bootoutTimeout, "bootout", a.service()); err != nil {
 				if still, lerr := a.loaded(); lerr != nil || still {
 					return fmt.Errorf("login item: launchctl bootout %s: %w: %s", a.service(), err, out)
 				}
@@ -169,7 +179,11 @@ func (a *LaunchAgent) loaded() (bool, error) {
 }
 
 func (a *LaunchAgent) launchctl(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), launchctlTimeout)
+	return a.launchctlWithin(launchctlTimeout, args...)
+}
+
+func (a *LaunchAgent) launchctlWithin(timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	out, err := a.cfg.Run(ctx, "launchctl", args...)
 	return strings.TrimSpace(string(out)), err
@@ -188,6 +202,10 @@ func (a *LaunchAgent) Plist() []byte {
 		fmt.Fprintf(&b, "\t<key>%s</key>\n\t<%t/>\n", xmlText(key), val)
 	}
 	str("Label", Label)
+	// The app the agent belongs to, named in System Settings > Login Items.
+	b.WriteString("\t<key>AssociatedBundleIdentifiers</key>\n\t<array>\n")
+	fmt.Fprintf(&b, "\t\t<string>%s</string>\n", xmlText(Label))
+	b.WriteString("\t</array>\n")
 	b.WriteString("\t<key>ProgramArguments</key>\n\t<array>\n")
 	for _, arg := range append([]string{a.cfg.Exe}, a.cfg.Args...) {
 		fmt.Fprintf(&b, "\t\t<string>%s</string>\n", xmlText(arg))
@@ -196,6 +214,7 @@ func (a *LaunchAgent) Plist() []byte {
 	boolean("RunAtLoad", true)
 	boolean("KeepAlive", false)
 	str("ProcessType", "Interactive")
+	fmt.Fprintf(&b, "\t<key>ExitTimeOut</key>\n\t<integer>%d</integer>\n", exitTimeOut)
 	str("StandardOutPath", a.logPath)
 	str("StandardErrorPath", a.logPath)
 	b.WriteString("</dict>\n</plist>\n")

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -33,7 +34,7 @@ var nastyArgs = []string{
 }
 
 // parsePlist decodes an XML property list: dict -> map[string]any,
-// array -> []any, string -> string, true/false -> bool.
+// array -> []any, string -> string, integer -> int, true/false -> bool.
 func parsePlist(data []byte) (map[string]any, error) {
 	dec := xml.NewDecoder(bytes.NewReader(data))
 	for {
@@ -59,6 +60,10 @@ func plistValue(dec *xml.Decoder, se xml.StartElement) (any, error) {
 		var s string
 		err := dec.DecodeElement(&s, &se)
 		return s, err
+	case "integer":
+		var n int
+		err := dec.DecodeElement(&n, &se)
+		return n, err
 	case "array", "dict":
 		var items []any
 		for {
@@ -118,18 +123,26 @@ type fakeLaunchd struct {
 	loadAnyway    bool
 	bootoutFail   int
 	missing       bool // launchctl cannot be run at all
+	// budget is the time each subcommand's last call had until its
+	// deadline.
+	budget map[string]time.Duration
 }
 
 func (f *fakeLaunchd) run(ctx context.Context, name string, args ...string) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := ctx.Deadline(); !ok {
+	dl, ok := ctx.Deadline()
+	if !ok {
 		return nil, errors.New("launchctl run without a deadline")
 	}
 	f.calls = append(f.calls, strings.Join(append([]string{name}, args...), " "))
 	if name != "launchctl" || len(args) == 0 {
 		return nil, fmt.Errorf("unexpected command %s %q", name, args)
 	}
+	if f.budget == nil {
+		f.budget = map[string]time.Duration{}
+	}
+	f.budget[args[0]] = time.Until(dl)
 	if f.missing {
 		return nil, &exec.Error{Name: name, Err: exec.ErrNotFound}
 	}
@@ -200,13 +213,15 @@ func TestLaunchAgentPlist(t *testing.T) {
 		prog = append(prog, s)
 	}
 	want := map[string]any{
-		"Label":             "io.github.vmnetbar",
-		"ProgramArguments":  prog,
-		"RunAtLoad":         true,
-		"KeepAlive":         false,
-		"ProcessType":       "Interactive",
-		"StandardOutPath":   logPath,
-		"StandardErrorPath": logPath,
+		"Label":                       "io.github.vmnetbar",
+		"AssociatedBundleIdentifiers": []any{"io.github.vmnetbar"},
+		"ProgramArguments":            prog,
+		"RunAtLoad":                   true,
+		"KeepAlive":                   false,
+		"ProcessType":                 "Interactive",
+		"ExitTimeOut":                 60,
+		"StandardOutPath":             logPath,
+		"StandardErrorPath":           logPath,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("plist decodes to\n%#v\nwant\n%#v", got, want)
@@ -279,6 +294,16 @@ func TestLaunchAgentEnableDisable(t *testing.T) {
 	}
 	if _, err := os.Stat(a.Path()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("plist still there after Disable: %v", err)
+	}
+	// bootout waits for the job to exit, which launchd allows ExitTimeOut.
+	f.mu.Lock()
+	bootout, printBudget := f.budget["bootout"], f.budget["print"]
+	f.mu.Unlock()
+	if bootout <= 60*time.Second {
+		t.Errorf("launchctl bootout may run %v, want more than the plist's ExitTimeOut (60s)", bootout)
+	}
+	if printBudget > launchctlTimeout {
+		t.Errorf("launchctl print may run %v, want at most %v", printBudget, launchctlTimeout)
 	}
 	if on, err := a.Enabled(); err != nil || on {
 		t.Errorf("Enabled() after Disable = %v, %v; want false", on, err)
