@@ -203,15 +203,15 @@ func (t *tray) onReady() {
 		} else {
 			mi = systray.AddMenuItem(it.Label, "")
 		}
+		// Before anyone can click it: on Linux the menu is served once
+		// onReady has returned; on macOS the item appeared just now.
+		mi.ClickedCh = make(chan struct{}, clickBuffer)
 		if !it.Enabled {
 			mi.Disable()
 		}
 		if !it.Visible {
 			mi.Hide()
 		}
-		// Before anyone can click it: on Linux the menu is served once
-		// onReady has returned; on macOS the item appeared just now.
-		mi.ClickedCh = make(chan struct{}, clickBuffer)
 		t.items[id] = mi
 	}
 	t.last = m
