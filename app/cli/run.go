@@ -129,6 +129,8 @@ func runApp(name string, args []string, env Env) int {
 		return fail(ExitFailure, "%v", err)
 	}
 
+	defer holdActivity("vmnetbar forwards the VM's network")()
+
 	ctrl, err := controller.New(controller.Options{
 		VMConfig: cfg.VMConfig(),
 		Link: netlink.Config{
