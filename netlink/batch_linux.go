@@ -87,8 +87,9 @@ func (b *batcher) doRead(fd uintptr) bool {
 }
 
 // trySend makes one non-blocking attempt to send frames (up to batchSize)
-// and returns how many the VM took; err is set when it took fewer, and is
-// busy (see isBusy) when its buffer is full.
+// and returns how many the VM took. When it took none, err says why (busy,
+// see isBusy, when its buffer is full); when it took some but not all, err
+// may be nil and the next attempt reports why.
 func (b *batcher) trySend(frames [][]byte) (int, error) {
 	n := min(len(frames), batchSize)
 	for i := 0; i < n; i++ {
@@ -102,11 +103,11 @@ func (b *batcher) trySend(frames [][]byte) (int, error) {
 	if b.werr != 0 {
 		return b.wn, b.werr
 	}
-	if b.wn < len(frames) && b.wn < n {
-		// sendmmsg stopped early without reporting why: ask again for
-		// the first frame it did not send.
-		return b.wn, unix.EAGAIN
+	if b.wn == 0 && n > 0 {
+		return 0, unix.EAGAIN
 	}
+	// When sendmmsg stopped early it does not say why: the caller's next
+	// attempt starts with the first frame not sent and gets the reason.
 	return b.wn, nil
 }
 

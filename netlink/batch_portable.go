@@ -58,7 +58,7 @@ func (b *batcher) doRead(fd uintptr) bool {
 		n, err := unix.Read(int(fd), b.rbufs[b.rn])
 		switch {
 		case err == nil:
-			if n == 0 && zeroReadMeansClosed {
+			if n == 0 && peerGone(int(fd)) {
 				b.rerr = errPeerClosed
 				return true
 			}
@@ -76,8 +76,9 @@ func (b *batcher) doRead(fd uintptr) bool {
 }
 
 // trySend makes one non-blocking attempt to send frames (up to batchSize)
-// and returns how many the VM took; err is set when it took fewer, and is
-// busy (see isBusy) when its buffer is full.
+// and returns how many the VM took. When it took none, err says why (busy,
+// see isBusy, when its buffer is full); when it took some but not all, err
+// may be nil and the next attempt reports why.
 func (b *batcher) trySend(frames [][]byte) (int, error) {
 	b.wframes = frames[:min(len(frames), batchSize)]
 	b.wn, b.werr = 0, nil

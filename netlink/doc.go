@@ -7,19 +7,29 @@
 // connection is ever replaced; the socketpair lives as long as the VM.
 //
 // Behaviour:
-//   - The connection is redialed on the first error from either direction,
-//     with a backoff from Config.InitialBackoff doubling up to
-//     Config.MaxBackoff, reset by a connection that stayed up for MaxBackoff
-//     (a daemon that accepts and closes at once is redialed with the
-//     backoff). Reconnect dials at once. One warning per outage, a debug
-//     line per failed dial, an info line with the downtime when restored.
+//   - The connection is redialed on the first error from either direction:
+//     at once, unless the connection lasted less than Config.InitialBackoff
+//     (a daemon that accepts and closes at once is dialed at most once per
+//     InitialBackoff). Failed dials wait a backoff from InitialBackoff
+//     doubling up to Config.MaxBackoff; every successful connection resets
+//     it. Each dial is bounded (5 s). Reconnect dials at once with the
+//     backoff reset. One warning per outage, a debug line per failed dial,
+//     an info line with the downtime when restored.
 //   - While the daemon is away the link stops reading the VM, so its frames
 //     wait in the socketpair; a frame cut by a failed write is sent again
 //     whole, a frame cut by a failed read is dropped (Drops.PartialRead).
 //   - Every write to the daemon holds whole frames (header and body
-//     together). A length of 0 or above MaxFrameSize from the daemon is a
-//     protocol error: the connection is replaced, nothing reaches the VM.
-//     VM frames above MaxFrameSize are dropped (Drops.Oversize).
+//     together), at most 32 KiB of them, and the connection's socket
+//     options make such a write reach the daemon whole or not at all, so
+//     socket_vmnet (which reads a body with one read) never sees a cut
+//     frame, even when it reads slowly or the connection is dropped under a
+//     blocked write. Limit: a single frame above about 32 KiB (jumbo MTU)
+//     may still reach a slow daemon in two pieces.
+//   - A length of 0 or above MaxFrameSize from the daemon is a protocol
+//     error: the connection is replaced, nothing reaches the VM. VM frames
+//     above MaxFrameSize are dropped (Drops.Oversize), empty VM datagrams
+//     are skipped (Drops.Empty); a frame the VM socket refuses as too large
+//     (EMSGSIZE) is dropped (Drops.Oversize), the link goes on.
 //   - A VM that does not take a frame (ENOBUFS on macOS, a full buffer on
 //     Linux) gets about 10 x 50 µs, then the frame is dropped
 //     (Drops.VMBusy) and later frames get one attempt each until the VM takes

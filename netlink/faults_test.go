@@ -35,7 +35,9 @@ func (c *cuttingConn) Write(p []byte) (int, error) {
 }
 
 // TestCutWriteIsResentWhole: a frame that failed mid-write goes whole to
-// the next connection; every write holds whole frames only.
+// the next connection. The first connection is wrapped to cut a write (and
+// so writes one frame per Write); later ones are the link's own sockets
+// with its batched writes, read the way socket_vmnet reads them.
 func TestCutWriteIsResentWhole(t *testing.T) {
 	vm, host := vmPair(t)
 	d := newDaemon(t, socketPath(t))
@@ -49,10 +51,13 @@ func TestCutWriteIsResentWhole(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			cc := &cuttingConn{Conn: c}
 			mu.Lock()
+			defer mu.Unlock()
+			if len(conns) > 0 {
+				return c, nil
+			}
+			cc := &cuttingConn{Conn: c}
 			conns = append(conns, cc)
-			mu.Unlock()
 			return cc, nil
 		},
 		InitialBackoff: time.Millisecond,
@@ -69,16 +74,20 @@ func TestCutWriteIsResentWhole(t *testing.T) {
 	conns[0].armed = true
 	conns[0].mu.Unlock()
 	mu.Unlock()
-	go sendUp(t, vm, 1, []int{1000, 200})
+	burst := []int{1000, 200}
+	for i := 0; i < 300; i++ {
+		burst = append(burst, frameSize(uint32(i)))
+	}
+	go sendUp(t, vm, 1, burst)
 	c2 := d.next()
 	// The old connection holds half of frame 1, then ends.
 	c1.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if f, err := dec.ReadFrame(c1); err == nil {
 		t.Fatalf("old connection delivered a frame of %d bytes", len(f))
 	}
-	recvUp(t, c2, NewDecoder(0), 1, []int{1000, 200})
-	waitStatus(t, l, "3 frames sent, 1 reconnect", func(st Status) bool {
-		return st.TxFrames == 3 && st.Reconnects == 1 && st.LastError != ""
+	newVmnetReader(c2).expect(t, 1, burst)
+	waitStatus(t, l, "every frame sent, 1 reconnect", func(st Status) bool {
+		return st.TxFrames == uint64(1+len(burst)) && st.Reconnects == 1 && st.LastError != ""
 	})
 
 	mu.Lock()

@@ -32,7 +32,7 @@ const (
 
 const (
 	// dialTimeout bounds one dial attempt (a daemon whose accept backlog is
-	// full makes connect block).
+	// full makes connect block); the attempt counts as failed.
 	dialTimeout = 5 * time.Second
 	// busyRetries and busyRetryWait bound how long a frame towards a VM
 	// that does not take it is retried before it is dropped.
@@ -53,13 +53,17 @@ type Config struct {
 	// return when its context ends.
 	Dial func(ctx context.Context) (net.Conn, error)
 	// InitialBackoff is the first wait between failed dials (0 = 100ms);
-	// each failure doubles it up to MaxBackoff (0 = 2s). A connection that
-	// stays up for MaxBackoff resets it.
+	// each failure doubles it up to MaxBackoff (0 = 2s). Every successful
+	// connection resets it. A connection that ends less than
+	// InitialBackoff after it was made is redialed after InitialBackoff
+	// (a daemon that accepts and closes is not hammered); otherwise the
+	// first redial is immediate.
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	// Logger receives the link's logs; nil discards them.
 	Logger logrus.FieldLogger
-	// Now is the clock for Status times; nil is time.Now.
+	// Now is the clock for Status times and for how long a connection
+	// lasted; nil is time.Now.
 	Now func() time.Time
 }
 
@@ -88,7 +92,7 @@ type Link struct {
 	kick    chan struct{} // the connection was dropped, cap 1
 
 	txFrames, txBytes, rxFrames, rxBytes atomic.Uint64
-	oversize, vmBusy, partial            atomic.Uint64
+	oversize, vmBusy, partial, empty     atomic.Uint64
 	stalls, busyWaits                    atomic.Uint64 // towards the VM
 
 	mu         sync.Mutex // guards the fields below; never held across I/O
@@ -115,7 +119,7 @@ func New(host *os.File, cfg Config) (*Link, error) {
 	if host == nil {
 		return nil, errors.New("netlink: host end is nil: pass the hostEnd returned by NewSocketPair")
 	}
-	if err := checkDatagram(host); err != nil {
+	if err := checkHost(host); err != nil {
 		return nil, err
 	}
 	if cfg.Dial == nil {
@@ -165,6 +169,9 @@ func New(host *os.File, cfg Config) (*Link, error) {
 	}
 	l.log = cfg.Logger.WithField("daemon", cfg.Socket)
 	l.since = l.now()
+	if err := raiseHostBuffers(host); err != nil {
+		l.log.WithError(err).Warn("cannot raise the socket buffers of the host end; the VM may lose frames under load")
+	}
 	return l, nil
 }
 
@@ -182,6 +189,9 @@ func (l *Link) Run(ctx context.Context) (err error) {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	fatal := make(chan error, 2)
+	// Running before the goroutines start: a Reconnect made as soon as
+	// the link reports a state is served.
+	l.running.Store(true)
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); l.dialLoop(runCtx) }()
@@ -197,7 +207,6 @@ func (l *Link) Run(ctx context.Context) (err error) {
 			fatal <- err
 		}
 	}()
-	l.running.Store(true)
 
 	select {
 	case <-ctx.Done():
@@ -207,11 +216,12 @@ func (l *Link) Run(ctx context.Context) (err error) {
 	cancel()
 	l.mu.Lock()
 	l.closing = true
-	if l.conn != nil {
-		l.conn.Close()
-		l.conn = nil
-	}
+	old := l.conn
+	l.conn = nil
 	l.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
 	vm.Close()
 	wg.Wait()
 	if err == nil {
@@ -227,18 +237,16 @@ func (l *Link) Run(ctx context.Context) (err error) {
 // finish records the final state, delivers it and closes subscriptions.
 func (l *Link) finish(err error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if !l.downSince.IsZero() {
 		l.downtime += l.now().Sub(l.downSince)
 		l.downSince = time.Time{}
 	}
+	var tr transition
 	if err != nil {
 		l.lastErr = err.Error()
-		l.log.WithError(err).Error("link failed: the VM side is gone; not reconnecting")
-		l.setStateLocked(StateFailed)
+		tr = l.setStateLocked(StateFailed)
 	} else {
-		l.log.Info("link stopped")
-		l.setStateLocked(StateStopped)
+		tr = l.setStateLocked(StateStopped)
 	}
 	l.notifyLocked()
 	for s := range l.subs {
@@ -246,6 +254,14 @@ func (l *Link) finish(err error) {
 		delete(l.subs, s)
 	}
 	l.finished = true
+	l.mu.Unlock()
+
+	l.logTransition(tr)
+	if err != nil {
+		l.log.WithError(err).Error("link failed: the VM side is gone; not reconnecting")
+	} else {
+		l.log.Info("link stopped")
+	}
 }
 
 // Reconnect drops the daemon connection and dials again at once with the
@@ -261,78 +277,114 @@ func (l *Link) Reconnect() {
 	}
 }
 
+// transition is a state change, logged once the lock is released.
+type transition struct{ from, to State }
+
 // setStateLocked changes state and its timestamp (without notifying).
-func (l *Link) setStateLocked(s State) {
-	if l.state != s {
-		l.log.Debugf("link %s -> %s", l.state, s)
-		l.state = s
-		l.since = l.now()
+func (l *Link) setStateLocked(s State) transition {
+	if l.state == s {
+		return transition{}
+	}
+	tr := transition{l.state, s}
+	l.state = s
+	l.since = l.now()
+	return tr
+}
+
+func (l *Link) logTransition(tr transition) {
+	if tr.from != tr.to {
+		l.log.Debugf("link %s -> %s", tr.from, tr.to)
 	}
 }
 
 // dialLoop owns the daemon connection: it dials whenever there is none and
 // drops it on a manual reconnect. After a failed dial it waits the backoff
-// (InitialBackoff doubling up to MaxBackoff). A connection that stayed up
-// for MaxBackoff is a success: the backoff resets and the next dial is
-// immediate. One that failed sooner (a daemon that accepts and closes)
-// is redialed after the backoff, so a flapping daemon is not hammered. A
-// manual reconnect always dials at once with the backoff reset.
+// (InitialBackoff doubling up to MaxBackoff). Every successful connection
+// resets the backoff. When a connection ends, the redial is immediate
+// unless the connection lasted less than InitialBackoff (a daemon that
+// accepts and closes): then it waits InitialBackoff, so such a daemon is
+// dialed at most once per InitialBackoff. A manual reconnect always dials
+// at once with the backoff reset.
 func (l *Link) dialLoop(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	backoff := l.initial
-	// wait sleeps d; false when ctx ended. A manual reconnect cuts it
-	// short and resets the backoff.
-	wait := func(d time.Duration) bool {
+	// wait sleeps d; ok is false when ctx ended; manual when a manual
+	// reconnect cut it short.
+	wait := func(d time.Duration) (manual, ok bool) {
 		timer.Reset(d)
 		select {
 		case <-ctx.Done():
-			return false
+			timer.Stop()
+			return false, false
 		case <-l.manual:
 			timer.Stop()
-			backoff = l.initial
+			return true, true
 		case <-timer.C:
-			backoff = min(backoff*2, l.max)
+			return false, true
 		}
-		return true
 	}
+	backoff := l.initial
 	for {
-		conn, err := l.dial(ctx)
-		if err == nil {
-			if !l.install(conn) {
+		conn, err := l.dialOnce(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
 				return
 			}
-			upAt := time.Now()
-			manual, ok := l.waitDropped(ctx)
-			if !ok {
+			l.dialFailed(err, backoff)
+			manual, ok := wait(backoff)
+			switch {
+			case !ok:
 				return
-			}
-			if up := time.Since(upAt); manual || up >= l.max {
+			case manual:
 				backoff = l.initial
-			} else {
-				l.log.WithField("up", up.Round(time.Millisecond)).WithField("retry_in", backoff).Debug("short-lived daemon connection")
-				if !wait(backoff) {
-					return
-				}
+			case backoff > l.max/2:
+				backoff = l.max
+			default:
+				backoff *= 2
 			}
 			continue
 		}
-		if ctx.Err() != nil {
+		if err := tuneConn(conn); err != nil {
+			l.log.WithError(err).Warn("cannot set the daemon connection's socket options; a frame may reach the daemon cut in two")
+		}
+		upAt := l.now()
+		if !l.install(conn) {
 			return
 		}
-		l.dialFailed(err, backoff)
-		if !wait(backoff) {
+		backoff = l.initial
+		manual, ok := l.waitDropped(ctx)
+		if !ok {
 			return
+		}
+		if up := l.now().Sub(upAt); !manual && up < l.initial {
+			l.log.WithField("up", up.Round(time.Millisecond)).WithField("retry_in", l.initial).Debug("short-lived daemon connection")
+			if _, ok := wait(l.initial); !ok {
+				return
+			}
 		}
 	}
+}
+
+// dialOnce makes one dial attempt, bounded by dialTimeout.
+func (l *Link) dialOnce(ctx context.Context) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	conn, err := l.dial(dctx)
+	if err == nil && conn == nil {
+		err = errors.New("Config.Dial returned no connection and no error")
+	}
+	if err != nil && ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("no answer within %v: %w", dialTimeout, err)
+	}
+	return conn, err
 }
 
 // install makes conn the current connection; false if Run is ending.
 func (l *Link) install(conn net.Conn) bool {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closing {
+		l.mu.Unlock()
 		conn.Close()
 		return false
 	}
@@ -344,25 +396,33 @@ func (l *Link) install(conn net.Conn) bool {
 	l.gen++
 	close(l.changed)
 	l.changed = make(chan struct{})
+	restored := l.everUp
+	var down time.Duration
 	if l.everUp {
 		l.reconnects++
-		down := l.now().Sub(l.downSince)
+		down = l.now().Sub(l.downSince)
 		l.downtime += down
-		l.log.WithField("down", down.Round(time.Millisecond)).Info("daemon connection restored")
-	} else {
-		l.everUp = true
-		l.log.Info("connected to daemon")
 	}
+	l.everUp = true
 	l.downSince = time.Time{}
 	l.warned = false
-	l.setStateLocked(StateUp)
+	tr := l.setStateLocked(StateUp)
 	l.notifyLocked()
+	l.mu.Unlock()
+
+	l.logTransition(tr)
+	if restored {
+		l.log.WithField("down", down.Round(time.Millisecond)).Info("daemon connection restored")
+	} else {
+		l.log.Info("connected to daemon")
+	}
 	return true
 }
 
 // waitDropped waits while the connection is up and drops it on a manual
-// reconnect. It reports whether the drop was manual; ok is false when ctx
-// ended.
+// reconnect. It reports whether a manual reconnect was asked for (also one
+// that arrived as the connection failed by itself: it still dials at once
+// with the backoff reset); ok is false when ctx ended.
 func (l *Link) waitDropped(ctx context.Context) (manual, ok bool) {
 	for {
 		select {
@@ -370,13 +430,19 @@ func (l *Link) waitDropped(ctx context.Context) (manual, ok bool) {
 			return false, false
 		case <-l.kick:
 		case <-l.manual:
+			manual = true
 			l.mu.Lock()
+			var old net.Conn
+			var tr transition
 			if l.conn != nil {
-				l.log.Info("manual reconnect")
-				l.dropLocked(errManual)
-				manual = true
+				old, tr = l.dropLocked(errManual)
 			}
 			l.mu.Unlock()
+			if old != nil {
+				old.Close()
+				l.logTransition(tr)
+				l.log.Info("manual reconnect")
+			}
 		}
 		l.mu.Lock()
 		down := l.conn == nil
@@ -386,52 +452,64 @@ func (l *Link) waitDropped(ctx context.Context) (manual, ok bool) {
 			case <-l.kick:
 			default:
 			}
+			select { // a request that came with a failure still resets
+			case <-l.manual:
+				manual = true
+			default:
+			}
 			return manual, true
 		}
 	}
 }
 
 func (l *Link) dialFailed(err error, next time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	msg := "dialing the daemon: " + err.Error()
-	if !l.warned {
-		l.warned = true
-		l.log.WithError(err).Warn("cannot reach the daemon; retrying")
-	}
-	l.log.WithError(err).WithField("retry_in", next).Debug("dial failed")
+	l.mu.Lock()
+	warn := !l.warned
+	l.warned = true
 	if l.lastErr != msg {
 		l.lastErr = msg
 		l.notifyLocked()
 	}
+	l.mu.Unlock()
+	if warn {
+		l.log.WithError(err).Warn("cannot reach the daemon; retrying")
+	}
+	l.log.WithError(err).WithField("retry_in", next).Debug("dial failed")
 }
 
 // fail reports that the connection of generation gen failed with err. The
 // first report for the current connection drops it and wakes the dialer.
 func (l *Link) fail(gen uint64, err error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if gen != l.gen || l.conn == nil || l.closing {
+		l.mu.Unlock()
 		return
 	}
-	l.log.WithError(err).Warn("daemon connection lost; reconnecting")
 	l.warned = true
-	l.dropLocked(err)
+	old, tr := l.dropLocked(err)
+	l.mu.Unlock()
+	old.Close()
+	l.logTransition(tr)
+	l.log.WithError(err).Warn("daemon connection lost; reconnecting")
 	select {
 	case l.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (l *Link) dropLocked(cause error) {
-	l.conn.Close()
+// dropLocked makes the link connectionless and returns the connection for
+// the caller to close once the lock is released.
+func (l *Link) dropLocked(cause error) (net.Conn, transition) {
+	old := l.conn
 	l.conn = nil
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.lastErr = cause.Error()
 	l.downSince = l.now()
-	l.setStateLocked(StateReconnecting)
+	tr := l.setStateLocked(StateReconnecting)
 	l.notifyLocked()
+	return old, tr
 }
 
 // current waits for a connection newer than generation after.
@@ -475,11 +553,12 @@ func (l *Link) upLoop(ctx context.Context, vm *vmConn) error {
 			return nil
 		}
 		w.reset()
-		var dropped uint64
+		var dropped, empty uint64
 		for i := 0; i < n; i++ {
 			size := sizes[i]
 			switch {
-			case size == 0: // nothing to forward
+			case size == 0: // an empty datagram: nothing to forward
+				empty++
 			case size > MaxFrameSize:
 				dropped++
 			default:
@@ -491,6 +570,10 @@ func (l *Link) upLoop(ctx context.Context, vm *vmConn) error {
 		if dropped > 0 {
 			l.oversize.Add(dropped)
 			l.log.WithField("frames", dropped).Debug("dropped oversize frames from the VM")
+		}
+		if empty > 0 {
+			l.empty.Add(empty)
+			l.log.WithField("frames", empty).Debug("skipped empty datagrams from the VM")
 		}
 		if rerr != nil {
 			return fmt.Errorf("%w: reading from the VM: %w", ErrVMSide, rerr)
@@ -515,12 +598,21 @@ func (l *Link) upLoop(ctx context.Context, vm *vmConn) error {
 	}
 }
 
-// maxWrite caps the bytes of one write to the daemon (a single frame may
-// be larger). A stream write that fits in the socket's free space reaches
-// the daemon at once; a large batch that does not could leave a frame's
-// body split between two of the daemon's reads, which socket_vmnet does
-// not accept.
-const maxWrite = 64 << 10
+// maxWrite caps the bytes of one write to the daemon: whole frames,
+// headers included, up to 32 KiB (a single larger frame is written alone).
+// socket_vmnet reads a frame's body with one read and aborts when it gets
+// less, so no frame may reach it in two pieces. A non-blocking stream
+// write may queue only part of its bytes; with the socket options set by
+// tuneStream a write of at most maxWrite bytes is queued whole or not at
+// all (on Linux it is one socket buffer of at most about 36 KiB; on macOS
+// SO_SNDLOWAT is maxWrite). A blocked write has written nothing, so a
+// connection closed under it (manual reconnect, shutdown) ends on a frame
+// boundary.
+//
+// Limit: one frame larger than about 32 KiB (a jumbo frame with an MTU
+// above that) does not fit one socket buffer and may still reach the
+// daemon in two pieces when the daemon reads slowly.
+const maxWrite = 32 << 10
 
 // frameWriter writes whole frames (header included) to a connection, as
 // many as fit in maxWrite per writev where the connection supports it
@@ -651,6 +743,14 @@ func (s *vmSender) flush() error {
 		if err == nil {
 			continue
 		}
+		if isTooBig(err) {
+			// A per-frame error (the frame exceeds the VM socket's
+			// buffer): drop this frame only.
+			s.l.oversize.Add(1)
+			s.l.log.WithError(err).WithField("size", len(frames[0])).Debug("dropped a frame the VM socket refuses as too large")
+			frames = frames[1:]
+			continue
+		}
 		if !isBusy(err) {
 			return fmt.Errorf("%w: sending to the VM: %w", ErrVMSide, err)
 		}
@@ -696,6 +796,7 @@ func (l *Link) snapshotLocked() Status {
 			Oversize:    l.oversize.Load(),
 			VMBusy:      l.vmBusy.Load(),
 			PartialRead: l.partial.Load(),
+			Empty:       l.empty.Load(),
 		},
 		Downtime: down,
 	}

@@ -22,6 +22,12 @@ func socketpairCloexec() ([2]int, error) {
 	return fds, nil
 }
 
-// zeroReadMeansClosed: on BSD systems a datagram socket whose connected peer
-// closed reads end-of-file.
-const zeroReadMeansClosed = true
+// peerGone reports whether a zero-length read from fd means that the VM
+// closed its end rather than that it sent an empty datagram. When the peer
+// of a connected AF_UNIX SOCK_DGRAM socket goes away, XNU disconnects the
+// surviving end (and sets ECONNRESET as its pending error), so
+// getpeername fails with ENOTCONN; while the peer lives it succeeds.
+func peerGone(fd int) bool {
+	_, err := unix.Getpeername(fd)
+	return err == unix.ENOTCONN
+}

@@ -57,17 +57,23 @@ func (s *State) UnmarshalText(b []byte) error {
 
 // Drops counts frames the link dropped, by cause.
 type Drops struct {
-	// Oversize: frames from the VM larger than MaxFrameSize, never sent.
+	// Oversize: frames from the VM larger than MaxFrameSize, never sent,
+	// and frames from the daemon the VM socket refused as too large
+	// (EMSGSIZE).
 	Oversize uint64 `json:"oversize"`
 	// VMBusy: frames from the daemon the VM did not take in time
 	// (ENOBUFS on macOS, a full socket buffer on Linux).
 	VMBusy uint64 `json:"vm_busy"`
 	// PartialRead: frames from the daemon cut off by a connection failure.
 	PartialRead uint64 `json:"partial_read"`
+	// Empty: empty datagrams from the VM, skipped (an empty frame cannot
+	// be sent to the daemon: length 0 is a protocol error). Omitted from
+	// the JSON form while zero (it was added after the others).
+	Empty uint64 `json:"empty,omitempty"`
 }
 
 // Total is the sum of all drop counters.
-func (d Drops) Total() uint64 { return d.Oversize + d.VMBusy + d.PartialRead }
+func (d Drops) Total() uint64 { return d.Oversize + d.VMBusy + d.PartialRead + d.Empty }
 
 // Status is a snapshot of a Link. tx is VM to daemon, rx is daemon to VM.
 type Status struct {

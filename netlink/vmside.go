@@ -41,16 +41,18 @@ func openVM(host *os.File) (*vmConn, error) {
 
 func (v *vmConn) Close() error { return v.uc.Close() }
 
-// checkDatagram reports a clear error unless f is a SOCK_DGRAM socket.
-func checkDatagram(f *os.File) error {
+// checkHost reports a clear error unless f is an AF_UNIX SOCK_DGRAM socket.
+func checkHost(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("netlink: host end %q: %w", f.Name(), err)
 	}
 	var typ int
-	var serr error
+	var serr, nerr error
+	var sa unix.Sockaddr
 	if err := rc.Control(func(fd uintptr) {
 		typ, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+		sa, nerr = unix.Getsockname(int(fd))
 	}); err != nil {
 		return fmt.Errorf("netlink: host end %q: %w", f.Name(), err)
 	}
@@ -60,7 +62,33 @@ func checkDatagram(f *os.File) error {
 	if typ != unix.SOCK_DGRAM {
 		return fmt.Errorf("netlink: host end %q is a %s socket, want SOCK_DGRAM: pass the host end from NewSocketPair", f.Name(), sockTypeName(typ))
 	}
+	if _, ok := sa.(*unix.SockaddrUnix); !ok {
+		what := fmt.Sprintf("%T", sa)
+		if nerr != nil {
+			what = nerr.Error()
+		}
+		return fmt.Errorf("netlink: host end %q is not an AF_UNIX socket (%s): pass the host end from NewSocketPair", f.Name(), what)
+	}
 	return nil
+}
+
+// raiseHostBuffers gives the host end at least the socketpair's buffer
+// sizes (a descriptor from elsewhere may have the system's defaults, which
+// on macOS are a few KiB for datagram sockets). It only raises them.
+func raiseHostBuffers(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var berr error
+	if err := rc.Control(func(fd uintptr) {
+		berr = errors.Join(
+			raiseBuffer(int(fd), unix.SO_SNDBUF, vmSendBuffer, "SO_SNDBUF"),
+			raiseBuffer(int(fd), unix.SO_RCVBUF, vmRecvBuffer, "SO_RCVBUF"))
+	}); err != nil {
+		return err
+	}
+	return berr
 }
 
 func sockTypeName(t int) string {
@@ -73,6 +101,12 @@ func sockTypeName(t int) string {
 		return "SOCK_RAW"
 	}
 	return fmt.Sprintf("type %d", t)
+}
+
+// isTooBig reports whether err from a send towards the VM is about that
+// one frame's size: the frame is dropped, the link goes on.
+func isTooBig(err error) bool {
+	return errors.Is(err, unix.EMSGSIZE)
 }
 
 // isBusy reports whether err from a send towards the VM means "try again

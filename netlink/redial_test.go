@@ -1,0 +1,223 @@
+package netlink
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fakeClock is a Config.Now the test moves forward.
+type fakeClock struct{ off atomic.Int64 }
+
+var clockBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (c *fakeClock) now() time.Time          { return clockBase.Add(time.Duration(c.off.Load())) }
+func (c *fakeClock) advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// TestRedialAfterConnectionLoss: InitialBackoff is an hour, so only the
+// redial rules decide when the link dials. A connection that lasted at
+// least InitialBackoff (by the link's clock) is redialed at once; one that
+// died sooner waits InitialBackoff; a manual reconnect cuts that wait.
+func TestRedialAfterConnectionLoss(t *testing.T) {
+	_, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	var clock fakeClock
+	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Hour, MaxBackoff: time.Hour, Now: clock.now})
+	runLink(t, l)
+	c1 := d.next()
+	waitStatus(t, l, "up", func(st Status) bool { return st.State == StateUp })
+
+	// Up for two hours: the redial is immediate.
+	clock.advance(2 * time.Hour)
+	c1.Close()
+	c2 := d.next()
+	waitStatus(t, l, "up again", func(st Status) bool { return st.State == StateUp && st.Reconnects == 1 })
+
+	// Up for a moment only: the link waits an hour before redialing.
+	c2.Close()
+	waitStatus(t, l, "reconnecting", func(st Status) bool { return st.State == StateReconnecting })
+	time.Sleep(100 * time.Millisecond) // no dial may happen meanwhile
+	if n := d.accepted.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2: a short-lived connection was redialed at once", n)
+	}
+	// A manual reconnect dials now.
+	l.Reconnect()
+	d.next()
+	waitStatus(t, l, "up after the manual reconnect", func(st Status) bool { return st.State == StateUp && st.Reconnects == 2 })
+}
+
+// TestManualReconnectRacingFailure: a manual reconnect that comes with a
+// connection failure still dials at once with the backoff reset (with
+// InitialBackoff an hour, a lost request would stall the test).
+func TestManualReconnectRacingFailure(t *testing.T) {
+	_, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Hour, MaxBackoff: time.Hour})
+	runLink(t, l)
+	c := d.next()
+	for i := 0; i < 30; i++ {
+		done := make(chan struct{})
+		go func() { c.Close(); close(done) }()
+		l.Reconnect()
+		<-done
+		c = d.next()
+		waitStatus(t, l, "up", func(st Status) bool { return st.State == StateUp })
+		// A request served by a dial already under way may leave one
+		// more connection: take the newest.
+		for len(d.conns) > 0 {
+			c = <-d.conns
+		}
+	}
+}
+
+// TestEmptyDatagramsSkipped: an empty datagram from the VM is skipped and
+// counted; the frames around it go through and the link stays
+// up.
+func TestEmptyDatagramsSkipped(t *testing.T) {
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path})
+	runLink(t, l)
+	c := d.next()
+	buf := make([]byte, 2000)
+	for i := uint32(0); i < 10; i++ {
+		if _, err := vm.Write([]byte{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := vm.Write(testFrame(buf, i, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newVmnetReader(c).expect(t, 0, []int{100, 100, 100, 100, 100, 100, 100, 100, 100, 100})
+	st := waitStatus(t, l, "10 empty datagrams counted", func(st Status) bool {
+		return st.Dropped.Empty == 10 && st.TxFrames == 10
+	})
+	if st.State != StateUp || st.Dropped.Total() != 10 {
+		t.Errorf("status %+v: want up with only the empty drops", st)
+	}
+}
+
+// TestFrameTooBigForVMDropped: a frame the VM socket refuses as too large
+// (EMSGSIZE) is dropped and counted; the link goes on.
+func TestFrameTooBigForVMDropped(t *testing.T) {
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	l := newLink(t, host, Config{Socket: d.path})
+	runLink(t, l)
+	c := d.next()
+	// Shrink the host end's send buffer below a 9000-byte datagram (the
+	// link shares the socket through its duplicate).
+	rc, err := host.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096) })
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	buf := make([]byte, 9000)
+	enc := NewEncoder(c)
+	if err := enc.WriteFrame(testFrame(buf, 1, 9000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.WriteFrame(testFrame(buf, 2, 100)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := readVM(vm, make([]byte, MaxFrameSize+1), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := checkFrame(f); err != nil || seq != 2 {
+		t.Fatalf("VM got frame %d (%v), want 2", seq, err)
+	}
+	st := waitStatus(t, l, "one oversize drop", func(st Status) bool { return st.Dropped.Oversize == 1 && st.RxFrames == 1 })
+	if st.State != StateUp {
+		t.Errorf("status %+v: want up", st)
+	}
+}
+
+// TestNewRaisesHostBuffers: a host end with small buffers (a descriptor
+// passed in by another program) gets the socketpair's sizes.
+func TestNewRaisesHostBuffers(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	unix.CloseOnExec(fds[1])
+	for _, opt := range []int{unix.SO_SNDBUF, unix.SO_RCVBUF} {
+		if err := unix.SetsockoptInt(fds[1], unix.SOL_SOCKET, opt, 4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	host := os.NewFile(uintptr(fds[1]), "passed-in")
+	defer host.Close()
+	newLink(t, host, Config{Socket: "/x"})
+	checkSocketOptions(t, host)
+}
+
+// TestDaemonConnectionSendBuffer: the link raises a small send buffer of
+// its daemon connection to one large enough for whole-frame writes.
+func TestDaemonConnectionSendBuffer(t *testing.T) {
+	_, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	var conn atomic.Pointer[net.UnixConn]
+	l := newLink(t, host, Config{Socket: d.path, Dial: func(ctx context.Context) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, "unix", d.path)
+		if err != nil {
+			return nil, err
+		}
+		uc := c.(*net.UnixConn)
+		if err := uc.SetWriteBuffer(4096); err != nil {
+			t.Error(err)
+		}
+		conn.Store(uc)
+		return c, nil
+	}})
+	runLink(t, l)
+	d.next()
+	waitStatus(t, l, "up", func(st Status) bool { return st.State == StateUp })
+	rc, err := conn.Load().SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var gerr error
+	rc.Control(func(fd uintptr) { got, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF) })
+	if gerr != nil || got < streamSendBuffer {
+		t.Errorf("daemon connection SO_SNDBUF %d (%v), want >= %d", got, gerr, streamSendBuffer)
+	}
+}
+
+// TestDropsEmptyInStatusJSON: the empty-datagram counter is part of the
+// total and survives the wire form.
+func TestDropsEmptyInStatusJSON(t *testing.T) {
+	st := Status{State: StateUp, Dropped: Drops{Oversize: 1, VMBusy: 2, PartialRead: 3, Empty: 4}}
+	if n := st.Dropped.Total(); n != 10 {
+		t.Errorf("Total %d, want 10", n)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"dropped":10,"drops":{"oversize":1,"vm_busy":2,"partial_read":3,"empty":4}`) {
+		t.Errorf("wire form %s", b)
+	}
+	var back Status
+	if err := json.Unmarshal(b, &back); err != nil || back.Dropped != st.Dropped {
+		t.Errorf("round trip %+v (%v), want %+v", back.Dropped, err, st.Dropped)
+	}
+}
