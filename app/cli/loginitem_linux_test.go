@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vmnetbar/vmnetbar/internal/testbin"
 )
 
 // TestLoginItem drives `vmnetbar login-item` against a throwaway
@@ -15,7 +17,7 @@ func TestLoginItem(t *testing.T) {
 	conf := filepath.Join(home, "xdg")
 	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + conf}
 	entry := filepath.Join(conf, "autostart", "vmnetbar.desktop")
-	exe, err := filepath.EvalSymlinks(vmnetbarBin)
+	exe, err := filepath.EvalSymlinks(testbin.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}

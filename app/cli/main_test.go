@@ -3,11 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,32 +13,15 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/vmnetbar/vmnetbar/internal/testbin"
 )
 
-// vmnetbarBin is the vmnetbar binary built once for this test run.
-var vmnetbarBin string
-
-// TestMain builds the binary the tests run as a subprocess, runs the tests
-// and checks for leaked goroutines.
+// TestMain runs the tests, which build the vmnetbar binary they run as a
+// subprocess once (testbin), and checks for leaked goroutines.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "vmnetbar-cli")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	vmnetbarBin = filepath.Join(dir, "vmnetbar")
-	args := []string{"build", "-o", vmnetbarBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command("go", append(args, "github.com/vmnetbar/vmnetbar")...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building vmnetbar: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		os.RemoveAll(dir)
+		testbin.Remove()
 		os.Exit(code)
 	}))
 }
@@ -50,7 +31,7 @@ func TestMain(m *testing.M) {
 // exits.
 func childEnv() []string {
 	env := os.Environ()
-	if raceEnabled && os.Getenv("GORACE") == "" {
+	if testbin.Race && os.Getenv("GORACE") == "" {
 		env = append(env, "GORACE=atexit_sleep_ms=0")
 	}
 	return env
@@ -102,7 +83,7 @@ func runCLIWith(t *testing.T, files []*os.File, env []string, args ...string) re
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, vmnetbarBin, args...)
+	cmd := exec.CommandContext(ctx, testbin.Path(t), args...)
 	cmd.Env = append(childEnv(), env...)
 	cmd.ExtraFiles = files
 	var stdout, stderr bytes.Buffer
@@ -135,7 +116,7 @@ type proc struct {
 // With pipeStdout the caller reads p.stdout (EOF when the process exits).
 func startCLI(t *testing.T, files []*os.File, pipeStdout bool, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(vmnetbarBin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(testbin.Path(t), args...), stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = childEnv()
 	p.cmd.ExtraFiles = files
 	p.cmd.Stderr = p.stderr

@@ -87,8 +87,11 @@ func runApp(name string, args []string, env Env) int {
 	}
 
 	// Signals are caught from here on, before anyone can reach the app.
+	// The first one starts the shutdown; a second one ends the process at
+	// once (the default action), also while the tray stops the VM.
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stopSignals()
+	context.AfterFunc(ctx, stopSignals)
 
 	paths, err := config.DefaultPaths()
 	if err != nil {

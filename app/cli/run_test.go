@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/internal/testbin"
 	"github.com/vmnetbar/vmnetbar/internal/testdaemon"
 	"github.com/vmnetbar/vmnetbar/internal/testguest"
 	"github.com/vmnetbar/vmnetbar/netlink"
@@ -62,6 +63,24 @@ func (d appDirs) idleConfig(t *testing.T) {
 	}
 	d.writeConfig(t, fmt.Sprintf("vm:\n  kernel: %s\nnetwork:\n  socket: %s\nautostart_vm: false\n",
 		kernel, filepath.Join(d.root, "daemon.sock")))
+}
+
+// guestApp prepares an isolated app whose configuration boots the test
+// guest, with the test daemon on its network; it returns the daemon and the
+// guest's console log. It skips (or fails, with CI=true) without QEMU or the
+// guest.
+func guestApp(t *testing.T, o testguest.Options, fastReconnect bool) (appDirs, *testdaemon.Daemon, string) {
+	t.Helper()
+	g := testguest.Ensure(t)
+	if _, err := testguest.FindQEMU(); err != nil {
+		testguest.SkipOrFatal(t, err)
+	}
+	d := isolate(t)
+	daemon := testdaemon.Start(t, d.root)
+	console := filepath.Join(d.root, "console.log")
+	d.writeConfig(t, testbin.GuestConfig{Guest: g, Options: o, ConsoleLog: console, Socket: daemon.SocketPath(),
+		FastReconnect: fastReconnect}.YAML())
+	return d, daemon, console
 }
 
 // waitServing waits until the app answers on its control socket.
@@ -218,28 +237,7 @@ func TestTrayFallsBackToHeadless(t *testing.T) {
 // VM reaches running, the link comes up and carries the guest's pings to
 // the test daemon, survives a daemon crash, and the app stops the VM.
 func TestRunGuest(t *testing.T) {
-	g := testguest.Ensure(t)
-	if _, err := testguest.FindQEMU(); err != nil {
-		testguest.SkipOrFatal(t, err)
-	}
-	d := isolate(t)
-	daemon := testdaemon.Start(t, d.root)
-	console := filepath.Join(d.root, "console.log")
-	d.writeConfig(t, fmt.Sprintf(`vm:
-  kernel: %s
-  initrd: %s
-  cmdline: %q
-  cpus: 1
-  memory: 256MiB
-  console_log: %s
-  accel: tcg
-network:
-  socket: %s
-reconnect:
-  initial_backoff: 50ms
-  max_backoff: 500ms
-`, g.Kernel, g.Initrd, testguest.Cmdline(testguest.Options{Forever: true, Interval: 200 * time.Millisecond}),
-		console, daemon.SocketPath()))
+	d, daemon, console := guestApp(t, testguest.Options{Forever: true, Interval: 200 * time.Millisecond}, true)
 
 	p := startCLI(t, nil, true, "run", "--headless", "--log-level", "debug")
 	lines := statusLines(p)
@@ -326,15 +324,7 @@ reconnect:
 // TestRunGuestSIGTERMStopsVM checks that SIGTERM with a running VM powers
 // the guest off before the app exits 0.
 func TestRunGuestSIGTERMStopsVM(t *testing.T) {
-	g := testguest.Ensure(t)
-	if _, err := testguest.FindQEMU(); err != nil {
-		testguest.SkipOrFatal(t, err)
-	}
-	d := isolate(t)
-	daemon := testdaemon.Start(t, d.root)
-	console := filepath.Join(d.root, "console.log")
-	d.writeConfig(t, fmt.Sprintf("vm:\n  kernel: %s\n  initrd: %s\n  cmdline: %q\n  cpus: 1\n  memory: 256MiB\n  console_log: %s\n  accel: tcg\nnetwork:\n  socket: %s\n",
-		g.Kernel, g.Initrd, testguest.Cmdline(testguest.Options{}), console, daemon.SocketPath()))
+	d, _, console := guestApp(t, testguest.Options{}, false)
 	p := startCLI(t, nil, false, "run", "--headless")
 	d.waitServing(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -12,6 +12,9 @@ import (
 	"github.com/vmnetbar/vmnetbar/app/tray"
 )
 
+// When the system ends the app (macOS), the tray closes the controller.
+var _ tray.Closer = (*controller.Controller)(nil)
+
 // runTray shows the menu-bar icon on the calling (main) goroutine until
 // Quit (nil) or ctx ends (ctx.Err()).
 func runTray(ctx context.Context, c *controller.Controller, cfg *config.Config, cfgFlag string, log logrus.FieldLogger) error {

@@ -1,10 +1,7 @@
 package notify
 
 import (
-	"bufio"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,49 +10,9 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/vmnetbar/vmnetbar/internal/testbus"
 	"github.com/vmnetbar/vmnetbar/netlink"
 )
-
-// startBus starts a private D-Bus session daemon and returns its address.
-func startBus(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("dbus-daemon")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("dbus-daemon is required in CI: %v", err)
-		}
-		t.Skipf("no dbus-daemon (install the dbus package): %v", err)
-	}
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--session", "--nofork", "--nopidfile", "--print-address=1",
-		"--address=unix:path="+filepath.Join(dir, "bus"))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	addr := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		addr <- strings.TrimSpace(line)
-	}()
-	select {
-	case a := <-addr:
-		if a == "" {
-			t.Fatal("dbus-daemon printed no address")
-		}
-		return a
-	case <-time.After(10 * time.Second):
-		t.Fatal("dbus-daemon did not start in 10 s")
-		return ""
-	}
-}
 
 // notifyCall is one Notify call a notificationServer received.
 type notifyCall struct {
@@ -114,7 +71,7 @@ func serveNotifications(t *testing.T, addr string, caps ...string) *notification
 }
 
 func TestDBusSend(t *testing.T) {
-	addr := startBus(t)
+	addr := testbus.Start(t)
 	srv := serveNotifications(t, addr, "body")
 	d := NewDBus(addr)
 	if err := d.Send("first", "a < b & c"); err != nil {
@@ -134,7 +91,7 @@ func TestDBusSend(t *testing.T) {
 }
 
 func TestDBusEscapesMarkup(t *testing.T) {
-	addr := startBus(t)
+	addr := testbus.Start(t)
 	srv := serveNotifications(t, addr, "body", "body-markup")
 	if err := NewDBus(addr).Send("t", `<b>a</b> & "c"`); err != nil {
 		t.Fatal(err)
@@ -145,7 +102,7 @@ func TestDBusEscapesMarkup(t *testing.T) {
 }
 
 func TestDBusWithoutServer(t *testing.T) {
-	addr := startBus(t)
+	addr := testbus.Start(t)
 	err := NewDBus(addr).Send("t", "b")
 	if err == nil || !strings.Contains(err.Error(), "org.freedesktop.Notifications") {
 		t.Errorf("Send with no notification server = %v, want an error naming the service", err)
@@ -184,7 +141,7 @@ func TestSessionBusAddress(t *testing.T) {
 // TestNotifierOverDBus runs the whole path: link updates in, notifications
 // out on a real bus, the restore replacing the loss.
 func TestNotifierOverDBus(t *testing.T) {
-	addr := startBus(t)
+	addr := testbus.Start(t)
 	srv := serveNotifications(t, addr, "body")
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
 	sender, err := NewSender(nil)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,28 +18,13 @@ import (
 
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/assets"
+	"github.com/vmnetbar/vmnetbar/internal/testbin"
+	"github.com/vmnetbar/vmnetbar/internal/testbus"
 	"github.com/vmnetbar/vmnetbar/internal/testdaemon"
 	"github.com/vmnetbar/vmnetbar/internal/testguest"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
-
-// buildApp builds the vmnetbar binary (race-enabled when the tests are).
-func buildApp(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "vmnetbar")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", append(args, "github.com/vmnetbar/vmnetbar")...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("building vmnetbar: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // labelLog records every label the tray sets, from its dbusmenu
 // ItemsPropertiesUpdated signals, so short-lived labels are seen too.
@@ -137,30 +121,17 @@ func TestAppTrayOverDBus(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
 	daemon := testdaemon.Start(t, root)
-	bin := buildApp(t, root)
+	bin := testbin.Path(t)
 
-	addr := startBus(t)
-	conn := connect(t, addr)
-	startWatcher(t, conn)
+	addr := testbus.Start(t)
+	conn := testbus.Connect(t, addr)
+	testbus.ServeWatcher(t, conn)
 	labels := recordLabels(t, conn)
 
 	console := filepath.Join(root, "console.log")
 	cfgFile := filepath.Join(root, "config.yaml")
-	cfg := fmt.Sprintf(`vm:
-  kernel: %s
-  initrd: %s
-  cmdline: %q
-  cpus: 1
-  memory: 256MiB
-  console_log: %s
-  accel: tcg
-network:
-  socket: %s
-reconnect:
-  initial_backoff: 50ms
-  max_backoff: 500ms
-`, g.Kernel, g.Initrd, testguest.Cmdline(testguest.Options{Forever: true, Interval: 200 * time.Millisecond}),
-		console, daemon.SocketPath())
+	cfg := testbin.GuestConfig{Guest: g, Options: testguest.Options{Forever: true, Interval: 200 * time.Millisecond},
+		ConsoleLog: console, Socket: daemon.SocketPath(), FastReconnect: true}.YAML()
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

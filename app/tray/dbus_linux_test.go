@@ -19,123 +19,13 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
-	"github.com/godbus/dbus/v5/prop"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/assets"
+	"github.com/vmnetbar/vmnetbar/internal/testbus"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
-
-// needTool skips (or, with CI=true, fails) when a program is missing.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required: %v", name, err)
-		}
-		t.Skipf("%s not installed (%v); install the dbus package to run the tray's D-Bus tests", name, err)
-	}
-	return p
-}
-
-// startBus starts a private session bus for one test and returns its
-// address. The bus is stopped when the test ends.
-func startBus(t *testing.T) string {
-	t.Helper()
-	daemon := needTool(t, "dbus-daemon")
-	cmd := exec.Command(daemon, "--session", "--nofork", "--nopidfile", "--print-address=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = &testLog{t: t, prefix: "dbus-daemon: "}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting dbus-daemon: %v", err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	addrc := make(chan string, 1)
-	go func() {
-		defer close(done)
-		br := bufio.NewReader(stdout)
-		line, _ := br.ReadString('\n')
-		addrc <- strings.TrimSpace(line)
-		io.Copy(io.Discard, br)
-		cmd.Wait()
-	}()
-	select {
-	case addr := <-addrc:
-		if addr == "" {
-			t.Fatal("dbus-daemon printed no address")
-		}
-		return addr
-	case <-time.After(10 * time.Second):
-		t.Fatal("dbus-daemon printed no address within 10s")
-	}
-	return ""
-}
-
-// connect opens a private connection to the bus at addr.
-func connect(t *testing.T, addr string) *dbus.Conn {
-	t.Helper()
-	conn, err := dbus.Connect(addr)
-	if err != nil {
-		t.Fatalf("connecting to the test bus: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-// watcher is a minimal StatusNotifierWatcher: the tray host.
-type watcher struct {
-	mu    sync.Mutex
-	items []string // "sender service" per registration
-}
-
-func (w *watcher) RegisterStatusNotifierItem(sender dbus.Sender, service string) *dbus.Error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.items = append(w.items, string(sender)+" "+service)
-	return nil
-}
-
-func (w *watcher) RegisterStatusNotifierHost(service string) *dbus.Error { return nil }
-
-func (w *watcher) registered() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.items...)
-}
-
-// startWatcher registers a fake org.kde.StatusNotifierWatcher on conn.
-func startWatcher(t *testing.T, conn *dbus.Conn) *watcher {
-	t.Helper()
-	w := &watcher{}
-	const path = "/StatusNotifierWatcher"
-	if err := conn.Export(w, path, watcherName); err != nil {
-		t.Fatal(err)
-	}
-	_, err := prop.Export(conn, path, map[string]map[string]*prop.Prop{
-		watcherName: {
-			"IsStatusNotifierHostRegistered": {Value: true, Emit: prop.EmitTrue},
-			"RegisteredStatusNotifierItems":  {Value: []string{}, Emit: prop.EmitTrue},
-			"ProtocolVersion":                {Value: int32(0), Emit: prop.EmitTrue},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reply, err := conn.RequestName(watcherName, dbus.NameFlagDoNotQueue)
-	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
-		t.Fatalf("owning %s: reply %v, %v", watcherName, reply, err)
-	}
-	return w
-}
 
 // child is a process showing a tray on the test bus: the test helper with
 // its fake controller (startChild) or the vmnetbar app (startApp).
@@ -404,18 +294,6 @@ func (c *child) waitMenu(what string, cond func([]entry) bool) ([]entry, time.Du
 	return nil, 0
 }
 
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func find(m []entry, prefix string) (entry, bool) {
 	for _, e := range m {
 		if strings.HasPrefix(e.Label, prefix) && !e.Sep {
@@ -543,9 +421,9 @@ func (c *child) waitExit() error {
 // a panel would: it reads the menu, clicks items and checks what the
 // controller was asked to do and what the menu shows.
 func TestTrayOverDBus(t *testing.T) {
-	addr := startBus(t)
-	conn := connect(t, addr)
-	w := startWatcher(t, conn)
+	addr := testbus.Start(t)
+	conn := testbus.Connect(t, addr)
+	w := testbus.ServeWatcher(t, conn)
 
 	dir := t.TempDir()
 	consoleLog := filepath.Join(dir, "console.log")
@@ -570,8 +448,8 @@ func TestTrayOverDBus(t *testing.T) {
 	if e, _ := find(m, "⚠"); e.Visible {
 		t.Errorf("the problem line is visible without a problem: %+v", e)
 	}
-	waitFor(t, "the tray to register with the tray host", func() bool { return len(w.registered()) > 0 })
-	if regs := w.registered(); !strings.HasSuffix(regs[0], " /StatusNotifierItem") {
+	waitFor(t, "the tray to register with the tray host", func() bool { return len(w.Registered()) > 0 })
+	if regs := w.Registered(); !strings.HasSuffix(regs[0], " /StatusNotifierItem") {
 		t.Errorf("the tray registered %q with the tray host, want /StatusNotifierItem", regs)
 	}
 	c.waitIcon(assets.IconStopped)
@@ -666,13 +544,15 @@ func TestTrayOverDBus(t *testing.T) {
 	}
 }
 
-// TestTrayEndsWithContext checks that the tray leaves when its context
-// ends (SIGTERM in the child) and leaves the VM to the caller.
+// TestTrayEndsWithContext checks that when the tray's context ends
+// (SIGTERM in the child) it stops the VM the way Quit does, with the icon
+// and menu still served and saying so, and leaves only after the VM has
+// stopped.
 func TestTrayEndsWithContext(t *testing.T) {
-	addr := startBus(t)
-	conn := connect(t, addr)
-	startWatcher(t, conn)
-	c := startChild(t, addr, conn)
+	addr := testbus.Start(t)
+	conn := testbus.Connect(t, addr)
+	testbus.ServeWatcher(t, conn)
+	c := startChild(t, addr, conn, "VMNETBAR_TRAY_TEST_HOLD_STOP=1")
 	c.waitMenu("the stopped VM", enabled("Start VM", true))
 	c.click("Start VM")
 	c.expectEvent("StartVM")
@@ -680,7 +560,16 @@ func TestTrayEndsWithContext(t *testing.T) {
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	// Run returns ctx.Err() without calling StopVM.
+	c.expectEvent("StopVM")
+	c.waitMenu("the tray stopping the VM", all(hasLabel("Stopping VM and quitting…"), hasLabel("VM: stopping"),
+		enabled("Start VM", false), enabled("Stop VM", false), enabled("Stopping VM and quitting…", false)))
+	c.waitIcon(assets.IconBooting)
+	select {
+	case <-c.exited:
+		t.Fatalf("the tray process exited (%v) while the VM was stopping", c.exitErr)
+	default:
+	}
+	c.stdin.Write([]byte("release\n"))
 	c.expectEvent("exit context canceled")
 	var ee *exec.ExitError
 	if err := c.waitExit(); !errors.As(err, &ee) || ee.ExitCode() != 1 {
@@ -710,7 +599,7 @@ func TestUnavailableUnreachableBus(t *testing.T) {
 // TestUnavailableWithoutTrayHost checks the error on a bus without a
 // StatusNotifierWatcher.
 func TestUnavailableWithoutTrayHost(t *testing.T) {
-	addr := startBus(t)
+	addr := testbus.Start(t)
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
 	err := Run(context.Background(), newFakeController(&lineWriter{}), Options{})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), watcherName) {

@@ -26,7 +26,8 @@ import (
 // Protocol: the child reads control.Status JSON lines from stdin and shows
 // them; it writes one line per controller or opener call to stdout
 // ("StartVM", "StopVM", "Reconnect", "open PATH", "login on|off") and, when
-// Run returns, "exit <error or nil>".
+// Run returns, "exit <error or nil>". With VMNETBAR_TRAY_TEST_HOLD_STOP=1,
+// StopVM leaves the VM stopping until the line "release" comes.
 const helperEnv = "VMNETBAR_TRAY_TEST_HELPER"
 
 // runHelper runs the child's tray if this process is one; it reports
@@ -37,6 +38,9 @@ func runHelper() bool {
 	}
 	out := &lineWriter{}
 	c := newFakeController(out)
+	if os.Getenv("VMNETBAR_TRAY_TEST_HOLD_STOP") == "1" {
+		c.release = make(chan struct{})
+	}
 	go c.readCommands(os.Stdin)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
@@ -78,6 +82,9 @@ type fakeController struct {
 	mu   sync.Mutex
 	st   control.Status
 	subs map[chan control.Status]bool
+
+	release     chan struct{} // nil: StopVM stops at once; else when closed
+	releaseOnce sync.Once
 }
 
 func newFakeController(out *lineWriter) *fakeController {
@@ -93,6 +100,10 @@ func newFakeController(out *lineWriter) *fakeController {
 func (c *fakeController) readCommands(f *os.File) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
+		if sc.Text() == "release" && c.release != nil {
+			c.releaseOnce.Do(func() { close(c.release) })
+			continue
+		}
 		line, quiet := strings.CutPrefix(sc.Text(), "quiet ")
 		var st control.Status
 		if err := json.Unmarshal([]byte(line), &st); err != nil {
@@ -169,6 +180,14 @@ func (c *fakeController) StartVM(ctx context.Context) error {
 
 func (c *fakeController) StopVM(ctx context.Context) error {
 	c.out.line("StopVM")
+	if c.release != nil {
+		c.set(func(s *control.Status) { s.VM = &control.VMStatus{State: vmhost.StateStopping, Since: time.Now()} })
+		select {
+		case <-c.release:
+		case <-ctx.Done():
+			return ctx.Err() // the VM goes on stopping
+		}
+	}
 	c.set(func(s *control.Status) {
 		s.VM = &control.VMStatus{State: vmhost.StateStopped, Since: time.Now()}
 		s.Link.State = netlink.StateStopped

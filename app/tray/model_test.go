@@ -1,6 +1,7 @@
 package tray
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/assets"
+	"github.com/vmnetbar/vmnetbar/internal/testbin"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -17,7 +19,10 @@ func TestMain(m *testing.M) {
 	if runHelper() {
 		return
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		testbin.Remove()
+		os.Exit(code)
+	}))
 }
 
 var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)

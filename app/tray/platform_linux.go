@@ -10,8 +10,9 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
-// openCommand opens a file in the user's default application.
-const openCommand = "xdg-open"
+// openCommand opens path in the user's default application (xdg-open
+// has no text-editor switch; text files open in the text default).
+func openCommand(path string, _ bool) []string { return []string{"xdg-open", path} }
 
 // watcherName is the bus name of the tray host (the panel) that shows
 // StatusNotifierItems.

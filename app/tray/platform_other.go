@@ -5,7 +5,7 @@ package tray
 import "context"
 
 // openCommand: no known file opener.
-const openCommand = ""
+func openCommand(string, bool) []string { return nil }
 
 // probe assumes the system's notification area is there.
 func probe(context.Context) error { return nil }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,15 @@ type Options struct {
 	Opener func(path string) error
 }
 
+// Closer is an optional Controller feature, found by type assertion: Close
+// stops the VM for good (gracefully up to the VM's stop timeout, then
+// forced off) and returns when it has ended. The app's controller has it.
+// The tray calls it when the system ends the app, just before the process
+// exits.
+type Closer interface {
+	Close() error
+}
+
 // ErrUnavailable is wrapped by Run's error when the system has no tray to
 // show the icon in.
 var ErrUnavailable = errors.New("tray unavailable")
@@ -82,11 +92,13 @@ var inUse atomic.Bool
 // main goroutine (macOS runs its event loop there), until Quit is clicked or
 // ctx ends.
 //
-// After Quit, Run stops the VM gracefully (StopVM) and returns nil, or the
-// error StopVM returned. When ctx ends first, Run removes the tray and
-// returns ctx.Err(), leaving the VM to the caller. Without a tray, Run
-// returns at once with an error wrapping ErrUnavailable that says why
-// (Linux: no D-Bus session bus, or no StatusNotifierWatcher on it).
+// After Quit, Run stops the VM gracefully (StopVM), waits while it stops and
+// returns nil, or the error StopVM returned. When ctx ends first, Run does
+// the same (the menu says "Stopping VM and quitting…", so the icon never
+// stays on screen without its loop) and returns ctx.Err(), or StopVM's
+// error. Without a tray, Run returns at once with an error wrapping
+// ErrUnavailable that says why (Linux: no D-Bus session bus, or no
+// StatusNotifierWatcher on it).
 func Run(ctx context.Context, c Controller, opts Options) error {
 	if c == nil {
 		return errors.New("tray: no controller given")
@@ -110,24 +122,28 @@ func Run(ctx context.Context, c Controller, opts Options) error {
 
 // tray is one running tray. Goroutines and their owners:
 //
-//	supervisor      started by onReady; waits for Quit or ctx, stops the
-//	                others, then calls systray.Quit (Run waits for it)
+//	supervisor      started by onReady; waits for Quit or ctx (which starts
+//	                the quit worker too), stops the others, then calls
+//	                systray.Quit (Run waits for it)
 //	renderer        applies models; stopped by closing done
 //	click forwarder one per item; stopped by closing done
 //	dispatcher      turns clicks into work; stopped by closing done
 //	action workers  one per running action; Start and Stop end with ctx,
 //	                the others with opCtx; awaited by the supervisor (ops)
-//	quit worker     stops the VM after Quit; awaited by the supervisor
+//	quit worker     stops the VM after Quit or the end of ctx; awaited by
+//	                the supervisor
 type tray struct {
 	ctx  context.Context
 	c    Controller
 	opts Options
 	log  logrus.FieldLogger
-	open func(string) error
+	open func(path string, text bool) error // text: open in a text editor
 	now  func() time.Time
 
 	opCtx    context.Context
 	opCancel context.CancelFunc
+
+	exitTimeout time.Duration // bounds systemExit without a Closer
 
 	done      chan struct{}  // closed: loops end
 	loopEnded chan struct{}  // closed when systray.Run has returned
@@ -159,21 +175,22 @@ func newTray(ctx context.Context, c Controller, opts Options) *tray {
 		log = l
 	}
 	t := &tray{
-		ctx:        ctx,
-		c:          c,
-		opts:       opts,
-		log:        log.WithField("component", "tray"),
-		open:       opts.Opener,
-		now:        time.Now,
-		done:       make(chan struct{}),
-		loopEnded:  make(chan struct{}),
-		finished:   make(chan struct{}),
-		clicks:     make(chan ItemID, clickQueue),
-		poke:       make(chan struct{}, 1),
-		quitResult: make(chan error, 1),
+		ctx:         ctx,
+		c:           c,
+		opts:        opts,
+		log:         log.WithField("component", "tray"),
+		now:         time.Now,
+		done:        make(chan struct{}),
+		loopEnded:   make(chan struct{}),
+		finished:    make(chan struct{}),
+		clicks:      make(chan ItemID, clickQueue),
+		poke:        make(chan struct{}, 1),
+		quitResult:  make(chan error, 1),
+		exitTimeout: systemExitStopTimeout,
 	}
-	if t.open == nil {
-		t.open = func(path string) error { return openFile(t.opCtx, path) }
+	t.open = func(path string, text bool) error { return openFile(t.opCtx, path, text) }
+	if opts.Opener != nil {
+		t.open = func(path string, _ bool) error { return opts.Opener(path) }
 	}
 	t.opCtx, t.opCancel = context.WithCancel(ctx)
 	t.ui = UIState{
@@ -236,8 +253,20 @@ func (t *tray) supervise() {
 	loopRuns := true
 	select {
 	case <-t.ctx.Done():
-		t.result = t.ctx.Err()
-		t.log.Info("stopping the tray: the app is shutting down")
+		// As after Quit: the icon stays, saying what happens, until the
+		// VM has stopped. Removed first, it would leave a dead icon on
+		// macOS while the caller stops the VM.
+		t.log.Info("the app is shutting down: stopping the VM before removing the tray")
+		t.beginQuit()
+		select {
+		case err := <-t.quitResult:
+			t.result = err
+		case <-t.loopEnded:
+			loopRuns = false
+		}
+		if t.result == nil {
+			t.result = t.ctx.Err()
+		}
 	case err := <-t.quitResult:
 		t.result = err
 	case <-t.loopEnded:
@@ -258,24 +287,44 @@ func (t *tray) supervise() {
 	}
 }
 
-// systemExitStopTimeout bounds the VM stop in onExit.
+// systemExitStopTimeout bounds systemExit for a controller without Close.
 const systemExitStopTimeout = 20 * time.Second
 
 // onExit runs on the main thread when the loop ends. After our own Quit it
 // has nothing to do. On macOS it also runs when the system terminates the
-// app (logout, shutdown), and the process exits as soon as it returns: the
-// VM is stopped here, within a bound.
+// app (logout, shutdown, Quit from the Dock or Activity Monitor), and the
+// process exits as soon as it returns: the VM is stopped here.
 func (t *tray) onExit() {
 	if t.leaving.Load() {
 		return
 	}
-	if !vmRuns(t.c.Status()) {
+	t.systemExit()
+}
+
+// systemExit stops the VM before the process exits, on the main thread:
+// it calls no systray setter and waits for nothing that may call one.
+//
+// With a Closer, Close stops the VM (also one already stopping), forcing it
+// off at the stop timeout, and waits for it to end: the guest is never cut
+// off by the process exiting mid-stop. Without one, StopVM and the wait
+// while the VM stops are bounded by exitTimeout.
+func (t *tray) systemExit() {
+	if cl, ok := t.c.(Closer); ok {
+		if vmActive(t.c.Status()) {
+			t.log.Warn("the system is ending the app: stopping the VM")
+		}
+		if err := cl.Close(); err != nil {
+			t.log.WithError(err).Error("stopping the VM as the system ends the app failed")
+		}
+		return
+	}
+	if !vmActive(t.c.Status()) {
 		return
 	}
 	t.log.Warn("the system is ending the app: stopping the VM")
-	ctx, cancel := context.WithTimeout(context.Background(), systemExitStopTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), t.exitTimeout)
 	defer cancel()
-	if err := t.c.StopVM(ctx); err != nil {
+	if err := t.stopVM(ctx); err != nil {
 		t.log.WithError(err).Error("stopping the VM as the system ends the app failed")
 	}
 }
@@ -340,20 +389,35 @@ func (t *tray) handle(id ItemID) {
 		t.ui.Problem = ""
 		t.startOp(t.reconnect)
 	case ItemConsole:
-		t.startOp(func() { t.openFile("console log", t.opts.ConsoleLog) })
+		t.startOp(func() { t.openFile("console log", t.opts.ConsoleLog, false) })
 	case ItemConfig:
-		t.startOp(func() { t.openFile("config", t.opts.ConfigFile) })
+		t.startOp(func() { t.openFile("config", t.opts.ConfigFile, true) })
 	case ItemLogin:
 		enable := !t.ui.LoginEnabled
 		t.ui.LoginKnown = false // disables the checkbox until the change is done
 		t.startOp(func() { t.toggleLogin(enable) })
 	case ItemQuit:
-		t.ui.Quitting = true
-		t.loops.Add(1)
-		go t.quit()
+		t.beginQuitLocked()
 	}
 	t.mu.Unlock()
 	t.changed()
+}
+
+// beginQuit starts the quit worker unless Quit is already under way.
+func (t *tray) beginQuit() {
+	t.mu.Lock()
+	t.beginQuitLocked()
+	t.mu.Unlock()
+	t.changed()
+}
+
+func (t *tray) beginQuitLocked() {
+	if t.ui.Quitting {
+		return
+	}
+	t.ui.Quitting = true
+	t.loops.Add(1)
+	go t.quit()
 }
 
 // startOp runs f in an action worker.
@@ -399,8 +463,8 @@ func (t *tray) reconnect() {
 	t.changed()
 }
 
-func (t *tray) openFile(what, path string) {
-	err := t.open(path)
+func (t *tray) openFile(what, path string, text bool) {
+	err := t.open(path, text)
 	if err == nil || t.opCtx.Err() != nil {
 		return
 	}
@@ -446,24 +510,63 @@ func (t *tray) toggleLogin(enable bool) {
 func (t *tray) quit() {
 	defer t.loops.Done()
 	t.log.Info("quit: stopping the VM")
-	t.changed()
-	// A Start or Stop in progress finishes first; other actions (a file
-	// opener that has not returned) are cancelled.
+	// A Start or Stop in progress finishes first (when ctx has ended, at
+	// once); other actions (a file opener that has not returned) are
+	// cancelled.
 	t.opCancel()
 	t.ops.Wait()
+	// The stop goes on when ctx ends: the tray leaves once the VM has
+	// stopped (the controller forces it off at its stop timeout).
 	var err error
-	if vmRuns(t.c.Status()) {
-		if e := t.c.StopVM(t.ctx); e != nil {
-			err = fmt.Errorf("stopping the VM before quitting: %w", e)
-			t.log.WithError(e).Warn("quit: stopping the VM failed")
-		}
+	if e := t.stopVM(context.WithoutCancel(t.ctx)); e != nil {
+		err = fmt.Errorf("stopping the VM before quitting: %w", e)
+		t.log.WithError(e).Warn("quit: stopping the VM failed")
 	}
 	t.quitResult <- err
+}
+
+// stopVM stops the VM if it runs and waits while it is stopping (a stop
+// begun elsewhere too), until ctx ends.
+func (t *tray) stopVM(ctx context.Context) error {
+	sub, cancel := t.c.Subscribe()
+	defer cancel()
+	if vmRuns(t.c.Status()) {
+		if err := t.c.StopVM(ctx); err != nil {
+			// Also when the VM was stopped or began stopping meanwhile.
+			if st := t.c.Status(); st.VM == nil ||
+				(st.VM.State != vmhost.StateStopping && st.VM.State != vmhost.StateStopped) {
+				return err
+			}
+		}
+	}
+	for {
+		st := t.c.Status()
+		if !vmActive(st) {
+			return nil
+		}
+		select {
+		case _, ok := <-sub:
+			if !ok {
+				if st := t.c.Status(); vmActive(st) {
+					return fmt.Errorf("the controller shut down while the VM was %s", st.VM.State)
+				}
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("the VM is still %s: %w", st.VM.State, ctx.Err())
+		}
+	}
 }
 
 // vmRuns reports whether st has a VM that StopVM can stop.
 func vmRuns(st control.Status) bool {
 	return st.VM != nil && (st.VM.State == vmhost.StateStarting || st.VM.State == vmhost.StateRunning)
+}
+
+// vmActive reports whether st has a VM that has not ended: one StopVM can
+// stop, or one stopping.
+func vmActive(st control.Status) bool {
+	return vmRuns(st) || (st.VM != nil && st.VM.State == vmhost.StateStopping)
 }
 
 // changed wakes the renderer after a UI state change.
@@ -562,17 +665,19 @@ func (t *tray) setIcon(i assets.Icon) {
 	systray.SetTemplateIcon(imgs.Template2x, imgs.Regular)
 }
 
-// openFile opens path with the system's opener.
-func openFile(ctx context.Context, path string) error {
+// openFile opens path with the system's opener; text asks for a text
+// editor (a file type may have no default application).
+func openFile(ctx context.Context, path string, text bool) error {
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("cannot open %s: %w", path, err)
 	}
-	if openCommand == "" {
+	args := openCommand(path, text)
+	if len(args) == 0 {
 		return fmt.Errorf("cannot open %s: no file opener on this system", path)
 	}
-	out, err := exec.CommandContext(ctx, openCommand, path).CombinedOutput()
+	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", openCommand, path, err, firstLine(out))
+		return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, firstLine(out))
 	}
 	return nil
 }

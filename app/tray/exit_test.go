@@ -1,0 +1,207 @@
+package tray
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/vmhost"
+)
+
+// exitFake is a controller for the stop paths: StopVM leaves the VM
+// stopping until finish is called (or its ctx ends), as a guest that takes
+// its time to power off.
+type exitFake struct {
+	mu        sync.Mutex
+	state     vmhost.State
+	stopCalls int
+	subs      map[chan control.Status]bool
+	stopped   chan struct{} // closed by finish
+	once      sync.Once
+}
+
+func newExitFake(s vmhost.State) *exitFake {
+	return &exitFake{state: s, subs: map[chan control.Status]bool{}, stopped: make(chan struct{})}
+}
+
+func (f *exitFake) setState(s vmhost.State) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.state = s
+	st := control.Status{VM: &control.VMStatus{State: s}}
+	for ch := range f.subs {
+		select {
+		case <-ch:
+		default:
+		}
+		ch <- st
+	}
+}
+
+// finish makes the stopping VM stopped.
+func (f *exitFake) finish() {
+	f.once.Do(func() {
+		f.setState(vmhost.StateStopped)
+		close(f.stopped)
+	})
+}
+
+func (f *exitFake) Status() control.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return control.Status{VM: &control.VMStatus{State: f.state}}
+}
+
+func (f *exitFake) subscribers() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.subs)
+}
+
+func (f *exitFake) Subscribe() (<-chan control.Status, func()) {
+	ch := make(chan control.Status, 1)
+	f.mu.Lock()
+	f.subs[ch] = true
+	f.mu.Unlock()
+	return ch, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.subs[ch] {
+			delete(f.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+func (f *exitFake) Reconnect() error                  { return nil }
+func (f *exitFake) StartVM(ctx context.Context) error { return nil }
+
+func (f *exitFake) StopVM(ctx context.Context) error {
+	f.mu.Lock()
+	f.stopCalls++
+	f.mu.Unlock()
+	f.setState(vmhost.StateStopping)
+	select {
+	case <-f.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err() // the VM goes on stopping
+	}
+}
+
+func (f *exitFake) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stopCalls
+}
+
+// closingFake also has Close, as the app's controller does.
+type closingFake struct {
+	*exitFake
+	closed chan struct{}
+}
+
+func (f *closingFake) Close() error {
+	close(f.closed)
+	return nil
+}
+
+// systemExitAsync runs systemExit in a goroutine and returns a channel
+// closed when it returns.
+func systemExitAsync(tr *tray) chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tr.systemExit()
+	}()
+	return done
+}
+
+func returned(done chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestSystemExitStopsRunningVM: the system ends the app with the VM
+// running: the VM is stopped and systemExit returns once it has stopped.
+func TestSystemExitStopsRunningVM(t *testing.T) {
+	f := newExitFake(vmhost.StateRunning)
+	tr := newTray(context.Background(), f, Options{})
+	done := systemExitAsync(tr)
+	waitFor(t, "StopVM", func() bool { return f.calls() == 1 })
+	if returned(done) {
+		t.Fatal("systemExit returned while the VM was stopping")
+	}
+	f.finish()
+	waitFor(t, "systemExit to return", func() bool { return returned(done) })
+}
+
+// TestSystemExitWaitsForStoppingVM: a VM already stopping (a Stop VM click
+// before) is waited for, not left to die with the process.
+func TestSystemExitWaitsForStoppingVM(t *testing.T) {
+	f := newExitFake(vmhost.StateStopping)
+	tr := newTray(context.Background(), f, Options{})
+	done := systemExitAsync(tr)
+	waitFor(t, "systemExit to watch the VM", func() bool { return f.subscribers() == 1 })
+	if returned(done) {
+		t.Fatal("systemExit returned while the VM was stopping")
+	}
+	f.finish()
+	waitFor(t, "systemExit to return", func() bool { return returned(done) })
+	if n := f.calls(); n != 0 {
+		t.Errorf("StopVM called %d times for a VM already stopping", n)
+	}
+}
+
+// TestSystemExitBounded: without Close, a VM that never stops holds the
+// exit only for exitTimeout.
+func TestSystemExitBounded(t *testing.T) {
+	f := newExitFake(vmhost.StateRunning)
+	tr := newTray(context.Background(), f, Options{})
+	tr.exitTimeout = 50 * time.Millisecond
+	done := systemExitAsync(tr)
+	waitFor(t, "systemExit to give up", func() bool { return returned(done) })
+	if f.Status().VM.State != vmhost.StateStopping {
+		t.Fatalf("VM %v, want still stopping", f.Status().VM.State)
+	}
+}
+
+// TestSystemExitIdle: nothing to stop.
+func TestSystemExitIdle(t *testing.T) {
+	f := newExitFake(vmhost.StateStopped)
+	newTray(context.Background(), f, Options{}).systemExit()
+	if n := f.calls(); n != 0 {
+		t.Errorf("StopVM called %d times for a stopped VM", n)
+	}
+}
+
+// TestSystemExitCloses: a controller with Close is closed (it stops the VM
+// and forces it off at its stop timeout) instead of a bounded StopVM.
+func TestSystemExitCloses(t *testing.T) {
+	f := &closingFake{exitFake: newExitFake(vmhost.StateRunning), closed: make(chan struct{})}
+	newTray(context.Background(), f, Options{}).systemExit()
+	if !returned(f.closed) {
+		t.Fatal("Close was not called")
+	}
+	if n := f.calls(); n != 0 {
+		t.Errorf("StopVM called %d times, want Close only", n)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
