@@ -116,15 +116,33 @@ func TestTraySIGTERMStopsGuest(t *testing.T) {
 	}
 }
 
-// testTrayStopsGuest runs the app with its tray and the test guest, calls
-// stop once the guest is ready and checks that the guest powered off
-// cleanly and the app exited 0.
-func testTrayStopsGuest(t *testing.T, stop func(*proc, *dbus.Conn)) *proc {
+// TestTraySecondSignalEndsAtOnce: while the tray stops the guest after a
+// SIGTERM, a second SIGTERM ends the process at once (the default action).
+func TestTraySecondSignalEndsAtOnce(t *testing.T) {
+	p, _, _ := startTrayGuest(t)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the tray to stop the VM", func() bool {
+		return strings.Contains(p.stderr.String(), "stopping the VM before removing the tray")
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t, 10*time.Second)
+	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Fatalf("after a second SIGTERM the app ended with %v, want killed by SIGTERM; stderr:\n%s", p.cmd.ProcessState, p.stderr.String())
+	}
+}
+
+// startTrayGuest runs the app with its tray and the test guest and returns
+// once the guest is ready to power off.
+func startTrayGuest(t *testing.T) (p *proc, conn *dbus.Conn, console string) {
 	t.Helper()
 	d, _, console := guestApp(t, testguest.Options{}, false)
 	conn, host := trayDesktop(t)
 
-	p := startCLI(t, nil, false, "tray")
+	p = startCLI(t, nil, false, "tray")
 	d.waitServing(t, p)
 	waitFor(t, "the tray icon registered", func() bool { return len(host.Registered()) > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -132,6 +150,15 @@ func testTrayStopsGuest(t *testing.T, stop func(*proc, *dbus.Conn)) *proc {
 	if _, err := testguest.WaitLog(ctx, console, p.done, "the guest ready", func(l testguest.Log) bool { return l.ACPID && l.Ready }); err != nil {
 		t.Fatalf("%v; stderr:\n%s", err, p.stderr.String())
 	}
+	return p, conn, console
+}
+
+// testTrayStopsGuest runs the app with its tray and the test guest, calls
+// stop once the guest is ready and checks that the guest powered off
+// cleanly and the app exited 0.
+func testTrayStopsGuest(t *testing.T, stop func(*proc, *dbus.Conn)) *proc {
+	t.Helper()
+	p, conn, console := startTrayGuest(t)
 	stop(p, conn)
 	if took := p.wait(t, 60*time.Second); p.code != ExitOK {
 		t.Fatalf("exit %d %v after the stop; stderr:\n%s", p.code, took, p.stderr.String())

@@ -81,8 +81,10 @@ func skipOrFatal(t testing.TB, err error) {
 type logWriter struct{ t testing.TB }
 
 func (w logWriter) Write(b []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		w.t.Log("dbus-daemon: " + line)
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			w.t.Log("dbus-daemon: " + line)
+		}
 	}
 	return len(b), nil
 }
