@@ -69,7 +69,7 @@ type Drops struct {
 	// Empty: empty datagrams from the VM, skipped (an empty frame cannot
 	// be sent to the daemon: length 0 is a protocol error). Omitted from
 	// the JSON form while zero (it was added after the others).
-	Empty uint64 `json:"empty,omitempty"`
+	Empty uint64 `json:"empty"`
 }
 
 // Total is the sum of all drop counters.

@@ -235,7 +235,7 @@ func TestStatusJSONShape(t *testing.T) {
 	for _, frag := range []string{
 		`"vm":{"state":"error","since":"2026-01-02T03:04:05Z","error":"guest panicked"}`,
 		`"link":{"state":"reconnecting","reconnects":1,`,
-		`"dropped":2,"drops":{"oversize":0,"vm_busy":2,"partial_read":0}`,
+		`"dropped":2,"drops":{"oversize":0,"vm_busy":2,"partial_read":0,"empty":0}`,
 	} {
 		if !strings.Contains(body, frag) {
 			t.Errorf("body %s lacks %s", body, frag)
