@@ -43,6 +43,6 @@
 // sendmmsg; elsewhere, or with the build tag "portable", one datagram per
 // system call.
 //
-// netlink imports only the standard library, golang.org/x/sys and logrus. It
-// holds no global state: loggers and dialers are injected.
+// netlink imports only the standard library, golang.org/x/sys, logrus and
+// internal/latest. It holds no global state: loggers and dialers are injected.
 package netlink

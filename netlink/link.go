@@ -13,6 +13,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/vmnetbar/vmnetbar/internal/latest"
 )
 
 // ErrVMSide wraps every error about the VM end of the link. It is fatal: the
@@ -839,18 +841,6 @@ func (l *Link) notifyLocked() {
 	}
 	st := l.snapshotLocked()
 	for s := range l.subs {
-		select {
-		case s.ch <- st:
-			continue
-		default:
-		}
-		select {
-		case <-s.ch:
-		default:
-		}
-		select {
-		case s.ch <- st:
-		default:
-		}
+		latest.Put(s.ch, st)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
 
+	"github.com/vmnetbar/vmnetbar/internal/latest"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -74,7 +75,7 @@ func (f *fakeBackend) set(st Status) {
 	defer f.mu.Unlock()
 	f.st = st
 	for _, ch := range f.subs {
-		offerLatest(ch, st)
+		latest.Put(ch, st)
 	}
 }
 

@@ -16,5 +16,6 @@
 //
 // The server is generic over a Backend: the standalone link and the tray app
 // each provide one. control imports the standard library, logrus, netlink
-// (for its Status) and vmhost (for its State). It holds no global state.
+// (for its Status), vmhost (for its State) and internal/latest. It holds no
+// global state.
 package control

@@ -3,6 +3,7 @@ package control
 import (
 	"sync"
 
+	"github.com/vmnetbar/vmnetbar/internal/latest"
 	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
@@ -51,7 +52,7 @@ func (b *LinkBackend) Subscribe() (<-chan Status, func()) {
 				if !ok {
 					return
 				}
-				offerLatest(out, Status{Link: ls})
+				latest.Put(out, Status{Link: ls})
 			}
 		}
 	}()
@@ -63,19 +64,4 @@ func (b *LinkBackend) Subscribe() (<-chan Status, func()) {
 			<-done
 		})
 	}
-}
-
-// offerLatest puts st in ch (capacity 1), replacing an update the reader has
-// not taken yet. The caller must be ch's only sender.
-func offerLatest(ch chan Status, st Status) {
-	select {
-	case ch <- st:
-		return
-	default:
-	}
-	select {
-	case <-ch:
-	default:
-	}
-	ch <- st
 }

@@ -4,8 +4,8 @@
 //
 // It is plain Go: the VM and the link are built by injected factories, so
 // tests drive it with fakes. controller imports the standard library,
-// logrus, vmhost, netlink and control (for the status types it serves). It
-// holds no global state.
+// logrus, vmhost, netlink, control (for the status types it serves) and
+// internal/latest. It holds no global state.
 package controller
 
 import (
@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/internal/latest"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -657,19 +658,7 @@ func (c *Controller) notify() {
 	}
 	st := c.Status()
 	for s := range c.subs {
-		select {
-		case s.ch <- st:
-			continue
-		default:
-		}
-		select {
-		case <-s.ch:
-		default:
-		}
-		select {
-		case s.ch <- st:
-		default:
-		}
+		latest.Put(s.ch, st)
 	}
 }
 

@@ -1,0 +1,26 @@
+// Package latest delivers values to slow readers without making the sender
+// wait: a channel with a buffer of one holds only the most recent value.
+// netlink and the app's controller use it for their status subscriptions.
+//
+// latest imports nothing but the language.
+package latest
+
+// Put delivers v on ch, a channel with a buffer of one, replacing a value the
+// reader has not taken yet. It never blocks while the caller is the only
+// sender on ch (callers serialize their sends, for example under a lock).
+func Put[T any](ch chan T, v T) {
+	select {
+	case ch <- v:
+		return
+	default:
+	}
+	// Full: drop the stale value (unless the reader just took it) and retry.
+	select {
+	case <-ch:
+	default:
+	}
+	select {
+	case ch <- v:
+	default:
+	}
+}
