@@ -43,6 +43,7 @@
 // sendmmsg; elsewhere, or with the build tag "portable", one datagram per
 // system call.
 //
-// netlink imports only the standard library, golang.org/x/sys, logrus and
-// internal/latest. It holds no global state: loggers and dialers are injected.
+// netlink imports only the standard library, golang.org/x/sys, logrus,
+// internal/latest and internal/sockcheck. It holds no global state: loggers
+// and dialers are injected.
 package netlink

@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmnetbar/vmnetbar/internal/sockcheck"
 )
 
 // vmConn is the link's own handle on the host end of the VM socketpair: a
@@ -43,31 +45,8 @@ func (v *vmConn) Close() error { return v.uc.Close() }
 
 // checkHost reports a clear error unless f is an AF_UNIX SOCK_DGRAM socket.
 func checkHost(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("netlink: host end %q: %w", f.Name(), err)
-	}
-	var typ int
-	var serr, nerr error
-	var sa unix.Sockaddr
-	if err := rc.Control(func(fd uintptr) {
-		typ, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
-		sa, nerr = unix.Getsockname(int(fd))
-	}); err != nil {
-		return fmt.Errorf("netlink: host end %q: %w", f.Name(), err)
-	}
-	if serr != nil {
-		return fmt.Errorf("netlink: host end %q is not a socket (%w): pass the host end from NewSocketPair", f.Name(), serr)
-	}
-	if typ != unix.SOCK_DGRAM {
-		return fmt.Errorf("netlink: host end %q is a %s socket, want SOCK_DGRAM: pass the host end from NewSocketPair", f.Name(), sockTypeName(typ))
-	}
-	if _, ok := sa.(*unix.SockaddrUnix); !ok {
-		what := fmt.Sprintf("%T", sa)
-		if nerr != nil {
-			what = nerr.Error()
-		}
-		return fmt.Errorf("netlink: host end %q is not an AF_UNIX socket (%s): pass the host end from NewSocketPair", f.Name(), what)
+	if err := sockcheck.Datagram(f); err != nil {
+		return fmt.Errorf("netlink: host end: %w: pass the host end from NewSocketPair", err)
 	}
 	return nil
 }
@@ -89,18 +68,6 @@ func raiseHostBuffers(f *os.File) error {
 		return err
 	}
 	return berr
-}
-
-func sockTypeName(t int) string {
-	switch t {
-	case unix.SOCK_STREAM:
-		return "SOCK_STREAM"
-	case unix.SOCK_SEQPACKET:
-		return "SOCK_SEQPACKET"
-	case unix.SOCK_RAW:
-		return "SOCK_RAW"
-	}
-	return fmt.Sprintf("type %d", t)
 }
 
 // isTooBig reports whether err from a send towards the VM is about that

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/internal/sockcheck"
 	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
@@ -146,7 +147,7 @@ func parseDatagramFD(s string) (int, error) {
 		return 0, fmt.Errorf("--fd %d: cannot read its socket type: %v: %s", fd, err, hint)
 	}
 	if typ != unix.SOCK_DGRAM {
-		return 0, fmt.Errorf("--fd %d is a %s socket, not SOCK_DGRAM: %s", fd, sockTypeName(typ), hint)
+		return 0, fmt.Errorf("--fd %d is a %s socket, not SOCK_DGRAM: %s", fd, sockcheck.TypeName(typ), hint)
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
@@ -176,18 +177,6 @@ func describeFD(fd int) string {
 		return "a block device"
 	}
 	return "not a socket"
-}
-
-func sockTypeName(t int) string {
-	switch t {
-	case unix.SOCK_STREAM:
-		return "stream (SOCK_STREAM)"
-	case unix.SOCK_SEQPACKET:
-		return "SOCK_SEQPACKET"
-	case unix.SOCK_RAW:
-		return "raw (SOCK_RAW)"
-	}
-	return "type " + strconv.Itoa(t)
 }
 
 // logLevels are the levels --log-level accepts.
