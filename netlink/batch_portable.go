@@ -55,17 +55,17 @@ func (b *batcher) readBatch(bufs [][]byte, sizes []int) (int, error) {
 
 func (b *batcher) doRead(fd uintptr) bool {
 	for b.rn < len(b.rbufs) {
-		n, err := unix.Read(int(fd), b.rbufs[b.rn])
-		switch {
-		case err == nil:
+		n, err := readFD(fd, b.rbufs[b.rn])
+		switch err {
+		case 0:
 			if n == 0 && peerGone(int(fd)) {
 				b.rerr = errPeerClosed
 				return true
 			}
 			b.rsizes[b.rn] = n
 			b.rn++
-		case err == unix.EINTR:
-		case err == unix.EAGAIN:
+		case unix.EINTR:
+		case unix.EAGAIN:
 			return b.rn > 0
 		default:
 			b.rerr = err
@@ -92,11 +92,11 @@ func (b *batcher) trySend(frames [][]byte) (int, error) {
 
 func (b *batcher) doWrite(fd uintptr) bool {
 	for b.wn < len(b.wframes) {
-		_, err := unix.Write(int(fd), b.wframes[b.wn])
-		switch {
-		case err == nil:
+		_, err := writeFD(fd, b.wframes[b.wn])
+		switch err {
+		case 0:
 			b.wn++
-		case err == unix.EINTR:
+		case unix.EINTR:
 		default:
 			b.werr = err
 			return true

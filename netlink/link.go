@@ -658,6 +658,7 @@ func (w *frameWriter) write(conn net.Conn) (frames int, bytes uint64, err error)
 func (l *Link) downLoop(ctx context.Context, vm *vmConn) error {
 	dec := NewDecoder(0)
 	out := &vmSender{l: l, vm: vm, batch: make([][]byte, 0, batchSize)}
+	var src streamReader
 	var gen uint64
 	for {
 		conn, g, ok := l.current(ctx, gen)
@@ -666,8 +667,9 @@ func (l *Link) downLoop(ctx context.Context, vm *vmConn) error {
 		}
 		gen = g
 		dec.Reset()
+		src.reset(conn)
 		for {
-			n, rerr := conn.Read(dec.Space())
+			n, rerr := src.read(dec.Space())
 			dec.Commit(n)
 			var perr error
 			for {

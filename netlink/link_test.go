@@ -343,21 +343,24 @@ func TestRestartAfterFiveSeconds(t *testing.T) {
 func TestDaemonAbsentAtStart(t *testing.T) {
 	vm, host := vmPair(t)
 	d := newDaemon(t, socketPath(t))
-	var dials atomic.Int64
+	var failed atomic.Int64 // dials that returned an error
 	lg, hook := logtest.NewNullLogger()
 	lg.SetLevel(logrus.DebugLevel)
 	l := newLink(t, host, Config{
 		Socket: d.path,
 		Logger: lg,
 		Dial: func(ctx context.Context) (net.Conn, error) {
-			dials.Add(1)
-			return (&net.Dialer{}).DialContext(ctx, "unix", d.path)
+			c, err := (&net.Dialer{}).DialContext(ctx, "unix", d.path)
+			if err != nil {
+				failed.Add(1)
+			}
+			return c, err
 		},
 		InitialBackoff: 5 * time.Millisecond,
 		MaxBackoff:     20 * time.Millisecond,
 	})
 	runLink(t, l)
-	waitFor(t, 5*time.Second, "three failed dials", func() bool { return dials.Load() >= 3 })
+	waitFor(t, 5*time.Second, "three failed dials", func() bool { return failed.Load() >= 3 })
 	st := l.Status()
 	if st.State != StateConnecting || !strings.Contains(st.LastError, "dialing") {
 		t.Fatalf("status %+v: want connecting with the dial error", st)

@@ -1,0 +1,29 @@
+//go:build !linux
+
+package netlink
+
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// readFD and writeFD make one read(2) or write(2) of a non-blocking fd
+// (len(p) > 0).
+func readFD(fd uintptr, p []byte) (int, syscall.Errno) {
+	return toErrno(unix.Read(int(fd), p))
+}
+
+func writeFD(fd uintptr, p []byte) (int, syscall.Errno) {
+	return toErrno(unix.Write(int(fd), p))
+}
+
+func toErrno(n int, err error) (int, syscall.Errno) {
+	if err != nil {
+		if e, ok := err.(syscall.Errno); ok {
+			return 0, e
+		}
+		return 0, syscall.EIO
+	}
+	return n, 0
+}
