@@ -11,12 +11,7 @@ import (
 // the harness allocates nothing per frame, so any per-frame allocation in
 // the link shows.
 func TestNoAllocationPerFrame(t *testing.T) {
-	vm, host := vmPair(t)
-	d := newDaemon(t, socketPath(t))
-	d.start()
-	l := newLink(t, host, Config{Socket: d.path})
-	runLink(t, l)
-	c := d.next()
+	vm, _, _, c := linked(t, Config{})
 	go func() {
 		dec := NewDecoder(0)
 		enc := NewEncoder(c)

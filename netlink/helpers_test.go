@@ -84,6 +84,20 @@ func runLink(t testing.TB, l *Link) (stop func() error, done <-chan struct{}) {
 	return stop, ch
 }
 
+// linked starts a fake daemon and a running link to it with cfg (Socket is
+// set to the daemon's path). It returns the VM end, the daemon, the link and
+// the daemon's side of the link's first connection.
+func linked(t testing.TB, cfg Config) (vm *net.UnixConn, d *daemon, l *Link, c *net.UnixConn) {
+	t.Helper()
+	vm, host := vmPair(t)
+	d = newDaemon(t, socketPath(t))
+	d.start()
+	cfg.Socket = d.path
+	l = newLink(t, host, cfg)
+	runLink(t, l)
+	return vm, d, l, d.next()
+}
+
 func newLink(t testing.TB, host *os.File, cfg Config) *Link {
 	t.Helper()
 	l, err := New(host, cfg)

@@ -31,13 +31,22 @@ func integritySizes() []int {
 // sendUp writes frames seq..seq+len(sizes)-1 from the VM.
 func sendUp(t testing.TB, vm *net.UnixConn, first uint32, sizes []int) {
 	buf := make([]byte, MaxFrameSize)
-	vm.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	vm.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	for i, n := range sizes {
 		if _, err := vm.Write(testFrame(buf, first+uint32(i), n)); err != nil {
 			t.Errorf("VM write: %v", err)
 			return
 		}
 	}
+}
+
+// seqSizes returns the sizes of frames 0..n-1 (frameSize).
+func seqSizes(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = frameSize(uint32(i))
+	}
+	return s
 }
 
 // recvUp reads count frames on c and checks them against seq and sizes.
@@ -140,16 +149,7 @@ func TestKillRestartUp(t *testing.T) {
 	c1 := d.next()
 
 	const total = 20000
-	go func() {
-		buf := make([]byte, 2000)
-		vm.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		for i := uint32(0); i < total; i++ {
-			if _, err := vm.Write(testFrame(buf, i, frameSize(i))); err != nil {
-				t.Errorf("VM write %d: %v", i, err)
-				return
-			}
-		}
-	}()
+	go sendUp(t, vm, 0, seqSizes(total))
 
 	next := uint32(0)
 	check := func(f []byte) {
@@ -314,12 +314,7 @@ func TestRestartAfterFiveSeconds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes 5 s")
 	}
-	vm, host := vmPair(t)
-	d := newDaemon(t, socketPath(t))
-	d.start()
-	l := newLink(t, host, Config{Socket: d.path})
-	runLink(t, l)
-	c1 := d.next()
+	vm, d, l, c1 := linked(t, Config{})
 	c1.Close()
 	d.stop()
 	waitFor(t, 5*time.Second, "reconnecting", func() bool { return l.Status().State == StateReconnecting })
@@ -398,12 +393,7 @@ func TestDaemonClosesMidFrame(t *testing.T) {
 		{"half a body", append([]byte{0, 0, 0x05, 0xea}, bytes.Repeat([]byte{0xee}, 757)...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			vm, host := vmPair(t)
-			d := newDaemon(t, socketPath(t))
-			d.start()
-			l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
-			runLink(t, l)
-			c1 := d.next()
+			vm, d, l, c1 := linked(t, Config{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
 			buf := make([]byte, MaxFrameSize+1)
 			if err := NewEncoder(c1).WriteFrame(testFrame(buf, 1, 100)); err != nil {
 				t.Fatal(err)
@@ -435,12 +425,7 @@ func TestDaemonClosesMidFrame(t *testing.T) {
 func TestDaemonBadLength(t *testing.T) {
 	for _, bad := range []uint32{0, MaxFrameSize + 1, 0xFFFFFFFF} {
 		t.Run("", func(t *testing.T) {
-			vm, host := vmPair(t)
-			d := newDaemon(t, socketPath(t))
-			d.start()
-			l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
-			runLink(t, l)
-			c1 := d.next()
+			vm, d, l, c1 := linked(t, Config{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
 			buf := make([]byte, MaxFrameSize+1)
 			wire, _ := AppendFrame(nil, testFrame(buf, 1, 100))
 			wire = binary.BigEndian.AppendUint32(wire, bad)
@@ -565,12 +550,7 @@ func TestVMSideClosedIsFatal(t *testing.T) {
 // TestVMStopsReading: a VM that never reads does not slow the daemon's
 // stream; frames it cannot take are dropped and counted.
 func TestVMStopsReading(t *testing.T) {
-	vm, host := vmPair(t)
-	d := newDaemon(t, socketPath(t))
-	d.start()
-	l := newLink(t, host, Config{Socket: d.path})
-	runLink(t, l)
-	c := d.next()
+	vm, _, l, c := linked(t, Config{})
 	const total = 20000
 	buf := make([]byte, 2000)
 	w := bufferedFrames(buf, 0, total, 1514)
@@ -629,12 +609,7 @@ func bufferedFrames(buf []byte, from, to uint32, size int) []byte {
 }
 
 func TestOversizeFromVMDropped(t *testing.T) {
-	vm, host := vmPair(t)
-	d := newDaemon(t, socketPath(t))
-	d.start()
-	l := newLink(t, host, Config{Socket: d.path})
-	runLink(t, l)
-	c := d.next()
+	vm, _, l, c := linked(t, Config{})
 	if _, err := vm.Write(make([]byte, MaxFrameSize+1)); err != nil {
 		t.Fatal(err)
 	}
@@ -876,23 +851,9 @@ func TestFlappingDaemonBacksOff(t *testing.T) {
 // in it (a crash): those are gone with the daemon, but the link loses
 // nothing it held: the new daemon gets every later frame, in order, once.
 func TestHardKillUp(t *testing.T) {
-	vm, host := vmPair(t)
-	d := newDaemon(t, socketPath(t))
-	d.start()
-	l := newLink(t, host, Config{Socket: d.path})
-	runLink(t, l)
-	c1 := d.next()
+	vm, d, _, c1 := linked(t, Config{})
 	const total = 20000
-	go func() {
-		buf := make([]byte, 2000)
-		vm.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		for i := uint32(0); i < total; i++ {
-			if _, err := vm.Write(testFrame(buf, i, frameSize(i))); err != nil {
-				t.Errorf("VM write %d: %v", i, err)
-				return
-			}
-		}
-	}()
+	go sendUp(t, vm, 0, seqSizes(total))
 	dec := NewDecoder(0)
 	c1.SetReadDeadline(time.Now().Add(20 * time.Second))
 	next := uint32(0)

@@ -83,12 +83,7 @@ func TestManualReconnectRacingFailure(t *testing.T) {
 // counted; the frames around it go through and the link stays
 // up.
 func TestEmptyDatagramsSkipped(t *testing.T) {
-	vm, host := vmPair(t)
-	d := newDaemon(t, socketPath(t))
-	d.start()
-	l := newLink(t, host, Config{Socket: d.path})
-	runLink(t, l)
-	c := d.next()
+	vm, _, l, c := linked(t, Config{})
 	buf := make([]byte, 2000)
 	for i := uint32(0); i < 10; i++ {
 		if _, err := vm.Write([]byte{}); err != nil {

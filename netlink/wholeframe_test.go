@@ -99,12 +99,7 @@ func TestSlowDaemonGetsWholeFrames(t *testing.T) {
 			seed := uint64(time.Now().UnixNano())
 			t.Logf("seed %d", seed)
 			rng := rand.New(rand.NewPCG(seed, 1))
-			vm, host := vmPair(t)
-			d := newDaemon(t, socketPath(t))
-			d.start()
-			l := newLink(t, host, Config{Socket: d.path})
-			runLink(t, l)
-			c := d.next()
+			vm, _, l, c := linked(t, Config{})
 			go func() {
 				buf := make([]byte, MaxFrameSize)
 				vm.SetWriteDeadline(time.Now().Add(60 * time.Second))
@@ -157,12 +152,7 @@ func TestStalledDaemonManualReconnect(t *testing.T) {
 		{"mixed", 12000, mixedSize},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			vm, host := vmPair(t)
-			d := newDaemon(t, socketPath(t))
-			d.start()
-			l := newLink(t, host, Config{Socket: d.path})
-			runLink(t, l)
-			c1 := d.next()
+			vm, d, l, c1 := linked(t, Config{})
 
 			var sent atomic.Uint32
 			go func() {
