@@ -173,24 +173,18 @@ func (c Config) validate(l limits) error {
 
 // checkReadable reports why path cannot be read as a regular file.
 func checkReadable(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return pathError(path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return pathError(path, err)
-	}
-	if fi.IsDir() {
-		return fmt.Errorf("%s is a directory, not a file", path)
-	}
-	return nil
+	return checkOpen(path, os.O_RDONLY, "a file")
 }
 
 // checkWritable reports why path cannot be opened for reading and writing.
 func checkWritable(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	return checkOpen(path, os.O_RDWR, "a disk image")
+}
+
+// checkOpen reports why path cannot be opened with flag as what (a regular
+// file, not a directory).
+func checkOpen(path string, flag int, what string) error {
+	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return pathError(path, err)
 	}
@@ -200,7 +194,7 @@ func checkWritable(path string) error {
 		return pathError(path, err)
 	}
 	if fi.IsDir() {
-		return fmt.Errorf("%s is a directory, not a disk image", path)
+		return fmt.Errorf("%s is a directory, not %s", path, what)
 	}
 	return nil
 }
