@@ -63,10 +63,11 @@ func runLink(args []string, env Env) int {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q: vmnetbar link takes only flags; run 'vmnetbar link -h'", fs.Arg(0))
 	}
-	fd, err := parseDatagramFD(*fdFlag)
+	host, err := parseDatagramFD(*fdFlag)
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	defer host.Close()
 	if *socket == "" {
 		return usageErr("missing --socket: pass socket_vmnet's socket path (e.g. --socket /opt/homebrew/var/run/socket_vmnet)")
 	}
@@ -79,8 +80,6 @@ func runLink(args []string, env Env) int {
 	log.SetOutput(env.Stderr)
 	log.SetLevel(lvl)
 
-	host := os.NewFile(uintptr(fd), "vm-nic")
-	defer host.Close()
 	link, err := netlink.New(host, netlink.Config{Socket: *socket, Logger: log})
 	if err != nil {
 		return usageErr("%v", err)
@@ -108,7 +107,7 @@ func runLink(args []string, env Env) int {
 		serveDone <- nil
 	}
 
-	log.WithFields(logrus.Fields{"fd": fd, "daemon": *socket}).Info("link starting")
+	log.WithFields(logrus.Fields{"fd": *fdFlag, "daemon": *socket}).Info("link starting")
 	runErr := link.Run(ctx)
 	stopServe()
 	if err := <-serveDone; err != nil {
@@ -123,60 +122,37 @@ func runLink(args []string, env Env) int {
 }
 
 // parseDatagramFD checks that s names an open AF_UNIX SOCK_DGRAM socket of
-// this process and returns its number.
-func parseDatagramFD(s string) (int, error) {
+// this process and returns a file that owns it, named "--fd N" for messages.
+// The socket check runs on a duplicate of the descriptor, so a rejected
+// descriptor is neither closed nor handed to a file the garbage collector
+// would close.
+func parseDatagramFD(s string) (*os.File, error) {
 	const hint = "the parent process must pass the VM NIC's host end, an AF_UNIX SOCK_DGRAM socket (e.g. one end of socketpair(AF_UNIX, SOCK_DGRAM)), and name its number, e.g. --fd 3"
 	if s == "" {
-		return 0, fmt.Errorf("missing --fd: %s", hint)
+		return nil, fmt.Errorf("missing --fd: %s", hint)
 	}
 	fd, err := strconv.Atoi(s)
 	if err != nil {
-		return 0, fmt.Errorf("--fd %q is not a number: %s", s, hint)
+		return nil, fmt.Errorf("--fd %q is not a number: %s", s, hint)
 	}
 	if fd < 0 {
-		return 0, fmt.Errorf("--fd %d is negative: %s", fd, hint)
+		return nil, fmt.Errorf("--fd %d is negative: %s", fd, hint)
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-		return 0, fmt.Errorf("--fd %d is not an open file descriptor in this process (%v): %s", fd, err, hint)
+		return nil, fmt.Errorf("--fd %d is not an open file descriptor in this process (%v): %s", fd, err, hint)
 	}
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	if errors.Is(err, unix.ENOTSOCK) {
-		return 0, fmt.Errorf("--fd %d is not a socket (it is %s): %s", fd, describeFD(fd), hint)
-	}
+	name := fmt.Sprintf("--fd %d", fd)
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return 0, fmt.Errorf("--fd %d: cannot read its socket type: %v: %s", fd, err, hint)
+		return nil, fmt.Errorf("%s: cannot duplicate it to check it (%v): %s", name, err, hint)
 	}
-	if typ != unix.SOCK_DGRAM {
-		return 0, fmt.Errorf("--fd %d is a %s socket, not SOCK_DGRAM: %s", fd, sockcheck.TypeName(typ), hint)
-	}
-	sa, err := unix.Getsockname(fd)
+	check := os.NewFile(uintptr(dup), name)
+	err = sockcheck.Datagram(check)
+	check.Close()
 	if err != nil {
-		return 0, fmt.Errorf("--fd %d: cannot read its address: %v: %s", fd, err, hint)
+		return nil, fmt.Errorf("%v: %s", err, hint)
 	}
-	if _, ok := sa.(*unix.SockaddrUnix); !ok {
-		return 0, fmt.Errorf("--fd %d is a datagram socket but not AF_UNIX (%T): %s", fd, sa, hint)
-	}
-	return fd, nil
-}
-
-func describeFD(fd int) string {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return "unknown"
-	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return "a regular file"
-	case unix.S_IFDIR:
-		return "a directory"
-	case unix.S_IFIFO:
-		return "a pipe"
-	case unix.S_IFCHR:
-		return "a character device"
-	case unix.S_IFBLK:
-		return "a block device"
-	}
-	return "not a socket"
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 // logLevels are the levels --log-level accepts.

@@ -520,7 +520,7 @@ func TestLinkBadArguments(t *testing.T) {
 		{"not open", nil, []string{"--fd", "57", "--socket", sock}, 2, []string{"--fd 57 is not an open file descriptor", "the parent process must pass"}},
 		{"regular file", regular, []string{"--fd", "3", "--socket", sock}, 2, []string{"--fd 3 is not a socket (it is a regular file)"}},
 		{"stream socket", stream, []string{"--fd", "3", "--socket", sock}, 2, []string{"--fd 3 is a SOCK_STREAM socket, not SOCK_DGRAM"}},
-		{"UDP socket", udpFile, []string{"--fd", "3", "--socket", sock}, 2, []string{"--fd 3 is a datagram socket but not AF_UNIX"}},
+		{"UDP socket", udpFile, []string{"--fd", "3", "--socket", sock}, 2, []string{"--fd 3 is not an AF_UNIX socket"}},
 		{"missing socket", dgram, []string{"--fd", "3"}, 2, []string{"missing --socket"}},
 		{"unknown level", dgram, []string{"--fd", "3", "--socket", sock, "--log-level", "loud"}, 2, []string{`unknown --log-level "loud"`, "debug"}},
 		{"extra argument", dgram, []string{"--fd", "3", "--socket", sock, "now"}, 2, []string{`unexpected argument "now"`}},

@@ -29,14 +29,22 @@ func Datagram(f *os.File) error {
 		typ        int
 		sa         unix.Sockaddr
 		serr, nerr error
+		kind       string
 	)
 	if err := rc.Control(func(fd uintptr) {
 		typ, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+		if serr != nil {
+			kind = fileKind(int(fd))
+			return
+		}
 		sa, nerr = unix.Getsockname(int(fd))
 	}); err != nil {
 		return fmt.Errorf("%s is closed", f.Name())
 	}
 	if serr != nil {
+		if kind != "" {
+			return fmt.Errorf("%s is not a socket (it is %s)", f.Name(), kind)
+		}
 		return fmt.Errorf("%s is not a socket (%v)", f.Name(), serr)
 	}
 	if typ != unix.SOCK_DGRAM {
@@ -50,6 +58,28 @@ func Datagram(f *os.File) error {
 		return fmt.Errorf("%s is not an AF_UNIX socket (%s)", f.Name(), what)
 	}
 	return nil
+}
+
+// fileKind names the kind of file fd is, or returns "" when fstat fails or
+// the kind has no name here.
+func fileKind(fd int) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return ""
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "a regular file"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFIFO:
+		return "a pipe"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	}
+	return ""
 }
 
 // TypeName names a socket type (SO_TYPE) for messages.

@@ -25,6 +25,16 @@ func socketFile(t *testing.T, domain, typ int) *os.File {
 	return f
 }
 
+func pipeEnd(t *testing.T) *os.File {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r
+}
+
 func TestDatagram(t *testing.T) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
 	if err != nil {
@@ -51,7 +61,8 @@ func TestDatagram(t *testing.T) {
 		want string
 	}{
 		{"closed", closed, "is closed"},
-		{"regular file", regular, "is not a socket"},
+		{"regular file", regular, "file is not a socket (it is a regular file)"},
+		{"pipe", pipeEnd(t), "is not a socket (it is a pipe)"},
 		{"stream", socketFile(t, unix.AF_UNIX, unix.SOCK_STREAM), "is a SOCK_STREAM socket, not SOCK_DGRAM"},
 		{"udp", socketFile(t, unix.AF_INET, unix.SOCK_DGRAM), "is not an AF_UNIX socket"},
 	} {
