@@ -64,7 +64,6 @@ func (b *batcher) doRead(fd uintptr) bool {
 			}
 			b.rsizes[b.rn] = n
 			b.rn++
-		case unix.EINTR:
 		case unix.EAGAIN:
 			return b.rn > 0
 		default:
@@ -92,15 +91,11 @@ func (b *batcher) trySend(frames [][]byte) (int, error) {
 
 func (b *batcher) doWrite(fd uintptr) bool {
 	for b.wn < len(b.wframes) {
-		_, err := writeFD(fd, b.wframes[b.wn])
-		switch err {
-		case 0:
-			b.wn++
-		case unix.EINTR:
-		default:
+		if _, err := writeFD(fd, b.wframes[b.wn]); err != 0 {
 			b.werr = err
 			return true
 		}
+		b.wn++
 	}
 	return true
 }

@@ -67,7 +67,7 @@ func TestCutWriteIsResentWhole(t *testing.T) {
 	c1 := d.next()
 	dec := NewDecoder(0)
 	go sendUp(t, vm, 0, []int{100})
-	recvUp(t, c1, dec, 0, []int{100})
+	newVmnetReader(c1).expect(t, 0, []int{100})
 
 	mu.Lock()
 	conns[0].mu.Lock()

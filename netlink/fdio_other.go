@@ -9,13 +9,23 @@ import (
 )
 
 // readFD and writeFD make one read(2) or write(2) of a non-blocking fd
-// (len(p) > 0).
+// (len(p) > 0), retrying when interrupted (EINTR).
 func readFD(fd uintptr, p []byte) (int, syscall.Errno) {
-	return toErrno(unix.Read(int(fd), p))
+	for {
+		n, e := toErrno(unix.Read(int(fd), p))
+		if e != unix.EINTR {
+			return n, e
+		}
+	}
 }
 
 func writeFD(fd uintptr, p []byte) (int, syscall.Errno) {
-	return toErrno(unix.Write(int(fd), p))
+	for {
+		n, e := toErrno(unix.Write(int(fd), p))
+		if e != unix.EINTR {
+			return n, e
+		}
+	}
 }
 
 func toErrno(n int, err error) (int, syscall.Errno) {

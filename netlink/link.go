@@ -81,7 +81,6 @@ type Config struct {
 // across a read or write; counters are atomics.
 type Link struct {
 	host    *os.File
-	socket  string
 	dial    func(ctx context.Context) (net.Conn, error)
 	initial time.Duration
 	max     time.Duration
@@ -106,12 +105,10 @@ type Link struct {
 	since      time.Time
 	lastErr    string
 	reconnects uint64
-	everUp     bool
 	downSince  time.Time // start of the current outage after the first connection
 	downtime   time.Duration
 	warned     bool // the current outage was logged
 	subs       map[*subscriber]struct{}
-	finished   bool // Run returned and delivered its final status
 }
 
 // New validates host and cfg and returns a Link ready to Run. host must be a
@@ -137,7 +134,6 @@ func New(host *os.File, cfg Config) (*Link, error) {
 	}
 	l := &Link{
 		host:    host,
-		socket:  cfg.Socket,
 		dial:    cfg.Dial,
 		initial: cfg.InitialBackoff,
 		max:     cfg.MaxBackoff,
@@ -255,7 +251,6 @@ func (l *Link) finish(err error) {
 		close(s.ch)
 		delete(l.subs, s)
 	}
-	l.finished = true
 	l.mu.Unlock()
 
 	l.logTransition(tr)
@@ -398,14 +393,15 @@ func (l *Link) install(conn net.Conn) bool {
 	l.gen++
 	close(l.changed)
 	l.changed = make(chan struct{})
-	restored := l.everUp
+	// Reconnecting only after a connection was lost (or dropped by hand);
+	// the first connection comes from connecting.
+	restored := l.state == StateReconnecting
 	var down time.Duration
-	if l.everUp {
+	if restored {
 		l.reconnects++
 		down = l.now().Sub(l.downSince)
 		l.downtime += down
 	}
-	l.everUp = true
 	l.downSince = time.Time{}
 	l.warned = false
 	tr := l.setStateLocked(StateUp)
@@ -820,7 +816,7 @@ func (l *Link) Subscribe() (<-chan Status, func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s.ch <- l.snapshotLocked()
-	if l.finished {
+	if l.state == StateStopped || l.state == StateFailed { // Run has returned
 		close(s.ch)
 		return s.ch, func() {}
 	}

@@ -49,25 +49,6 @@ func seqSizes(n int) []int {
 	return s
 }
 
-// recvUp reads count frames on c and checks them against seq and sizes.
-func recvUp(t testing.TB, c net.Conn, dec *Decoder, first uint32, sizes []int) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	for i, n := range sizes {
-		f, err := dec.ReadFrame(c)
-		if err != nil {
-			t.Fatalf("daemon read after %d frames: %v", i, err)
-		}
-		seq, err := checkFrame(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seq != first+uint32(i) || len(f) != n {
-			t.Fatalf("daemon got frame %d (%d bytes), want %d (%d bytes)", seq, len(f), first+uint32(i), n)
-		}
-	}
-}
-
 func TestFrameIntegrityBothWays(t *testing.T) {
 	vm, host := vmPair(t)
 	d := newDaemon(t, socketPath(t))
@@ -79,7 +60,7 @@ func TestFrameIntegrityBothWays(t *testing.T) {
 
 	// VM -> daemon.
 	go sendUp(t, vm, 0, sizes)
-	recvUp(t, c, NewDecoder(0), 0, sizes)
+	newVmnetReader(c).expect(t, 0, sizes)
 
 	// Daemon -> VM, paced by a window so the VM reader is never overrun.
 	var got atomic.Int64
@@ -332,7 +313,7 @@ func TestRestartAfterFiveSeconds(t *testing.T) {
 	}
 	// Traffic flows again.
 	go sendUp(t, vm, 7, []int{100})
-	recvUp(t, c2, NewDecoder(0), 7, []int{100})
+	newVmnetReader(c2).expect(t, 7, []int{100})
 }
 
 func TestDaemonAbsentAtStart(t *testing.T) {
@@ -364,7 +345,7 @@ func TestDaemonAbsentAtStart(t *testing.T) {
 	go sendUp(t, vm, 1, []int{64})
 	d.start()
 	c := d.next()
-	recvUp(t, c, NewDecoder(0), 1, []int{64})
+	newVmnetReader(c).expect(t, 1, []int{64})
 	waitFor(t, 5*time.Second, "up", func() bool { return l.Status().State == StateUp })
 	st = l.Status()
 	if st.Reconnects != 0 || st.Downtime != 0 {
@@ -494,7 +475,7 @@ func TestAcceptThenClose200Times(t *testing.T) {
 	closing.Store(false)
 	c := d.next()
 	go sendUp(t, vm, 3, []int{1000})
-	recvUp(t, c, NewDecoder(0), 3, []int{1000})
+	newVmnetReader(c).expect(t, 3, []int{1000})
 	// Run's goroutines: Run itself, the dialer, up and down.
 	waitFor(t, 5*time.Second, "fds and goroutines back to baseline", func() bool {
 		return countFDs(t) <= fds0+3 && runtime.NumGoroutine() <= g0+4
@@ -622,7 +603,7 @@ func TestOversizeFromVMDropped(t *testing.T) {
 	}
 	const empty = 1
 	go sendUp(t, vm, 5, []int{MaxFrameSize, 60})
-	recvUp(t, c, NewDecoder(0), 5, []int{MaxFrameSize, 60})
+	newVmnetReader(c).expect(t, 5, []int{MaxFrameSize, 60})
 	waitStatus(t, l, "2 oversize drops, the empty datagram counted, 2 frames sent", func(st Status) bool {
 		return st.Dropped.Oversize == 2 && st.Dropped.Empty == empty && st.TxFrames == 2 && st.State == StateUp
 	})
@@ -851,7 +832,7 @@ func TestFlappingDaemonBacksOff(t *testing.T) {
 // in it (a crash): those are gone with the daemon, but the link loses
 // nothing it held: the new daemon gets every later frame, in order, once.
 func TestHardKillUp(t *testing.T) {
-	vm, d, _, c1 := linked(t, Config{})
+	vm, d, l, c1 := linked(t, Config{})
 	const total = 20000
 	go sendUp(t, vm, 0, seqSizes(total))
 	dec := NewDecoder(0)
@@ -891,9 +872,11 @@ func TestHardKillUp(t *testing.T) {
 			t.Fatalf("frame %d (%v), want %d", seq, err, want)
 		}
 	}
-	// Only what the dead daemon's socket held is gone.
+	// Only what the dead daemon's socket held is gone: the link counted
+	// every frame as sent exactly once (a cut frame only when resent whole).
 	if lost > 1000 {
 		t.Errorf("%d frames lost, more than a socket buffer holds", lost)
 	}
+	waitStatus(t, l, "every frame counted as sent once", func(st Status) bool { return st.TxFrames == total })
 	t.Logf("%d frames were queued in the killed daemon's socket", lost)
 }

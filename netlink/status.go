@@ -67,8 +67,7 @@ type Drops struct {
 	// PartialRead: frames from the daemon cut off by a connection failure.
 	PartialRead uint64 `json:"partial_read"`
 	// Empty: empty datagrams from the VM, skipped (an empty frame cannot
-	// be sent to the daemon: length 0 is a protocol error). Omitted from
-	// the JSON form while zero (it was added after the others).
+	// be sent to the daemon: length 0 is a protocol error).
 	Empty uint64 `json:"empty"`
 }
 

@@ -67,19 +67,15 @@ func (s *streamReader) read(p []byte) (int, error) {
 }
 
 func (s *streamReader) doRead(fd uintptr) bool {
-	for {
-		n, errno := readFD(fd, s.p)
-		switch errno {
-		case 0:
-			s.n = n
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		default:
-			s.err = fmt.Errorf("read: %w", errno)
-			return true
-		}
+	n, errno := readFD(fd, s.p)
+	switch errno {
+	case 0:
+		s.n = n
+		return true
+	case syscall.EAGAIN:
+		return false
+	default:
+		s.err = fmt.Errorf("read: %w", errno)
+		return true
 	}
 }

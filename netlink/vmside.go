@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -17,7 +16,6 @@ import (
 // runtime poller, closed when Run returns.
 type vmConn struct {
 	uc *net.UnixConn
-	rc syscall.RawConn
 	batcher
 }
 
@@ -36,7 +34,7 @@ func openVM(host *os.File) (*vmConn, error) {
 		uc.Close()
 		return nil, fmt.Errorf("%w: %w", ErrVMSide, err)
 	}
-	v := &vmConn{uc: uc, rc: rc}
+	v := &vmConn{uc: uc}
 	v.batcher.init(rc)
 	return v, nil
 }
