@@ -51,7 +51,7 @@ vm:
   kernel: $kernel
   initrd: $initrd
   # The guest pings its gateway (inside gvproxy) every 2 s; see console.log.
-  cmdline: "console=ttyS0 quiet vmnetbar.ping=forever vmnetbar.interval=2"
+  cmdline: "console=ttyS0 quiet panic=-1 vmnetbar.ping=forever vmnetbar.interval=2"
   cpus: 1
   memory: 256MiB
   console_log: console.log
@@ -75,12 +75,16 @@ keepalive() {
 		sleep 0.2
 	done
 }
+# The loop runs in its own process group (job control on for that one
+# command), so that cleanup can stop the loop and its gvproxy together and a
+# Ctrl-C does not make it start a new gvproxy while the VM shuts down.
+set -m
 keepalive &
 loop=$!
+set +m
 for _ in $(seq 50); do [[ -S $sock ]] && break; sleep 0.1; done
 cleanup() {
-	kill "$loop" 2>/dev/null || true
-	pkill -P "$loop" 2>/dev/null || true
+	kill -- -"$loop" 2>/dev/null || true
 	wait "$loop" 2>/dev/null || true
 	rm -f "$sock"
 }
