@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/internal/human"
 )
 
 // Timeouts of the control API's clients. Starting and stopping a VM wait
@@ -207,7 +208,7 @@ func writeStatus(w io.Writer, st control.Status, now time.Time) {
 	line("Traffic", "VM to daemon %s, daemon to VM %s", traffic(l.TxFrames, l.TxBytes), traffic(l.RxFrames, l.RxBytes))
 	d := l.Dropped
 	line("Drops", "%d (oversize %d, VM busy %d, partial read %d)", d.Total(), d.Oversize, d.VMBusy, d.PartialRead)
-	line("Downtime", "%s", formatDuration(l.Downtime))
+	line("Downtime", "%s", human.Duration(l.Downtime))
 }
 
 // since renders " since 15:04:05 (3m12s ago)", or "" for a zero time.
@@ -225,7 +226,7 @@ func since(t, now time.Time) string {
 	if ago < 0 {
 		ago = 0
 	}
-	return fmt.Sprintf(" since %s (%s ago)", stamp, formatDuration(ago))
+	return fmt.Sprintf(" since %s (%s ago)", stamp, human.Duration(ago))
 }
 
 func traffic(frames, bytes uint64) string {
@@ -233,33 +234,5 @@ func traffic(frames, bytes uint64) string {
 	if frames == 1 {
 		unit = "frame"
 	}
-	return fmt.Sprintf("%d %s (%s)", frames, unit, formatBytes(bytes))
-}
-
-// formatBytes renders n in binary units: 512 B, 1.5 KiB, 20.0 MiB.
-func formatBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// formatDuration renders d rounded for people: 0s, 850ms, 1.4s, 3m12s, 2h5m0s.
-func formatDuration(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "0s"
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(100 * time.Millisecond).String()
-	default:
-		return d.Round(time.Second).String()
-	}
+	return fmt.Sprintf("%d %s (%s)", frames, unit, human.Bytes(bytes))
 }

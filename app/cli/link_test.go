@@ -297,7 +297,7 @@ func TestLinkForwardsFramesAndServesControl(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("status: exit %d: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"Link:        up since ", "Reconnects:  0", "VM to daemon 4 frames (1.9 KiB)", "daemon to VM 2 frames (1.5 KiB)", "Drops:       0"} {
+	for _, want := range []string{"Link:        up since ", "Reconnects:  0", "VM to daemon 4 frames (1.9 kB)", "daemon to VM 2 frames (1.6 kB)", "Drops:       0"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)
 		}

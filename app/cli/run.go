@@ -19,6 +19,7 @@ import (
 	"github.com/vmnetbar/vmnetbar/app/config"
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/controller"
+	"github.com/vmnetbar/vmnetbar/app/internal/human"
 	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
@@ -295,7 +296,7 @@ func statusLine(st control.Status) string {
 	}
 	l := st.Link
 	fmt.Fprintf(&b, "link=%s reconnects=%d tx=%s rx=%s drops=%d",
-		l.State, l.Reconnects, shortBytes(l.TxBytes), shortBytes(l.RxBytes), l.Dropped.Total())
+		l.State, l.Reconnects, human.CompactBytes(l.TxBytes), human.CompactBytes(l.RxBytes), l.Dropped.Total())
 	if st.VM != nil && st.VM.Error != "" {
 		fmt.Fprintf(&b, " error=%q", st.VM.Error)
 	}
@@ -303,20 +304,4 @@ func statusLine(st control.Status) string {
 		fmt.Fprintf(&b, " link_error=%q", l.LastError)
 	}
 	return b.String()
-}
-
-// shortBytes renders n in decimal units with one decimal: 0B, 512B, 1.2kB,
-// 3.4MB, 5.0GB.
-func shortBytes(n uint64) string {
-	if n < 1000 {
-		return fmt.Sprintf("%dB", n)
-	}
-	f := float64(n)
-	for _, u := range []string{"kB", "MB", "GB", "TB", "PB"} {
-		f /= 1000
-		if f < 999.95 {
-			return fmt.Sprintf("%.1f%s", f, u)
-		}
-	}
-	return fmt.Sprintf("%.1fEB", f/1000)
 }

@@ -13,17 +13,6 @@ import (
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
-func TestShortBytes(t *testing.T) {
-	for n, want := range map[uint64]string{
-		0: "0B", 999: "999B", 1000: "1.0kB", 1234: "1.2kB", 1_200_000: "1.2MB", 3_400_000: "3.4MB",
-		999_960: "1.0MB", 5_000_000_000: "5.0GB", 1 << 62: "4.6EB",
-	} {
-		if got := shortBytes(n); got != want {
-			t.Errorf("shortBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestStatusLine(t *testing.T) {
 	tests := []struct {
 		st   control.Status

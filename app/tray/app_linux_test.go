@@ -232,7 +232,7 @@ func TestAppTrayOverDBus(t *testing.T) {
 	if err := daemon.KillAndPause(3 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	outage := regexp.MustCompile(`^Link: reconnecting [1-9][0-9]*s`)
+	outage := regexp.MustCompile(`^Link: reconnecting [1-9][0-9]*(\.[0-9])?s`)
 	waitFor(t, "the menu to say reconnecting", func() bool { _, ok := labels.seen(outage); return ok })
 	waitMenu("the link back up", func(m []entry) bool { _, ok := find(m, "Link: up · "); return ok && reconnects(m) > n })
 	app.waitIcon(assets.IconUp)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/internal/human"
 	"github.com/vmnetbar/vmnetbar/assets"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
@@ -77,7 +78,7 @@ func BuildModel(st control.Status, ui UIState, now time.Time) Model {
 	m.Items[ItemVM] = Item{Label: vmLine, Visible: true}
 	m.Items[ItemLink] = Item{Label: linkLine, Visible: true}
 	m.Items[ItemTraffic] = Item{
-		Label:   fmt.Sprintf("↑ %s ↓ %s", formatBytes(st.Link.TxBytes), formatBytes(st.Link.RxBytes)),
+		Label:   fmt.Sprintf("↑ %s ↓ %s", human.Bytes(st.Link.TxBytes), human.Bytes(st.Link.RxBytes)),
 		Visible: true,
 	}
 	problem := ui.Problem
@@ -144,11 +145,11 @@ func vmText(vm *control.VMStatus, now time.Time) (line, short string) {
 	var s string
 	switch vm.State {
 	case vmhost.StateRunning:
-		s = "running" + since(vm.Since, now, " ")
+		s = "running" + since(vm.Since, now)
 	case vmhost.StateStarting:
-		s = "starting" + since(vm.Since, now, " ")
+		s = "starting" + since(vm.Since, now)
 	case vmhost.StateStopping:
-		s = "stopping" + since(vm.Since, now, " ")
+		s = "stopping" + since(vm.Since, now)
 	case vmhost.StateStopped:
 		s = "stopped"
 	case vmhost.StateError:
@@ -183,10 +184,10 @@ func linkText(st control.Status, now time.Time) (line, short string) {
 			short += " (" + reconnects + ")"
 		}
 	case netlink.StateReconnecting:
-		parts = append(parts, "reconnecting"+since(l.Since, now, " "), reconnects)
+		parts = append(parts, "reconnecting"+since(l.Since, now), reconnects)
 		short = "link reconnecting"
 	case netlink.StateConnecting:
-		parts = append(parts, "connecting"+since(l.Since, now, " "))
+		parts = append(parts, "connecting"+since(l.Since, now))
 		short = "link connecting"
 	case netlink.StateStopped, 0:
 		parts = append(parts, "down")
@@ -241,11 +242,11 @@ func icon(st control.Status) assets.Icon {
 
 // since renders " 2h 14m" for the time from t to now, or "" when t is
 // unknown.
-func since(t, now time.Time, sep string) string {
+func since(t, now time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return sep + formatDuration(now.Sub(t))
+	return " " + human.Duration(now.Sub(t))
 }
 
 // ago renders "4m ago", or "just now" under a second.
@@ -254,42 +255,7 @@ func ago(t, now time.Time) string {
 	if d < time.Second {
 		return "just now"
 	}
-	return formatDuration(d) + " ago"
-}
-
-// formatDuration renders a duration with its two largest units: "45s",
-// "4m", "2h 14m", "3d 5h". Negative durations (clock steps) show as "0s".
-func formatDuration(d time.Duration) string {
-	if d < 0 {
-		d = 0
-	}
-	s := int64(d / time.Second)
-	switch {
-	case s < 60:
-		return fmt.Sprintf("%ds", s)
-	case s < 3600:
-		return fmt.Sprintf("%dm", s/60)
-	case s < 86400:
-		return fmt.Sprintf("%dh %dm", s/3600, s%3600/60)
-	default:
-		return fmt.Sprintf("%dd %dh", s/86400, s%86400/3600)
-	}
-}
-
-// formatBytes renders a byte count in decimal units with one decimal:
-// "0 B", "999 B", "1.2 kB", "3.4 GB".
-func formatBytes(n uint64) string {
-	if n < 1000 {
-		return fmt.Sprintf("%d B", n)
-	}
-	units := []string{"kB", "MB", "GB", "TB", "PB", "EB"}
-	v := float64(n)
-	i := -1
-	for v >= 999.95 && i < len(units)-1 {
-		v /= 1000
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
+	return human.Duration(d) + " ago"
 }
 
 func plural(n uint64, one, many string) string {

@@ -301,50 +301,6 @@ func TestModelLinkProblem(t *testing.T) {
 	}
 }
 
-func TestFormatDuration(t *testing.T) {
-	for _, tc := range []struct {
-		d    time.Duration
-		want string
-	}{
-		{-time.Second, "0s"},
-		{0, "0s"},
-		{59*time.Second + 999*time.Millisecond, "59s"},
-		{time.Minute, "1m"},
-		{59*time.Minute + 59*time.Second, "59m"},
-		{time.Hour, "1h 0m"},
-		{2*time.Hour + 14*time.Minute, "2h 14m"},
-		{23*time.Hour + 59*time.Minute, "23h 59m"},
-		{24 * time.Hour, "1d 0h"},
-		{100*24*time.Hour + 5*time.Hour, "100d 5h"},
-	} {
-		if got := formatDuration(tc.d); got != tc.want {
-			t.Errorf("formatDuration(%v) = %q, want %q", tc.d, got, tc.want)
-		}
-	}
-}
-
-func TestFormatBytes(t *testing.T) {
-	for _, tc := range []struct {
-		n    uint64
-		want string
-	}{
-		{0, "0 B"},
-		{999, "999 B"},
-		{1000, "1.0 kB"},
-		{1500, "1.5 kB"},
-		{999_949, "999.9 kB"},
-		{999_950, "1.0 MB"},
-		{1_234_567_890, "1.2 GB"},
-		{3_400_000_000, "3.4 GB"},
-		{1 << 62, "4.6 EB"},
-		{^uint64(0), "18.4 EB"},
-	} {
-		if got := formatBytes(tc.n); got != tc.want {
-			t.Errorf("formatBytes(%d) = %q, want %q", tc.n, got, tc.want)
-		}
-	}
-}
-
 // TestModelIconForEveryState checks that every combination of states maps
 // to one of the embedded icons.
 func TestModelIconForEveryState(t *testing.T) {
