@@ -22,7 +22,7 @@ import (
 func TestMakeRun(t *testing.T) {
 	testguest.Ensure(t)
 	if _, err := testdaemon.FindGvproxy(); err != nil {
-		testguest.SkipOrFatal(t, errors.Join(testguest.ErrMissingDependency, err))
+		testguest.SkipOrFatal(t, err)
 	}
 	root, err := filepath.Abs("..")
 	if err != nil {

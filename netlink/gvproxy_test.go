@@ -6,27 +6,21 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/vmnetbar/vmnetbar/internal/testdaemon"
+	"github.com/vmnetbar/vmnetbar/internal/testguest"
 )
 
 // gvproxyPath finds gvproxy (make tools puts it in .tools/bin). Without it
 // the test is skipped, or fails when CI=true.
 func gvproxyPath(t *testing.T) string {
-	if p, err := exec.LookPath("gvproxy"); err == nil {
-		return p
+	p, err := testdaemon.FindGvproxy()
+	if err != nil {
+		testguest.SkipOrFatal(t, err)
 	}
-	if p, err := filepath.Abs("../.tools/bin/gvproxy"); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("gvproxy not found (run make tools)")
-	}
-	t.Skip("gvproxy not found (run make tools)")
-	return ""
+	return p
 }
 
 // startGvproxy runs gvproxy listening on path; stop removes the socket and

@@ -249,13 +249,18 @@ func TestQEMUGetsArgsAndNIC(t *testing.T) {
 		t.Error("the NIC is still open after the VM ended")
 	}
 	// The private directory with the QMP socket is gone.
+	found := false
 	for _, l := range strings.Split(got, "\n") {
 		if strings.HasPrefix(l, "unix:") {
+			found = true
 			dir := filepath.Dir(strings.TrimPrefix(strings.Split(l, ",")[0], "unix:"))
 			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("QEMU's directory %s is still there (%v)", dir, err)
 			}
 		}
+	}
+	if !found {
+		t.Errorf("QEMU's arguments name no QMP socket (unix:...):\n%s", got)
 	}
 }
 

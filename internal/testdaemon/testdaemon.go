@@ -29,11 +29,13 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/vmnetbar/vmnetbar/internal/testguest"
 )
 
 // ErrNoGvproxy is wrapped by the error FindGvproxy returns when gvproxy is
 // not installed.
-var ErrNoGvproxy = errors.New("gvproxy not found: run `make tools` (installs it into .tools/bin) or set VMNETBAR_GVPROXY")
+var ErrNoGvproxy = fmt.Errorf("%w: gvproxy not found: run `make tools` (installs it into .tools/bin) or set VMNETBAR_GVPROXY", testguest.ErrMissingDependency)
 
 // maxSocketPath is the longest UNIX socket path that works on both Linux
 // (108 bytes with the NUL) and macOS (104).
@@ -118,10 +120,7 @@ func Start(t testing.TB, dir string) *Daemon {
 	t.Helper()
 	bin, err := FindGvproxy()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		testguest.SkipOrFatal(t, err)
 	}
 	d, err := Launch(Config{Dir: dir, Gvproxy: bin, Logger: testLogger(t)})
 	if err != nil {

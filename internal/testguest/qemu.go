@@ -40,10 +40,12 @@ type QEMU struct {
 // on PATH. The error wraps ErrMissingDependency.
 func FindQEMU() (string, error) {
 	if p := os.Getenv("VMNETBAR_QEMU"); p != "" {
-		if _, err := os.Stat(p); err != nil {
+		// As vmhost reads it: a path or a name on PATH, executable.
+		path, err := exec.LookPath(p)
+		if err != nil {
 			return "", fmt.Errorf("%w: VMNETBAR_QEMU=%s: %v", ErrMissingDependency, p, err)
 		}
-		return p, nil
+		return path, nil
 	}
 	p, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {

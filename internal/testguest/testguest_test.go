@@ -3,6 +3,7 @@ package testguest
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -86,6 +87,7 @@ func TestBuildMissingBusybox(t *testing.T) {
 
 func TestBuildIsCached(t *testing.T) {
 	g := Ensure(t)
+	before := modTimes(t, g)
 	again, err := Build(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +95,23 @@ func TestBuildIsCached(t *testing.T) {
 	if again != g {
 		t.Fatalf("second build gave %+v, first %+v", again, g)
 	}
+	// Served from the cache: the files were not built again.
+	if after := modTimes(t, g); after != before {
+		t.Fatalf("the guest's files were rewritten: %v, before %v", after, before)
+	}
+}
+
+func modTimes(t *testing.T, g Guest) [2]time.Time {
+	t.Helper()
+	var m [2]time.Time
+	for i, p := range []string{g.Kernel, g.Initrd} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[i] = fi.ModTime()
+	}
+	return m
 }
 
 func TestBootAndPowerOffFromCmdline(t *testing.T) {
