@@ -51,9 +51,6 @@ Quit stop the VM gracefully and exit 0.
 flags:
 `
 
-// probeRunningTimeout bounds the check for an instance already running.
-const probeRunningTimeout = 2 * time.Second
-
 // runApp runs the app in the foreground until a signal or the tray's Quit.
 func runApp(name string, args []string, env Env) int {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -120,16 +117,12 @@ func runApp(name string, args []string, env Env) int {
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
 	}
-	if alreadyRunning(sockPath) {
+	listener, err := control.Listen(sockPath)
+	if errors.Is(err, control.ErrInUse) {
 		fmt.Fprintf(env.Stderr, "vmnetbar already runs: its control socket is %s\n", sockPath)
 		return ExitFailure
 	}
-	listener, err := control.Listen(sockPath)
 	if err != nil {
-		if alreadyRunning(sockPath) {
-			fmt.Fprintf(env.Stderr, "vmnetbar already runs: its control socket is %s\n", sockPath)
-			return ExitFailure
-		}
 		return fail(ExitFailure, "%v", err)
 	}
 
@@ -206,17 +199,6 @@ func runApp(name string, args []string, env Env) int {
 	}
 	log.Info("vmnetbar stopped")
 	return code
-}
-
-// alreadyRunning reports whether a vmnetbar answers on the control socket.
-func alreadyRunning(path string) bool {
-	if _, err := os.Lstat(path); err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), probeRunningTimeout)
-	defer cancel()
-	_, err := control.NewClient(path).Status(ctx)
-	return err == nil
 }
 
 // newAppLogger logs to w and appends to the log file (created with its

@@ -15,12 +15,17 @@ import (
 // MaxSocketPathLen.
 var ErrPathTooLong = errors.New("control socket path too long")
 
+// ErrInUse is wrapped by Listen's error when a server already answers on the
+// socket path.
+var ErrInUse = errors.New("another instance is serving")
+
 // probeTimeout bounds the check for a live server at an existing socket.
 const probeTimeout = time.Second
 
 // Listen creates the control socket at path with mode 0600 and returns its
 // listener. The parent directory is created (mode 0700) when missing. A stale
-// socket (one nobody answers on) is replaced; a live one is an error, as is
+// socket (one nobody answers on) is replaced; a live one is an error wrapping
+// ErrInUse, as is
 // any other kind of file at path. Closing the listener removes the socket.
 func Listen(path string) (net.Listener, error) {
 	if path == "" {
@@ -63,7 +68,7 @@ func removeStale(path string) error {
 	c, err := net.DialTimeout("unix", path, probeTimeout)
 	if err == nil {
 		c.Close()
-		return fmt.Errorf("another instance is serving at %s; stop it first or choose another control socket path", path)
+		return fmt.Errorf("%w at %s; stop it first or choose another control socket path", ErrInUse, path)
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Errorf("checking whether a server answers at %s: %w", path, err)

@@ -88,6 +88,9 @@ func TestListenRefusesLiveServer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "another instance is serving at "+path) {
 		t.Fatalf("Listen over a live server = %v", err)
 	}
+	if !errors.Is(err, ErrInUse) {
+		t.Errorf("Listen over a live server = %v, which does not wrap ErrInUse", err)
+	}
 	// The live server still works.
 	if _, err := NewClient(path).Status(ctxT(t)); err != nil {
 		t.Errorf("the first server broke: %v", err)
