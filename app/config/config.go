@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
@@ -76,12 +77,12 @@ type Reconnect struct {
 // Defaults of optional keys.
 const (
 	DefaultCPUs           = 2
-	DefaultMemory         = 1 << 30
-	DefaultMTU            = 1500
-	DefaultInitialBackoff = 100 * time.Millisecond
-	DefaultMaxBackoff     = 2 * time.Second
+	DefaultMemory         = vmhost.DefaultMemory
+	DefaultMTU            = vmhost.DefaultMTU
+	DefaultInitialBackoff = netlink.DefaultInitialBackoff
+	DefaultMaxBackoff     = netlink.DefaultMaxBackoff
 	DefaultAccel          = "auto"
-	DefaultStopTimeout    = 30 * time.Second
+	DefaultStopTimeout    = vmhost.DefaultStopTimeout
 	// MinMTU and MaxMTU bound network.mtu; they are the VM host's limits
 	// (the IPv6 minimum up to the largest frame the daemon carries).
 	MinMTU = vmhost.MinMTU

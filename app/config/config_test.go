@@ -372,19 +372,16 @@ func TestPaths(t *testing.T) {
 			ConfigFile: "/home/u/.config/vmnetbar/config.yaml",
 			StateDir:   "/home/u/.local/state/vmnetbar",
 			LogDir:     "/home/u/.local/state/vmnetbar",
-			RuntimeDir: "/home/u/.local/state/vmnetbar",
 		}},
 		{"xdg", map[string]string{"XDG_CONFIG_HOME": "/c", "XDG_STATE_HOME": "/s", "XDG_RUNTIME_DIR": "/r"}, Paths{
 			ConfigFile: "/c/vmnetbar/config.yaml",
 			StateDir:   "/s/vmnetbar",
 			LogDir:     "/s/vmnetbar",
-			RuntimeDir: "/r/vmnetbar",
 		}},
 		{"relative ignored", map[string]string{"XDG_CONFIG_HOME": "c", "XDG_STATE_HOME": "s", "XDG_RUNTIME_DIR": "r"}, Paths{
 			ConfigFile: "/home/u/.config/vmnetbar/config.yaml",
 			StateDir:   "/home/u/.local/state/vmnetbar",
 			LogDir:     "/home/u/.local/state/vmnetbar",
-			RuntimeDir: "/home/u/.local/state/vmnetbar",
 		}},
 	}
 	for _, tt := range tests {
@@ -403,7 +400,6 @@ func TestPaths(t *testing.T) {
 		ConfigFile: "/Users/u/Library/Application Support/vmnetbar/config.yaml",
 		StateDir:   "/Users/u/Library/Application Support/vmnetbar",
 		LogDir:     "/Users/u/Library/Logs/vmnetbar",
-		RuntimeDir: "/Users/u/Library/Application Support/vmnetbar",
 	}
 	if err != nil || mac != want {
 		t.Fatalf("mac paths %+v, %v", mac, err)
@@ -422,12 +418,11 @@ func TestPaths(t *testing.T) {
 func TestDefaultPathsFollowXDG(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", "/tmp/x/c")
 	t.Setenv("XDG_STATE_HOME", "/tmp/x/s")
-	t.Setenv("XDG_RUNTIME_DIR", "/tmp/x/r")
 	p, err := DefaultPaths()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.ConfigFile != "/tmp/x/c/vmnetbar/config.yaml" || p.StateDir != "/tmp/x/s/vmnetbar" || p.RuntimeDir != "/tmp/x/r/vmnetbar" {
+	if p.ConfigFile != "/tmp/x/c/vmnetbar/config.yaml" || p.StateDir != "/tmp/x/s/vmnetbar" {
 		t.Fatalf("%+v", p)
 	}
 	if o := DefaultOptions(p); o.StateDir != p.StateDir || len(o.SocketCandidates) != 0 {

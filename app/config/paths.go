@@ -13,10 +13,6 @@ type Paths struct {
 	StateDir string
 	// LogDir holds the app's log file (vmnetbar.log).
 	LogDir string
-	// RuntimeDir is the per-session directory ($XDG_RUNTIME_DIR/vmnetbar on
-	// Linux, else StateDir). The control socket's path is chosen by
-	// control.DefaultSocketPath, which follows the same rules.
-	RuntimeDir string
 }
 
 // LogFile is the app's log file inside LogDir.
@@ -45,16 +41,11 @@ func xdgPaths(getenv func(string) string, home string) (Paths, error) {
 	if err != nil {
 		return Paths{}, err
 	}
-	p := Paths{
+	return Paths{
 		ConfigFile: filepath.Join(cfg, appName, "config.yaml"),
 		StateDir:   filepath.Join(state, appName),
 		LogDir:     filepath.Join(state, appName),
-		RuntimeDir: filepath.Join(state, appName),
-	}
-	if v := getenv("XDG_RUNTIME_DIR"); v != "" && filepath.IsAbs(v) {
-		p.RuntimeDir = filepath.Join(v, appName)
-	}
-	return p, nil
+	}, nil
 }
 
 // macPaths computes the macOS layout under the user's home directory.
@@ -67,7 +58,6 @@ func macPaths(home string) (Paths, error) {
 		ConfigFile: filepath.Join(support, "config.yaml"),
 		StateDir:   support,
 		LogDir:     filepath.Join(home, "Library", "Logs", appName),
-		RuntimeDir: support,
 	}, nil
 }
 
