@@ -58,13 +58,7 @@ type Options struct {
 	Logger logrus.FieldLogger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// StopTimeout bounds a graceful VM stop before the VM is forced off;
-	// 0 means VMConfig.StopTimeout, and if that is 0, 30s.
-	StopTimeout time.Duration
 }
-
-// DefaultStopTimeout bounds a graceful stop when no timeout is configured.
-const DefaultStopTimeout = 30 * time.Second
 
 // closeGrace is how long Close waits beyond the stop timeout for the VM to
 // end before it gives up on it.
@@ -211,12 +205,11 @@ func New(opts Options) (*Controller, error) {
 	if opts.Link.Now == nil {
 		opts.Link.Now = now
 	}
-	st := opts.StopTimeout
+	// VMConfig.StopTimeout bounds a graceful VM stop before the VM is
+	// forced off, as in vmhost.
+	st := opts.VMConfig.StopTimeout
 	if st == 0 {
-		st = opts.VMConfig.StopTimeout
-	}
-	if st == 0 {
-		st = DefaultStopTimeout
+		st = vmhost.DefaultStopTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Controller{
@@ -342,9 +335,6 @@ func (c *Controller) build() (*vmRun, error) {
 	}
 	cfg := c.opts.VMConfig
 	cfg.NIC = vmEnd
-	if cfg.StopTimeout == 0 {
-		cfg.StopTimeout = c.stopTimeout
-	}
 	vm, err := c.opts.NewVM(cfg, c.log.WithField("component", "vm"))
 	if err != nil {
 		vmEnd.Close()

@@ -37,12 +37,11 @@ func newHarness(t *testing.T, f *factory, mod func(*Options)) *harness {
 	log.SetLevel(logrus.DebugLevel)
 	log.Out = testWriter{t}
 	opts := Options{
-		VMConfig:    vmhost.Config{Kernel: "/k"},
-		Link:        netlink.Config{Socket: "/nonexistent/daemon.sock"},
-		NewVM:       f.newVM,
-		NewLink:     f.newLink,
-		Logger:      log,
-		StopTimeout: time.Second,
+		VMConfig: vmhost.Config{Kernel: "/k", StopTimeout: time.Second},
+		Link:     netlink.Config{Socket: "/nonexistent/daemon.sock"},
+		NewVM:    f.newVM,
+		NewLink:  f.newLink,
+		Logger:   log,
 	}
 	if mod != nil {
 		mod(&opts)
@@ -244,7 +243,7 @@ func TestStatusJoinsVMAndLink(t *testing.T) {
 func TestRunWiring(t *testing.T) {
 	h := newHarness(t, nil, func(o *Options) {
 		o.VMConfig.MAC = []byte{0x52, 0x54, 0, 1, 2, 3}
-		o.StopTimeout = 7 * time.Second
+		o.VMConfig.StopTimeout = 7 * time.Second
 	})
 	h.do(step{do: "start", state: vmhost.StateStarting})
 	vm, link := h.f.vm(), h.f.link()
@@ -472,7 +471,7 @@ func TestCloseStopsVMGracefully(t *testing.T) {
 }
 
 func TestCloseBoundedWhenVMHangs(t *testing.T) {
-	h := newHarness(t, &factory{hangStop: true}, func(o *Options) { o.StopTimeout = 50 * time.Millisecond })
+	h := newHarness(t, &factory{hangStop: true}, func(o *Options) { o.VMConfig.StopTimeout = 50 * time.Millisecond })
 	h.c.closeGrace = 50 * time.Millisecond
 	h.do(step{do: "start"})
 	h.do(step{do: "run", state: vmhost.StateRunning})
@@ -499,7 +498,7 @@ func TestCloseBoundedWhenVMHangs(t *testing.T) {
 }
 
 func TestStopHonoursContext(t *testing.T) {
-	h := newHarness(t, &factory{hangStop: true}, func(o *Options) { o.StopTimeout = 50 * time.Millisecond })
+	h := newHarness(t, &factory{hangStop: true}, func(o *Options) { o.VMConfig.StopTimeout = 50 * time.Millisecond })
 	h.c.closeGrace = 10 * time.Millisecond
 	h.do(step{do: "start"})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
