@@ -17,7 +17,6 @@
 //     link shows at most 2*MaxLostPerMinute notifications a minute.
 //   - A link that stops or fails instead of coming back ends the outage
 //     without "restored" (the VM is going away; the app says why).
-//   - Disabled, the Notifier shows nothing; it can be switched at any time.
 //
 // Senders run on the Notifier's own goroutine, so Update never waits for
 // one. This package may import netlink, logrus and (on Linux) godbus.
@@ -27,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -88,8 +86,6 @@ type Config struct {
 	LostAfter time.Duration
 	// MaxLostPerMinute caps the "lost" notifications in any 60 s.
 	MaxLostPerMinute int
-	// Disabled starts the Notifier switched off (see SetEnabled).
-	Disabled bool
 }
 
 // Notifier turns link status updates into notifications.
@@ -97,9 +93,9 @@ type Config struct {
 // States, per outage:
 //
 //	idle      -> down      Update with StateReconnecting (timer armed)
-//	down      -> shown     timer fired, enabled and under the rate limit: "lost"
+//	down      -> shown     timer fired and under the rate limit: "lost"
 //	down      -> idle      Update with up/stopped/failed before the timer
-//	shown     -> idle      Update with StateUp: "restored" (if enabled)
+//	shown     -> idle      Update with StateUp: "restored"
 //	shown     -> idle      Update with stopped/failed: nothing
 type Notifier struct {
 	sender    Sender
@@ -107,7 +103,6 @@ type Notifier struct {
 	clock     Clock
 	lostAfter time.Duration
 	maxLost   int
-	enabled   atomic.Bool
 
 	mu        sync.Mutex
 	closed    bool
@@ -156,7 +151,6 @@ func New(cfg Config) (*Notifier, error) {
 	if n.maxLost == 0 {
 		n.maxLost = DefaultMaxLostPerMinute
 	}
-	n.enabled.Store(!cfg.Disabled)
 	go n.sendLoop()
 	return n, nil
 }
@@ -164,14 +158,6 @@ func New(cfg Config) (*Notifier, error) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// SetEnabled switches notifications on or off. Off, nothing is shown: an
-// outage that reaches LostAfter while they are off stays silent, its end
-// included.
-func (n *Notifier) SetEnabled(on bool) { n.enabled.Store(on) }
-
-// Enabled reports whether notifications are on.
-func (n *Notifier) Enabled() bool { return n.enabled.Load() }
 
 // Update feeds the Notifier the link's latest status. Repeated and
 // coalesced updates are fine.
@@ -200,7 +186,7 @@ func (n *Notifier) Update(s netlink.Status) {
 		if !n.down {
 			return
 		}
-		if n.lostShown && n.enabled.Load() {
+		if n.lostShown {
 			back := s.Since
 			if back.IsZero() || back.Before(n.downSince) {
 				back = now
@@ -226,9 +212,6 @@ func (n *Notifier) lostCheck(gen uint64) {
 		return
 	}
 	n.timer = nil
-	if !n.enabled.Load() {
-		return
-	}
 	now := n.clock.Now()
 	kept := n.lostTimes[:0]
 	for _, t := range n.lostTimes {

@@ -303,31 +303,6 @@ func TestConnectingIsNotAnOutage(t *testing.T) {
 	}
 }
 
-func TestDisabled(t *testing.T) {
-	s := newSetup(t, Config{Disabled: true})
-	if s.n.Enabled() {
-		t.Fatal("Enabled() with Config.Disabled")
-	}
-	s.update(netlink.StateReconnecting, "EOF")
-	s.clock.Advance(time.Minute)
-	s.n.SetEnabled(true)
-	s.update(netlink.StateUp, "") // its loss was not shown: nor is this
-	if got := s.rec.titles(); len(got) != 0 {
-		t.Fatalf("shown %q while disabled", got)
-	}
-
-	s.update(netlink.StateReconnecting, "EOF")
-	s.clock.Advance(time.Minute)
-	if !equalEventually(s.rec, []string{TitleLost}) {
-		t.Fatalf("shown %q, want one lost", s.rec.titles())
-	}
-	s.n.SetEnabled(false)
-	s.update(netlink.StateUp, "")
-	if got, want := s.finish(t), []string{TitleLost}; !equal(got, want) {
-		t.Errorf("shown %q, want %q (nothing once disabled)", got, want)
-	}
-}
-
 func TestSenderErrorsAreLogged(t *testing.T) {
 	log, hook := logtest.NewNullLogger()
 	rec := &recorder{err: errors.New("no notification daemon")}
