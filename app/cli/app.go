@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -47,30 +48,39 @@ func startNotifier(b control.Backend, enabled bool, log logrus.FieldLogger) (sto
 
 // appLoginItem is the launch-at-login entry that starts this executable's
 // tray with the configuration file the app was started with (--config,
-// when given). It is nil, and the menu hides the item, when the executable
-// cannot be found.
+// when given). It is nil, and the menu hides the item, when the entry cannot
+// be made.
 func appLoginItem(cfgFlag string, log logrus.FieldLogger) loginitem.Manager {
-	exe, err := os.Executable()
-	if err == nil {
-		exe, err = filepath.EvalSymlinks(exe)
-	}
-	if err != nil {
-		log.WithError(err).Warn("launch at login unavailable: cannot find this executable")
-		return nil
-	}
-	args := []string{"tray"}
-	if cfgFlag != "" {
-		abs, err := filepath.Abs(cfgFlag)
-		if err != nil {
-			log.WithError(err).Warn("launch at login unavailable")
-			return nil
-		}
-		args = append(args, "--config", abs)
-	}
-	m, err := loginitem.New(exe, args)
+	m, _, err := trayLoginItem(cfgFlag)
 	if err != nil {
 		log.WithError(err).Warn("launch at login unavailable")
 		return nil
 	}
 	return m
+}
+
+// trayLoginItem returns the launch-at-login entry that starts this
+// executable's tray, with --config cfgFile (made absolute) unless cfgFile is
+// "", and the executable's path.
+func trayLoginItem(cfgFile string) (loginitem.Manager, string, error) {
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("finding this executable: %w", err)
+	}
+	args := []string{"tray"}
+	if cfgFile != "" {
+		abs, err := filepath.Abs(cfgFile)
+		if err != nil {
+			return nil, exe, fmt.Errorf("--config %q: %w", cfgFile, err)
+		}
+		args = append(args, "--config", abs)
+	}
+	m, err := loginitem.New(exe, args)
+	if err != nil {
+		return nil, exe, err
+	}
+	return m, exe, nil
 }

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/vmnetbar/vmnetbar/app/loginitem"
 )
 
 func init() {
@@ -77,25 +75,12 @@ func runLoginItem(args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "vmnetbar login-item %s: %v\n", action, err)
 		return ExitFailure
 	}
-	exe, err := os.Executable()
-	if err == nil {
-		exe, err = filepath.EvalSymlinks(exe)
-	}
-	if err != nil {
-		return fail(fmt.Errorf("finding this executable: %w", err))
-	}
-	progArgs := []string{"tray"}
 	if *cfgFlag != "" {
-		cfg, err := filepath.Abs(*cfgFlag)
-		if err != nil {
-			return fail(fmt.Errorf("--config %q: %w", *cfgFlag, err))
-		}
-		if _, err := os.Stat(cfg); err != nil {
+		if _, err := os.Stat(*cfgFlag); err != nil {
 			return fail(fmt.Errorf("--config: %w; pass an existing configuration file", err))
 		}
-		progArgs = append(progArgs, "--config", cfg)
 	}
-	m, err := loginitem.New(exe, progArgs)
+	m, exe, err := trayLoginItem(*cfgFlag)
 	if err != nil {
 		return fail(err)
 	}

@@ -18,15 +18,12 @@ var _ tray.Closer = (*controller.Controller)(nil)
 // runTray shows the menu-bar icon on the calling (main) goroutine until
 // Quit (nil) or ctx ends (ctx.Err()).
 func runTray(ctx context.Context, c *controller.Controller, cfg *config.Config, cfgFlag string, log logrus.FieldLogger) error {
-	opts := tray.Options{
+	return tray.Run(ctx, c, tray.Options{
 		ConsoleLog: cfg.VM.ConsoleLog,
 		ConfigFile: cfg.File,
 		Logger:     log.WithField("component", "tray"),
-	}
-	if m := appLoginItem(cfgFlag, log); m != nil {
-		opts.LoginItem = m
-	}
-	return tray.Run(ctx, c, opts)
+		LoginItem:  appLoginItem(cfgFlag, log),
+	})
 }
 
 // isTrayUnavailable reports whether the system has no tray to show the icon in.
