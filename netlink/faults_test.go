@@ -60,8 +60,8 @@ func TestCutWriteIsResentWhole(t *testing.T) {
 			conns = append(conns, cc)
 			return cc, nil
 		},
-		InitialBackoff: time.Millisecond,
-		MaxBackoff:     time.Millisecond,
+		InitialBackoff: MinInitialBackoff,
+		MaxBackoff:     MinInitialBackoff,
 	})
 	runLink(t, l)
 	c1 := d.next()

@@ -9,10 +9,10 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sys/unix"
 
 	"github.com/vmnetbar/vmnetbar/internal/latest"
 )
@@ -36,6 +36,9 @@ const (
 	// dialTimeout bounds one dial attempt (a daemon whose accept backlog is
 	// full makes connect block); the attempt counts as failed.
 	dialTimeout = 5 * time.Second
+	// probeInterval is how often the VM side is checked for having gone
+	// away (see watchVM).
+	probeInterval = 500 * time.Millisecond
 	// busyRetries and busyRetryWait bound how long a frame towards a VM
 	// that does not take it is retried before it is dropped.
 	busyRetries   = 10
@@ -49,13 +52,14 @@ const (
 
 // Config configures a Link. Zero values mean the documented defaults.
 type Config struct {
-	// Socket is the daemon's UNIX socket path.
+	// Socket is the daemon's UNIX socket path (see CheckSocketPath).
 	Socket string
 	// Dial connects to the daemon; nil dials Socket ("unix"). It must
 	// return when its context ends.
 	Dial func(ctx context.Context) (net.Conn, error)
-	// InitialBackoff is the first wait between failed dials (0 = 100ms);
-	// each failure doubles it up to MaxBackoff (0 = 2s). Every successful
+	// InitialBackoff is the first wait between failed dials (0 = 100ms,
+	// at least MinInitialBackoff); each failure doubles it up to
+	// MaxBackoff (0 = 2s, at least InitialBackoff). Every successful
 	// connection resets it. A connection that ends less than
 	// InitialBackoff after it was made is redialed after InitialBackoff
 	// (a daemon that accepts and closes is not hammered); otherwise the
@@ -75,7 +79,8 @@ type Config struct {
 //
 // Goroutines of Run: the dialer owns (re)connecting; "up" reads VM datagrams
 // and writes them to the current connection; "down" reads the current
-// connection and sends frames to the VM. A failing side reports the
+// connection and sends frames to the VM; watchVM checks that the VM's end
+// of the socketpair still exists. A failing side reports the
 // generation of the connection it used; only the first report for a
 // generation drops the connection and wakes the dialer. No lock is held
 // across a read or write; counters are atomics.
@@ -86,6 +91,8 @@ type Link struct {
 	max     time.Duration
 	log     logrus.FieldLogger
 	now     func() time.Time
+	// newProbe makes the VM-side probe (newPeerProbe; tests replace it).
+	newProbe func(rc syscall.RawConn) (*peerProbe, error)
 
 	started atomic.Bool
 	running atomic.Bool
@@ -95,6 +102,7 @@ type Link struct {
 	txFrames, txBytes, rxFrames, rxBytes atomic.Uint64
 	oversize, vmBusy, partial, empty     atomic.Uint64
 	stalls, busyWaits                    atomic.Uint64 // towards the VM
+	probes                               atomic.Uint64 // checks of the VM side made
 
 	mu         sync.Mutex // guards the fields below; never held across I/O
 	conn       net.Conn   // current daemon connection, nil while down
@@ -114,6 +122,11 @@ type Link struct {
 // New validates host and cfg and returns a Link ready to Run. host must be a
 // SOCK_DGRAM socket (the hostEnd of NewSocketPair); the Link uses its own
 // duplicate of it, so the caller keeps ownership of host.
+//
+// Errors name what is wrong in this package's words ("daemon socket path",
+// "initial backoff"); callers that know what the user wrote (a config key, a
+// flag) check the same limits first (CheckSocketPath, CheckBackoff,
+// MinInitialBackoff) and say it in the user's words.
 func New(host *os.File, cfg Config) (*Link, error) {
 	if host == nil {
 		return nil, errors.New("netlink: host end is nil: pass the hostEnd returned by NewSocketPair")
@@ -123,35 +136,33 @@ func New(host *os.File, cfg Config) (*Link, error) {
 	}
 	if cfg.Dial == nil {
 		if cfg.Socket == "" {
-			return nil, errors.New("netlink: Config.Socket is empty: set the daemon's socket path (e.g. /opt/homebrew/var/run/socket_vmnet)")
+			return nil, errors.New("netlink: the daemon socket path is empty: set it to the daemon's socket (e.g. /opt/homebrew/var/run/socket_vmnet)")
 		}
-		if max := len(unix.RawSockaddrUnix{}.Path); len(cfg.Socket) >= max {
-			return nil, fmt.Errorf("netlink: Config.Socket %q is %d bytes long, the limit is %d: use a shorter path", cfg.Socket, len(cfg.Socket), max-1)
+		if err := CheckSocketPath(cfg.Socket); err != nil {
+			return nil, fmt.Errorf("netlink: daemon socket path %w", err)
 		}
 	}
-	if cfg.InitialBackoff < 0 || cfg.MaxBackoff < 0 {
-		return nil, fmt.Errorf("netlink: negative backoff (initial %v, max %v): use 0 for the defaults", cfg.InitialBackoff, cfg.MaxBackoff)
+	if err := CheckBackoff(cfg.InitialBackoff, cfg.MaxBackoff); err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
 	}
 	l := &Link{
-		host:    host,
-		dial:    cfg.Dial,
-		initial: cfg.InitialBackoff,
-		max:     cfg.MaxBackoff,
-		now:     cfg.Now,
-		manual:  make(chan struct{}, 1),
-		kick:    make(chan struct{}, 1),
-		changed: make(chan struct{}),
-		state:   StateConnecting,
-		subs:    map[*subscriber]struct{}{},
+		host:     host,
+		dial:     cfg.Dial,
+		initial:  cfg.InitialBackoff,
+		max:      cfg.MaxBackoff,
+		now:      cfg.Now,
+		newProbe: newPeerProbe,
+		manual:   make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
+		changed:  make(chan struct{}),
+		state:    StateConnecting,
+		subs:     map[*subscriber]struct{}{},
 	}
 	if l.initial == 0 {
 		l.initial = DefaultInitialBackoff
 	}
 	if l.max == 0 {
 		l.max = DefaultMaxBackoff
-	}
-	if l.initial > l.max {
-		return nil, fmt.Errorf("netlink: InitialBackoff %v is larger than MaxBackoff %v", l.initial, l.max)
 	}
 	if l.now == nil {
 		l.now = time.Now
@@ -186,13 +197,19 @@ func (l *Link) Run(ctx context.Context) (err error) {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
-	fatal := make(chan error, 2)
+	fatal := make(chan error, 3)
 	// Running before the goroutines start: a Reconnect made as soon as
 	// the link reports a state is served.
 	l.running.Store(true)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); l.dialLoop(runCtx) }()
+	go func() {
+		defer wg.Done()
+		if err := l.watchVM(runCtx, vm); err != nil {
+			fatal <- err
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		if err := l.upLoop(runCtx, vm); err != nil {
@@ -369,7 +386,7 @@ func (l *Link) dialOnce(ctx context.Context) (net.Conn, error) {
 	defer cancel()
 	conn, err := l.dial(dctx)
 	if err == nil && conn == nil {
-		err = errors.New("Config.Dial returned no connection and no error")
+		err = errors.New("the dialer returned no connection and no error")
 	}
 	if err != nil && ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("no answer within %v: %w", dialTimeout, err)
@@ -525,6 +542,43 @@ func (l *Link) current(ctx context.Context, after uint64) (net.Conn, uint64, boo
 		case <-ch:
 		case <-ctx.Done():
 			return nil, 0, false
+		}
+	}
+}
+
+// watchVM owns the VM-side probe. The VM closing its end of the socketpair
+// is seen by up and down only when a send to the VM fails (on Linux a
+// closed datagram peer wakes no reader), so on a quiet link nothing would
+// notice. watchVM checks every probeInterval, without sending the VM
+// anything, whether the VM's end still exists, and returns the fatal error
+// once it is gone. Where no probe works it logs why once at debug level and
+// returns nil: a failed send then tells.
+func (l *Link) watchVM(ctx context.Context, vm *vmConn) error {
+	p, err := l.newProbe(vm.rc)
+	if err != nil {
+		l.log.WithError(err).Debug("cannot watch the VM side of the link; its going away is noticed when a frame to the VM fails")
+		return nil
+	}
+	defer p.close()
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		gone, err := p.gone()
+		l.probes.Add(1)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			l.log.WithError(err).Debug("stopped watching the VM side of the link; its going away is noticed when a frame to the VM fails")
+			return nil
+		}
+		if gone {
+			return fmt.Errorf("%w: %w", ErrVMSide, errPeerClosed)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
 		}
 	}
 }

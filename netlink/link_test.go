@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -332,8 +333,8 @@ func TestDaemonAbsentAtStart(t *testing.T) {
 			}
 			return c, err
 		},
-		InitialBackoff: 5 * time.Millisecond,
-		MaxBackoff:     20 * time.Millisecond,
+		InitialBackoff: MinInitialBackoff,
+		MaxBackoff:     4 * MinInitialBackoff,
 	})
 	runLink(t, l)
 	waitFor(t, 5*time.Second, "three failed dials", func() bool { return failed.Load() >= 3 })
@@ -374,7 +375,7 @@ func TestDaemonClosesMidFrame(t *testing.T) {
 		{"half a body", append([]byte{0, 0, 0x05, 0xea}, bytes.Repeat([]byte{0xee}, 757)...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			vm, d, l, c1 := linked(t, Config{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+			vm, d, l, c1 := linked(t, Config{InitialBackoff: MinInitialBackoff, MaxBackoff: MinInitialBackoff})
 			buf := make([]byte, MaxFrameSize+1)
 			if err := NewEncoder(c1).WriteFrame(testFrame(buf, 1, 100)); err != nil {
 				t.Fatal(err)
@@ -406,7 +407,7 @@ func TestDaemonClosesMidFrame(t *testing.T) {
 func TestDaemonBadLength(t *testing.T) {
 	for _, bad := range []uint32{0, MaxFrameSize + 1, 0xFFFFFFFF} {
 		t.Run("", func(t *testing.T) {
-			vm, d, l, c1 := linked(t, Config{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+			vm, d, l, c1 := linked(t, Config{InitialBackoff: MinInitialBackoff, MaxBackoff: MinInitialBackoff})
 			buf := make([]byte, MaxFrameSize+1)
 			wire, _ := AppendFrame(nil, testFrame(buf, 1, 100))
 			wire = binary.BigEndian.AppendUint32(wire, bad)
@@ -461,7 +462,7 @@ func TestAcceptThenClose200Times(t *testing.T) {
 	}
 	d.start()
 	fds0, g0 := countFDs(t), runtime.NumGoroutine()
-	const initial = 2 * time.Millisecond
+	const initial = MinInitialBackoff
 	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: initial, MaxBackoff: time.Second})
 	start := time.Now()
 	stop, _ := runLink(t, l)
@@ -476,9 +477,11 @@ func TestAcceptThenClose200Times(t *testing.T) {
 	c := d.next()
 	go sendUp(t, vm, 3, []int{1000})
 	newVmnetReader(c).expect(t, 3, []int{1000})
-	// Run's goroutines: Run itself, the dialer, up and down.
+	// Run's goroutines: Run itself, the dialer, up, down and the VM-side
+	// probe; its descriptors: the VM end's duplicate, the connection (both
+	// ends) and the probe's NETLINK_SOCK_DIAG socket.
 	waitFor(t, 5*time.Second, "fds and goroutines back to baseline", func() bool {
-		return countFDs(t) <= fds0+3 && runtime.NumGoroutine() <= g0+4
+		return countFDs(t) <= fds0+4 && runtime.NumGoroutine() <= g0+5
 	})
 	if st := l.Status(); st.Reconnects < 150 || st.State != StateUp {
 		t.Errorf("status %+v: want up after ~200 reconnects", st)
@@ -497,7 +500,7 @@ func TestVMSideClosedIsFatal(t *testing.T) {
 	defer host.Close()
 	d := newDaemon(t, socketPath(t))
 	d.start()
-	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: MinInitialBackoff, MaxBackoff: MinInitialBackoff})
 	stop, done := runLink(t, l)
 	c := d.next()
 	vmEnd.Close()
@@ -613,7 +616,7 @@ func TestSubscribeCoalesces(t *testing.T) {
 	_, host := vmPair(t)
 	d := newDaemon(t, socketPath(t))
 	d.start()
-	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: MinInitialBackoff, MaxBackoff: MinInitialBackoff})
 	slow, cancelSlow := l.Subscribe()
 	fast, cancelFast := l.Subscribe()
 	defer cancelFast()
@@ -764,14 +767,36 @@ func TestNewValidates(t *testing.T) {
 		{stream, Config{Socket: "/x"}, "SOCK_STREAM"},
 		{reg, Config{Socket: "/x"}, "not a socket"},
 		{udp, Config{Socket: "/x"}, "not an AF_UNIX socket"},
-		{host, Config{}, "Socket is empty"},
-		{host, Config{Socket: "/" + strings.Repeat("a", 200)}, "shorter path"},
-		{host, Config{Socket: "/x", InitialBackoff: -1}, "negative"},
-		{host, Config{Socket: "/x", InitialBackoff: time.Second, MaxBackoff: time.Millisecond}, "larger than MaxBackoff"},
+		{host, Config{}, "netlink: the daemon socket path is empty"},
+		{host, Config{Socket: "/" + strings.Repeat("a", 200)}, `netlink: daemon socket path "/aaa`},
+		{host, Config{Socket: "/" + strings.Repeat("a", 200)}, fmt.Sprintf("is 201 bytes long; a UNIX socket path may have at most %d bytes on", SunPathSize-1)},
+		{host, Config{Socket: "/" + strings.Repeat("a", 200)}, fmt.Sprintf("(sun_path is %d bytes including the terminating NUL): use a shorter path", SunPathSize)},
+		{host, Config{Socket: strings.Repeat("r", SunPathSize)}, fmt.Sprintf("is %d bytes long", SunPathSize)},
+		{host, Config{Socket: "/x", InitialBackoff: -1}, "the initial backoff -1ns is negative: use at least 10ms, or 0 for the default 100ms"},
+		{host, Config{Socket: "/x", MaxBackoff: -1}, "the maximum backoff -1ns is negative"},
+		{host, Config{Socket: "/x", InitialBackoff: 1}, "the initial backoff 1ns is below the minimum of 10ms"},
+		{host, Config{Socket: "/x", InitialBackoff: MinInitialBackoff - 1}, "the initial backoff 9.999999ms is below the minimum of 10ms"},
+		{host, Config{Socket: "/x", InitialBackoff: time.Second, MaxBackoff: time.Millisecond}, "the maximum backoff 1ms is shorter than the initial backoff 1s: make it at least as long"},
+		{host, Config{Socket: "/x", MaxBackoff: 50 * time.Millisecond}, "the maximum backoff 50ms is shorter than the initial backoff 100ms (the default)"},
+		{host, Config{Socket: "/x", InitialBackoff: 3 * time.Second}, "the maximum backoff 2s (the default) is shorter than the initial backoff 3s"},
 	} {
 		_, err := New(tc.host, tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%v, %+v) = %v, want an error about %q", tc.host, tc.cfg, err, tc.want)
+		}
+		// The library's words, not its code's: callers add the user's.
+		if err != nil && (strings.Contains(err.Error(), "Config.") || strings.Contains(err.Error(), "Backoff")) {
+			t.Errorf("New(%v, %+v) = %v: names code", tc.host, tc.cfg, err)
+		}
+	}
+	// The limits themselves are accepted.
+	for _, cfg := range []Config{
+		{Socket: strings.Repeat("r", SunPathSize-1)},
+		{Socket: "/x", InitialBackoff: MinInitialBackoff, MaxBackoff: MinInitialBackoff},
+		{Socket: "/x", InitialBackoff: DefaultMaxBackoff},
+	} {
+		if _, err := New(host, cfg); err != nil {
+			t.Errorf("New(%+v): %v", cfg, err)
 		}
 	}
 	l := newLink(t, host, Config{Socket: "/nonexistent/socket"})

@@ -26,7 +26,9 @@ func socketpairCloexec() ([2]int, error) {
 // closed its end rather than that it sent an empty datagram. When the peer
 // of a connected AF_UNIX SOCK_DGRAM socket goes away, XNU disconnects the
 // surviving end (and sets ECONNRESET as its pending error), so
-// getpeername fails with ENOTCONN; while the peer lives it succeeds.
+// getpeername fails with ENOTCONN; while the peer lives it succeeds. XNU
+// wakes no reader when that happens, so on a quiet link the VM-side probe
+// (peerprobe_other.go) is what notices.
 func peerGone(fd int) bool {
 	_, err := unix.Getpeername(fd)
 	return err == unix.ENOTCONN

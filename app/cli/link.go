@@ -71,6 +71,10 @@ func runLink(args []string, env Env) int {
 	if *socket == "" {
 		return usageErr("missing --socket: pass socket_vmnet's socket path (e.g. --socket /opt/homebrew/var/run/socket_vmnet)")
 	}
+	// Checked here, before netlink.New, to name the flag.
+	if err := netlink.CheckSocketPath(*socket); err != nil {
+		return usageErr("--socket %v", err)
+	}
 	lvl, err := parseLevel(*level)
 	if err != nil {
 		return usageErr("%v", err)
@@ -114,8 +118,9 @@ func runLink(args []string, env Env) int {
 		log.WithError(err).Warn("control API stopped early")
 	}
 	if runErr != nil {
-		// A VM-side failure reads "netlink: VM side of the link failed: ...".
-		fmt.Fprintf(env.Stderr, "vmnetbar link: stopping: %v\n", runErr)
+		// Run fails only for the VM side ("netlink: VM side of the link
+		// failed: ...").
+		fmt.Fprintf(env.Stderr, "vmnetbar link: stopping: the VM side (--fd %s) failed: %v\n", *fdFlag, runErr)
 		return ExitFailure
 	}
 	return ExitOK

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -402,7 +403,8 @@ func TestLinkRedialsWhenDaemonDrops(t *testing.T) {
 func TestLinkExitsWhenVMSideGoes(t *testing.T) {
 	s := startLink(t)
 	s.vm.Close()
-	// On Linux the link notices when it next sends a frame to the VM.
+	// A frame to the closed VM end fails at once (the quiet case is
+	// TestLinkExitsWhenQuietVMSideGoes).
 	send(t, s.conn, frame(60, 1))
 	s.p.wait(t, 10*time.Second)
 	if s.p.code != 1 {
@@ -410,6 +412,24 @@ func TestLinkExitsWhenVMSideGoes(t *testing.T) {
 	}
 	if stderr := s.p.stderr.String(); !strings.Contains(stderr, "VM side") {
 		t.Errorf("stderr does not give the reason:\n%s", stderr)
+	}
+}
+
+// TestLinkExitsWhenQuietVMSideGoes: the VM end closes while nothing flows;
+// with no frame to send, `vmnetbar link` must still notice and exit 1.
+func TestLinkExitsWhenQuietVMSideGoes(t *testing.T) {
+	s := startLink(t)
+	s.waitLink(t, "the link to be up", func(l netlink.Status) bool { return l.State == netlink.StateUp })
+	s.vm.Close()
+	s.p.wait(t, 5*time.Second)
+	if s.p.code != 1 {
+		t.Errorf("exit %d after the VM end closed, want 1", s.p.code)
+	}
+	stderr := s.p.stderr.String()
+	for _, want := range []string{"the VM side (--fd 3) failed", "closed its end"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
 	}
 }
 
@@ -506,6 +526,7 @@ func TestLinkBadArguments(t *testing.T) {
 	live := newFakeDaemon(t) // something that answers, to collide with
 	sock := "/nonexistent/socket_vmnet"
 	long := "/tmp/" + strings.Repeat("x", 110) + ".sock"
+	longRel := strings.Repeat("d/", 60) + "s"
 
 	for _, tc := range []struct {
 		name  string
@@ -525,6 +546,10 @@ func TestLinkBadArguments(t *testing.T) {
 		{"unknown level", dgram, []string{"--fd", "3", "--socket", sock, "--log-level", "loud"}, 2, []string{`unknown --log-level "loud"`, "debug"}},
 		{"extra argument", dgram, []string{"--fd", "3", "--socket", sock, "now"}, 2, []string{`unexpected argument "now"`}},
 		{"unknown flag", dgram, []string{"--fd", "3", "--socket", sock, "--mtu", "9000"}, 2, []string{"flag provided but not defined: -mtu"}},
+		{"socket path too long", dgram, []string{"--fd", "3", "--socket", long}, 2, []string{
+			`--socket "/tmp/xxx`, "is 120 bytes long", fmt.Sprintf("at most %d bytes", netlink.SunPathSize-1),
+			fmt.Sprintf("sun_path is %d bytes including the terminating NUL", netlink.SunPathSize), "use a shorter path"}},
+		{"relative socket path too long", dgram, []string{"--fd", "3", "--socket", longRel}, 2, []string{`--socket "d/d/`, "is 121 bytes long", "use a shorter path"}},
 		{"control path too long", dgram, []string{"--fd", "3", "--socket", sock, "--control", long}, 2, []string{"104", "shorter path"}},
 		{"control path served", dgram, []string{"--fd", "3", "--socket", sock, "--control", live.path}, 1, []string{"another instance is serving at " + live.path}},
 	} {
@@ -540,6 +565,12 @@ func TestLinkBadArguments(t *testing.T) {
 			for _, w := range tc.wants {
 				if !strings.Contains(r.stderr, w) {
 					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				}
+			}
+			// The user's words, not the code's or the kernel's.
+			for _, bad := range []string{"Config.", "invalid argument"} {
+				if strings.Contains(r.stderr, bad) {
+					t.Errorf("stderr says %q:\n%s", bad, r.stderr)
 				}
 			}
 		})
