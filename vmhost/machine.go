@@ -11,12 +11,13 @@ import (
 
 // eventBuffer is the capacity of a machine's Events channel. A VM lives
 // once (stopped -> starting -> running -> stopping -> stopped|error), so
-// it produces at most four events: the buffer holds every event a VM can
-// ever emit and a send never blocks. Should it ever be full anyway (a
+// it produces at most four state changes, and a backend sets at most a few
+// notes (the QEMU backend two, while stopping): the buffer holds every event
+// a VM can ever emit and a send never blocks. Should it ever be full anyway (a
 // transition table that grew without this constant), the event is dropped
 // and counted rather than blocking the backend; State always reports the
 // current state.
-const eventBuffer = 8
+const eventBuffer = 16
 
 // transitions lists the legal state changes (see the table on State).
 var transitions = map[State][]State{
@@ -50,6 +51,7 @@ type machine struct {
 	mu      sync.Mutex
 	state   State
 	cause   error
+	note    string // what the VM waits for in state; cleared on every change
 	since   time.Time
 	ended   bool
 	dropped int
@@ -100,7 +102,7 @@ func (m *machine) setLocked(s State, err error) error {
 	}
 	old := m.state
 	m.state, m.since = s, m.now()
-	m.cause = nil
+	m.cause, m.note = nil, ""
 	if s == StateError {
 		m.cause = err
 		if m.cause == nil {
@@ -113,16 +115,48 @@ func (m *machine) setLocked(s State, err error) error {
 	} else {
 		entry.Info("VM state changed")
 	}
-	select {
-	case m.events <- Event{State: s, At: m.since, Err: m.cause}:
-	default:
-		m.dropped++
-		m.log.WithField("state", s.String()).Warn("VM event dropped: Events channel full")
-	}
+	m.emitLocked(Event{State: s, At: m.since, Err: m.cause})
 	if s == StateStopped || s == StateError {
 		m.endLocked()
 	}
 	return nil
+}
+
+// emitLocked queues ev on Events without ever blocking.
+func (m *machine) emitLocked(ev Event) {
+	select {
+	case m.events <- ev:
+	default:
+		m.dropped++
+		m.log.WithFields(logrus.Fields{"state": ev.State.String(), "note": ev.Note}).Warn("VM event dropped: Events channel full")
+	}
+}
+
+// setNote sets the note about the current state when the state is in
+// (and the VM has not ended) and emits it as an event when it changed. It
+// reports whether the note is now set.
+func (m *machine) setNote(in State, note string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ended || m.state != in {
+		return false
+	}
+	if m.note == note {
+		return true
+	}
+	m.note = note
+	if note != "" {
+		m.log.WithField("state", m.state.String()).Info(note)
+	}
+	m.emitLocked(Event{State: m.state, At: m.now(), Note: note})
+	return true
+}
+
+// getNote returns the note about the current state, "" for none.
+func (m *machine) getNote() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.note
 }
 
 // end marks a VM that never started as ended: Done and Events close

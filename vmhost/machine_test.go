@@ -172,3 +172,39 @@ func TestMachineNeverBlocks(t *testing.T) {
 		t.Fatalf("events %v, dropped %d", got, m.dropped)
 	}
 }
+
+// A note about the current state is emitted once when it changes and
+// cleared by the next state change; it never applies to another state.
+func TestMachineNotes(t *testing.T) {
+	m := machineAt(t, StateStopping, &fakeClock{})
+	if m.setNote(StateRunning, "wrong state") {
+		t.Fatal("note set for a state the VM is not in")
+	}
+	if !m.setNote(StateStopping, "waiting") || !m.setNote(StateStopping, "waiting") {
+		t.Fatal("note refused")
+	}
+	if m.getNote() != "waiting" {
+		t.Fatalf("note %q", m.getNote())
+	}
+	ev := <-m.events
+	if ev.State != StateStopping || ev.Note != "waiting" || ev.Err != nil {
+		t.Fatalf("note event %+v", ev)
+	}
+	select {
+	case ev := <-m.events:
+		t.Fatalf("the same note was emitted again: %+v", ev)
+	default:
+	}
+	if err := m.set(StateStopped, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-m.events; ev.State != StateStopped || ev.Note != "" {
+		t.Fatalf("state change %+v", ev)
+	}
+	if m.getNote() != "" {
+		t.Fatalf("note %q kept after the state changed", m.getNote())
+	}
+	if m.setNote(StateStopped, "late") {
+		t.Fatal("note set after the end")
+	}
+}

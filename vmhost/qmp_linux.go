@@ -64,6 +64,12 @@ func dialQMP(path string, timeout time.Duration) (*qmpConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newQMPConn(conn, time.Now().Add(timeout))
+}
+
+// newQMPConn negotiates capabilities on conn, a connection to QEMU's QMP
+// monitor, before deadline and starts the reader. On error it closes conn.
+func newQMPConn(conn net.Conn, deadline time.Time) (*qmpConn, error) {
 	q := &qmpConn{
 		conn:    conn,
 		dec:     json.NewDecoder(conn),
@@ -71,7 +77,7 @@ func dialQMP(path string, timeout time.Duration) (*qmpConn, error) {
 		events:  make(chan qmpEvent, qmpEventBuffer),
 		done:    make(chan struct{}),
 	}
-	if err := q.handshake(time.Now().Add(timeout)); err != nil {
+	if err := q.handshake(deadline); err != nil {
 		conn.Close()
 		return nil, err
 	}

@@ -75,16 +75,82 @@ func ParseSize(s string) (uint64, error) {
 	return n.Uint64(), nil
 }
 
-// FormatSize writes n with the largest binary unit that divides it exactly
-// ("1GiB", "1536MiB", "4097B"), so ParseSize(FormatSize(n)) == n.
+// formatUnits are the units FormatSize writes, largest first.
+var formatUnits = []struct {
+	mult uint64
+	name string
+}{{TiB, "TiB"}, {GiB, "GiB"}, {MiB, "MiB"}, {KiB, "KiB"}}
+
+// FormatSize writes n for people: a number of at most five digits before
+// and two after the point in the largest binary unit in which it is exact
+// ("1GiB", "1.5GiB", "4769MiB", "1.5KiB", "1000B"), so that
+// ParseSize(FormatSize(n)) == n for every n below 1MiB and every whole
+// number of MiB below 100000MiB (and of quarter GiB below 100000GiB).
+// Any other n is rounded to two decimals in its largest unit and says so
+// ("about 23.54GiB"): never a long run of digits in a small unit such as
+// 24683548KiB. A message that suggests a value to write rounds it first
+// (suggestSize, roundSize), so that it is exact.
 func FormatSize(n uint64) string {
-	for _, u := range []struct {
-		mult uint64
-		name string
-	}{{TiB, "TiB"}, {GiB, "GiB"}, {MiB, "MiB"}, {KiB, "KiB"}} {
-		if n != 0 && n%u.mult == 0 {
-			return strconv.FormatUint(n/u.mult, 10) + u.name
+	for _, u := range formatUnits {
+		if n < u.mult || (u.mult == KiB && n >= MiB) {
+			continue
+		}
+		if s, ok := exactSize(n, u.mult); ok && len(strings.SplitN(s, ".", 2)[0]) <= 5 {
+			return s + u.name
 		}
 	}
-	return strconv.FormatUint(n, 10) + "B"
+	if n < MiB {
+		return strconv.FormatUint(n, 10) + "B"
+	}
+	u := formatUnits[0]
+	for _, u = range formatUnits {
+		if n >= u.mult {
+			break
+		}
+	}
+	v := new(big.Rat).SetFrac(new(big.Int).SetUint64(n), new(big.Int).SetUint64(u.mult))
+	return "about " + v.FloatString(2) + u.name
+}
+
+// exactSize writes n/mult when it has at most two decimals.
+func exactSize(n, mult uint64) (string, bool) {
+	v := new(big.Rat).SetFrac(new(big.Int).SetUint64(n), new(big.Int).SetUint64(mult))
+	s := v.FloatString(2)
+	if back, ok := new(big.Rat).SetString(s); !ok || back.Cmp(v) != 0 {
+		return "", false
+	}
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s, true
+}
+
+// roundSize rounds n to a whole number of step (a power of two), down or
+// up, staying within 64 bits. A size rounded to MiB, or to a quarter GiB,
+// is one that FormatSize writes exactly: fit to suggest to the user.
+func roundSize(n, step uint64, down bool) uint64 {
+	r := n / step * step
+	if !down && r < n && r <= ^uint64(0)-step {
+		r += step
+	}
+	return r
+}
+
+// suggestSize rounds n (down or up) to a size to suggest to the user: a
+// whole number of MiB, or of quarter GiB when FormatSize would not write
+// that exactly.
+func suggestSize(n uint64, down bool) uint64 {
+	if r := roundSize(n, MiB, down); !strings.HasPrefix(FormatSize(r), "about ") {
+		return r
+	}
+	return roundSize(n, GiB/4, down)
+}
+
+// niceStep is the step roundSize uses for a limit the user is told about:
+// a quarter GiB from 1GiB on ("23.5GiB"), else 1MiB.
+func niceStep(n uint64) uint64 {
+	if n >= GiB {
+		return GiB / 4
+	}
+	return MiB
 }

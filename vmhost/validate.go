@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"time"
 )
 
@@ -35,8 +36,9 @@ type limits struct {
 	minCPUs, maxCPUs     int
 	minMemory, maxMemory uint64 // maxMemory 0 = unknown
 	minMTU, maxMTU       int
-	mtuHint              string // appended to MTU errors
-	cpuHint, memoryHint  string // what the bounds come from
+	mtuHint              string       // appended to MTU errors
+	cpuHint, memoryHint  string       // what the bounds come from
+	kvm                  func() error // why vm.accel kvm cannot work; nil = it can
 }
 
 // portableLimits are the bounds that hold on every host: 1 to
@@ -49,6 +51,7 @@ func portableLimits() limits {
 		minMTU: MinMTU, maxMTU: MaxMTU,
 		cpuHint:    "the host's CPU count",
 		memoryHint: "the host's physical memory",
+		kvm:        kvmUsable,
 	}
 }
 
@@ -76,30 +79,57 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate checks the whole configuration before anything boots and
-// reports every problem at once (errors.Join). Each message starts with the
-// configuration key it is about (vm.kernel, vm.initrd, vm.disk,
-// vm.console_log, vm.cpus, vm.memory, vm.mac, vm.accel, vm.stop_timeout,
-// network.mtu; nic for the socket) and says what to do. Zero optional
-// fields stand for their defaults and are valid. The bounds are the
-// host's: 1 to runtime.NumCPU() CPUs, MinMemory to the physical memory (a
-// multiple of 1 MiB), MTU MinMTU..MaxMTU, each narrowed by the backend
-// (the Virtualization framework's own limits on macOS, /dev/kvm for
-// vm.accel kvm on Linux).
+// reports every problem at once (errors.Join): everything Check checks, and
+// the NIC. New calls it.
 func (c Config) Validate() error {
 	return c.validate(hostLimits())
 }
 
+// Check checks everything in the configuration that does not need the NIC
+// (a VM's NIC is made only when it starts), so that an app can refuse a
+// bad configuration at launch, before it starts anything. It reports every
+// problem at once (errors.Join). Each message starts with the
+// configuration key it is about (vm.kernel, vm.initrd, vm.disk,
+// vm.console_log, vm.cpus, vm.memory, vm.mac, vm.accel, vm.stop_timeout,
+// network.mtu) and says what to do. Zero optional fields stand for their
+// defaults and are valid. The kernel and initrd must be readable, non-empty
+// regular files; the disk a regular file or block device the user can read
+// and write; the console log a file that can be appended to or created. The
+// bounds are the host's: 1 to runtime.NumCPU() CPUs, MinMemory to the
+// physical memory (a multiple of 1 MiB), MTU MinMTU..MaxMTU, each narrowed
+// by the backend (the Virtualization framework's own limits on macOS);
+// vm.accel kvm needs a usable /dev/kvm on Linux. Check never blocks on a
+// named pipe and changes nothing on disk.
+func (c Config) Check() error {
+	return c.check(hostLimits())
+}
+
+// validate is Validate with the limits l.
 func (c Config) validate(l limits) error {
+	errs := c.checks(l)
+	if c.NIC == nil {
+		errs = append(errs, errors.New("nic is not set: pass the VM end of a SOCK_DGRAM socketpair (netlink.NewSocketPair)"))
+	} else if err := checkDatagramSocket(c.NIC); err != nil {
+		errs = append(errs, fmt.Errorf("nic: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// check is Check with the limits l.
+func (c Config) check(l limits) error { return errors.Join(c.checks(l)...) }
+
+// checks returns every problem but the NIC's.
+func (c Config) checks(l limits) []error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 
 	if c.Kernel == "" {
 		add("vm.kernel is not set: set it to the path of the guest's Linux kernel image")
-	} else if err := checkReadable(c.Kernel); err != nil {
+	} else if err := checkReadable(c.Kernel, "a kernel image"); err != nil {
 		add("vm.kernel: %w: set it to the path of a readable Linux kernel image", err)
 	}
 	if c.Initrd != "" {
-		if err := checkReadable(c.Initrd); err != nil {
+		if err := checkReadable(c.Initrd, "an initrd"); err != nil {
 			add("vm.initrd: %w: set it to a readable initrd, or leave it out", err)
 		}
 	}
@@ -128,11 +158,13 @@ func (c Config) validate(l limits) error {
 	}
 	switch {
 	case mem%MiB != 0:
-		add("vm.memory is %d bytes, not a whole number of MiB: use a size like %s", mem, FormatSize((mem/MiB+1)*MiB))
+		add("vm.memory is %d bytes, not a whole number of MiB: use a size like %s", mem, FormatSize(suggestSize(mem, false)))
 	case mem < l.minMemory:
-		add("vm.memory is %s: the smallest allowed is %s", FormatSize(mem), FormatSize(l.minMemory))
+		add("vm.memory is %s: the smallest allowed is %s: use %s or more",
+			FormatSize(mem), FormatSize(l.minMemory), FormatSize(roundSize(l.minMemory, niceStep(l.minMemory), false)))
 	case l.maxMemory != 0 && mem > l.maxMemory:
-		add("vm.memory is %s: the largest allowed is %s (%s)", FormatSize(mem), FormatSize(l.maxMemory), l.memoryHint)
+		add("vm.memory is %s: the largest allowed is %s (%s): use %s or less",
+			FormatSize(mem), FormatSize(l.maxMemory), l.memoryHint, FormatSize(roundSize(l.maxMemory, niceStep(l.maxMemory), true)))
 	}
 
 	if c.MAC == nil {
@@ -152,8 +184,10 @@ func (c Config) validate(l limits) error {
 	switch c.Accel {
 	case "", "auto", "tcg":
 	case "kvm":
-		if err := kvmUsable(); err != nil {
-			add("vm.accel is kvm but %v: use auto or tcg", err)
+		if l.kvm != nil {
+			if err := l.kvm(); err != nil {
+				add("vm.accel is kvm but %v: use auto or tcg", err)
+			}
 		}
 	default:
 		add("vm.accel is %q: use auto, kvm or tcg", c.Accel)
@@ -162,41 +196,66 @@ func (c Config) validate(l limits) error {
 	if c.StopTimeout < 0 {
 		add("vm.stop_timeout is %v: use a positive duration such as 30s, or leave it out", c.StopTimeout)
 	}
+	return errs
+}
 
-	if c.NIC == nil {
-		add("nic is not set: pass the VM end of a SOCK_DGRAM socketpair (netlink.NewSocketPair)")
-	} else if err := checkDatagramSocket(c.NIC); err != nil {
-		add("nic: %w", err)
+// checkReadable reports why path cannot be read as what: it must be a
+// non-empty regular file (not a directory, device or pipe) that opens for
+// reading.
+func checkReadable(path, what string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return pathError(path, err)
 	}
-	return errors.Join(errs...)
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is %s, not %s (a regular file)", path, fileKind(fi.Mode()), what)
+	}
+	if fi.Size() == 0 {
+		return fmt.Errorf("%s is empty (0 bytes), not %s", path, what)
+	}
+	return checkOpen(path, os.O_RDONLY)
 }
 
-// checkReadable reports why path cannot be read as a regular file.
-func checkReadable(path string) error {
-	return checkOpen(path, os.O_RDONLY, "a file")
-}
-
-// checkWritable reports why path cannot be opened for reading and writing.
+// checkWritable reports why path cannot be used as a disk: it must be a
+// regular file or a block device that opens for reading and writing.
 func checkWritable(path string) error {
-	return checkOpen(path, os.O_RDWR, "a disk image")
+	fi, err := os.Stat(path)
+	if err != nil {
+		return pathError(path, err)
+	}
+	if m := fi.Mode(); !m.IsRegular() && (m&os.ModeDevice == 0 || m&os.ModeCharDevice != 0) {
+		return fmt.Errorf("%s is %s, not a disk image (a regular file or block device)", path, fileKind(m))
+	}
+	return checkOpen(path, os.O_RDWR)
 }
 
-// checkOpen reports why path cannot be opened with flag as what (a regular
-// file, not a directory).
-func checkOpen(path string, flag int, what string) error {
-	f, err := os.OpenFile(path, flag, 0)
+// checkOpen reports why path cannot be opened with flag. It never waits
+// (O_NONBLOCK: a pipe swapped in after the caller's stat does not block).
+func checkOpen(path string, flag int) error {
+	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return pathError(path, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return pathError(path, err)
+	return f.Close()
+}
+
+// fileKind names the kind of file m is, with an article.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	case m.IsRegular():
+		return "a regular file"
 	}
-	if fi.IsDir() {
-		return fmt.Errorf("%s is a directory, not %s", path, what)
-	}
-	return nil
+	return "a special file"
 }
 
 // checkLogFile reports why path cannot be appended to (or created). It
@@ -204,14 +263,12 @@ func checkOpen(path string, flag int, what string) error {
 func checkLogFile(path string) error {
 	fi, err := os.Stat(path)
 	if err == nil {
-		if fi.IsDir() {
-			return fmt.Errorf("%s is a directory, not a file", path)
+		// A character device (/dev/null) can be written to; a pipe
+		// would block the guest's console.
+		if m := fi.Mode(); !m.IsRegular() && m&os.ModeCharDevice == 0 {
+			return fmt.Errorf("%s is %s, not a file", path, fileKind(m))
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			return pathError(path, err)
-		}
-		return f.Close()
+		return checkOpen(path, os.O_WRONLY|os.O_APPEND)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return pathError(path, err)

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,6 +21,7 @@ var testLimits = limits{
 	minMemory: MinMemory, maxMemory: 8 * GiB,
 	minMTU: MinMTU, maxMTU: MaxMTU,
 	cpuHint: "test", memoryHint: "test",
+	kvm: func() error { return nil },
 }
 
 // validConfig returns a configuration that passes Validate.
@@ -80,6 +82,28 @@ func TestValidateNamesTheField(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	roDir := filepath.Join(dir, "ro")
+	if err := os.Mkdir(roDir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	roFile := writeFile(t, dir, "ro.log")
+	if err := os.Chmod(roFile, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	_, canWrite := os.OpenFile(roFile, os.O_WRONLY, 0) // root writes anything
+	// Files that even root cannot read or write (sysfs checks the
+	// attribute's own read and write support).
+	const sysWriteOnly, sysReadOnly = "/sys/bus/pci/rescan", "/sys/devices/system/cpu/online"
+	_, noSysWO := os.Stat(sysWriteOnly)
+	_, noSysRO := os.Stat(sysReadOnly)
 
 	cases := []struct {
 		name   string
@@ -91,15 +115,28 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"kernel not found", func(c *Config) { c.Kernel = filepath.Join(dir, "nope") }, []string{"vm.kernel", "does not exist"}, false},
 		{"kernel is a dir", func(c *Config) { c.Kernel = dir }, []string{"vm.kernel", "is a directory"}, false},
 		{"kernel unreadable", func(c *Config) { c.Kernel = noRead }, []string{"vm.kernel", "permission denied"}, canRead == nil},
+		{"kernel unreadable even by root", func(c *Config) { c.Kernel = sysWriteOnly }, []string{"vm.kernel", "permission denied"}, noSysWO != nil},
+		{"kernel empty", func(c *Config) { c.Kernel = empty }, []string{"vm.kernel", "is empty (0 bytes)"}, false},
+		{"kernel /dev/null", func(c *Config) { c.Kernel = os.DevNull }, []string{"vm.kernel", "/dev/null is a character device", "regular file"}, false},
+		{"kernel a fifo", func(c *Config) { c.Kernel = fifo }, []string{"vm.kernel", "is a named pipe"}, false},
+		{"initrd /dev/null", func(c *Config) { c.Initrd = os.DevNull }, []string{"vm.initrd", "character device"}, false},
+		{"initrd empty", func(c *Config) { c.Initrd = empty }, []string{"vm.initrd", "is empty"}, false},
+		{"initrd a dir", func(c *Config) { c.Initrd = dir }, []string{"vm.initrd", "is a directory"}, false},
+		{"disk /dev/null", func(c *Config) { c.Disk = os.DevNull }, []string{"vm.disk", "character device"}, false},
+		{"disk a fifo", func(c *Config) { c.Disk = fifo }, []string{"vm.disk", "named pipe"}, false},
 		{"initrd not found", func(c *Config) { c.Initrd = filepath.Join(dir, "nope") }, []string{"vm.initrd", "does not exist"}, false},
 		{"disk not found", func(c *Config) { c.Disk = filepath.Join(dir, "nope") }, []string{"vm.disk", "does not exist"}, false},
 		{"disk is a dir", func(c *Config) { c.Disk = dir }, []string{"vm.disk"}, false},
 		{"console dir missing", func(c *Config) { c.ConsoleLog = filepath.Join(dir, "no", "console.log") }, []string{"vm.console_log", "does not exist"}, false},
 		{"console is a dir", func(c *Config) { c.ConsoleLog = dir }, []string{"vm.console_log", "is a directory"}, false},
+		{"console a fifo", func(c *Config) { c.ConsoleLog = fifo }, []string{"vm.console_log", "named pipe"}, false},
+		{"console dir read-only", func(c *Config) { c.ConsoleLog = filepath.Join(roDir, "console.log") }, []string{"vm.console_log", "not writable"}, canWrite == nil},
+		{"console file read-only", func(c *Config) { c.ConsoleLog = roFile }, []string{"vm.console_log", "permission denied"}, canWrite == nil},
+		{"console unwritable even by root", func(c *Config) { c.ConsoleLog = sysReadOnly }, []string{"vm.console_log", "permission denied"}, noSysRO != nil},
 		{"cpus negative", func(c *Config) { c.CPUs = -1 }, []string{"vm.cpus is -1", "between 1 and 4"}, false},
 		{"cpus too many", func(c *Config) { c.CPUs = 5 }, []string{"vm.cpus is 5"}, false},
 		{"memory too small", func(c *Config) { c.Memory = 32 * MiB }, []string{"vm.memory is 32MiB", "smallest allowed is 64MiB"}, false},
-		{"memory too large", func(c *Config) { c.Memory = 9 * GiB }, []string{"vm.memory is 9GiB", "largest allowed is 8GiB"}, false},
+		{"memory too large", func(c *Config) { c.Memory = 9 * GiB }, []string{"vm.memory is 9GiB", "largest allowed is 8GiB", "use 8GiB or less"}, false},
 		{"memory not MiB", func(c *Config) { c.Memory = 1e9 }, []string{"vm.memory", "not a whole number of MiB", "954MiB"}, false},
 		{"mac missing", func(c *Config) { c.MAC = nil }, []string{"vm.mac is not set"}, false},
 		{"mac multicast", func(c *Config) { c.MAC = net.HardwareAddr{1, 0, 0x5e, 0, 0, 1} }, []string{"vm.mac", "multicast"}, false},
@@ -123,7 +160,7 @@ func TestValidateNamesTheField(t *testing.T) {
 			}
 			c := validConfig(t)
 			tc.mutate(&c)
-			err := c.validate(testLimits)
+			err := validateWithin(t, c, testLimits)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -137,6 +174,99 @@ func TestValidateNamesTheField(t *testing.T) {
 				t.Errorf("%d problems reported, want 1: %v", n, err)
 			}
 		})
+	}
+}
+
+// validateWithin runs c.validate(l), failing the test if it blocks (as it
+// did on a named pipe).
+func validateWithin(t *testing.T, c Config, l limits) error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- c.validate(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("validate blocked")
+		return nil
+	}
+}
+
+// Check is Validate without the NIC: an app checks its configuration at
+// launch, before any NIC exists.
+func TestCheckLeavesOutTheNIC(t *testing.T) {
+	c := validConfig(t)
+	c.NIC = nil
+	if err := c.check(testLimits); err != nil {
+		t.Fatalf("Check without a NIC: %v", err)
+	}
+	if err := c.Check(); err != nil {
+		t.Fatalf("Check with the host's limits: %v", err)
+	}
+	if err := c.validate(testLimits); err == nil || !strings.Contains(err.Error(), "nic is not set") {
+		t.Fatalf("Validate without a NIC: %v", err)
+	}
+	c.Kernel, c.CPUs = "", 99
+	err := c.check(testLimits)
+	if err == nil {
+		t.Fatal("Check accepted a bad config")
+	}
+	for _, want := range []string{"vm.kernel is not set", "vm.cpus is 99"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Check's error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "nic") {
+		t.Errorf("Check's error names the NIC: %v", err)
+	}
+}
+
+// vm.accel kvm is refused when KVM is not usable.
+func TestCheckKVM(t *testing.T) {
+	c := validConfig(t)
+	c.Accel = "kvm"
+	l := testLimits
+	if err := c.check(l); err != nil {
+		t.Fatalf("kvm with a usable KVM: %v", err)
+	}
+	l.kvm = func() error { return errors.New("/dev/kvm is not usable (permission denied)") }
+	err := c.check(l)
+	if err == nil || !strings.Contains(err.Error(), "vm.accel is kvm but /dev/kvm is not usable") || !strings.Contains(err.Error(), "use auto or tcg") {
+		t.Fatalf("kvm without KVM: %v", err)
+	}
+	c.Accel = "auto"
+	if err := c.check(l); err != nil {
+		t.Fatalf("auto without KVM: %v", err)
+	}
+	if portableLimits().kvm == nil {
+		t.Fatal("the host's limits do not check KVM")
+	}
+}
+
+// The host's memory is rarely a whole number of MiB: the message shows it
+// readably and suggests a value that can be written back.
+func TestCheckMemoryMessageIsReadable(t *testing.T) {
+	l := testLimits
+	l.maxMemory = 24683548 * KiB
+	c := validConfig(t)
+	c.Memory = 32 * GiB
+	err := c.check(l)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{"vm.memory is 32GiB", "the largest allowed is about 23.54GiB (test)", "use 23.5GiB or less"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "KiB") {
+		t.Errorf("error %q has a size in KiB", msg)
+	}
+	// The suggestion is a valid value.
+	c.Memory, _ = ParseSize("23.5GiB")
+	if err := c.check(l); err != nil {
+		t.Errorf("the suggested size is refused: %v", err)
 	}
 }
 

@@ -70,11 +70,19 @@ func (s *State) UnmarshalText(b []byte) error {
 	return fmt.Errorf("unknown VM state %q", b)
 }
 
-// Event is one state change.
+// Event is one state change, or a new note about the current state.
+//
+// Note says, in words for the user, what the VM is waiting for in its
+// current state, such as "waiting for the guest to answer the power button
+// (it may still be booting)" while a stop waits for the guest. An event
+// whose State is the current one (no change) only updates the note; every
+// state change starts with no note (Note ""). Notes are few: a backend
+// sends one only when the note changes.
 type Event struct {
 	State State
 	At    time.Time
-	Err   error // the cause, for StateError
+	Err   error  // the cause, for StateError
+	Note  string // what the VM is waiting for in State; "" for none
 }
 
 // VM is a virtual machine as the rest of vmnetbar sees it.
@@ -91,9 +99,9 @@ type VM interface {
 	Stop(ctx context.Context, timeout time.Duration) error
 	// State returns the current state and, for StateError, its cause.
 	State() (State, error)
-	// Events delivers every state change in order. The channel is
-	// closed after the VM has reached a final state (stopped or error)
-	// and Done is closed.
+	// Events delivers every state change and every new note (see
+	// Event) in order. The channel is closed after the VM has reached a
+	// final state (stopped or error) and Done is closed.
 	Events() <-chan Event
 	// Done is closed when the VM has ended (stopped or error).
 	Done() <-chan struct{}

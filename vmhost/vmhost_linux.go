@@ -4,17 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // QEMUEnv names the environment variable that, when set, is the path of
@@ -24,6 +26,25 @@ const QEMUEnv = "VMNETBAR_QEMU"
 // qemuBootTimeout bounds how long QEMU may take to answer on its QMP
 // socket after it was started; past it the boot has failed.
 const qemuBootTimeout = 60 * time.Second
+
+// powerButtonRepeat is how often a stop presses the guest's power button
+// again while it waits. A guest that is still booting has no ACPI button
+// driver yet and misses a press, so one press could make every stop
+// during boot wait for the full stop timeout.
+const powerButtonRepeat = time.Second
+
+// Notes (Event.Note) while a stop waits.
+const (
+	noteWaitQMP    = "waiting for QEMU to come up before pressing the guest's power button"
+	noteWaitButton = "waiting for the guest to answer the power button (it may still be booting)"
+)
+
+// qemuNICFD and qemuQMPFD are the child's descriptors for the NIC and the
+// QMP connection (ExtraFiles start at 3).
+const (
+	qemuNICFD = 3
+	qemuQMPFD = 4
+)
 
 // qemuTarget is the qemu-system binary for the host architecture and the
 // Debian package that provides it.
@@ -78,16 +99,23 @@ func newQEMU(cfg Config, log logrus.FieldLogger, getenv func(string) string) (*q
 	}
 	log = log.WithField("vm", "qemu")
 	return &qemuVM{
-		cfg:         cfg.withDefaults(),
-		bin:         bin,
-		log:         log,
-		m:           newMachine(log, nil),
-		bootTimeout: qemuBootTimeout,
-		stopCh:      make(chan struct{}),
+		cfg:          cfg.withDefaults(),
+		bin:          bin,
+		log:          log,
+		m:            newMachine(log, nil),
+		bootTimeout:  qemuBootTimeout,
+		buttonRepeat: powerButtonRepeat,
+		stopCh:       make(chan struct{}),
 	}, nil
 }
 
 // qemuVM runs one QEMU process.
+//
+// QEMU runs in a process group of its own, so that the signals a terminal
+// sends to its foreground group (Ctrl-C, Ctrl-\, a hangup) reach vmnetbar
+// only, which stops the guest gracefully; it still gets SIGKILL when
+// vmnetbar dies (Pdeathsig). QMP runs over a socketpair QEMU inherits
+// (its fd 4): no socket file, so no directory to create or leave behind.
 //
 // Goroutines: Start launches the supervisor (supervise), which owns the
 // process from then on. The supervisor starts the QMP connector and, once
@@ -95,11 +123,12 @@ func newQEMU(cfg Config, log logrus.FieldLogger, getenv func(string) string) (*q
 // stderr copier ends with the process. The supervisor returns after the
 // process has been reaped, the NIC closed and the state made final.
 type qemuVM struct {
-	cfg         Config // defaults applied
-	bin         string
-	log         logrus.FieldLogger
-	m           *machine
-	bootTimeout time.Duration
+	cfg          Config // defaults applied
+	bin          string
+	log          logrus.FieldLogger
+	m            *machine
+	bootTimeout  time.Duration
+	buttonRepeat time.Duration // between power button presses while stopping
 
 	mu          sync.Mutex
 	started     bool
@@ -109,14 +138,17 @@ type qemuVM struct {
 
 	// Set by Start before the supervisor runs.
 	cmd    *exec.Cmd
-	dir    string // private directory holding the QMP socket
+	qmp    net.Conn // our end of the QMP socketpair; the connector owns it
 	stderr *tailWriter
+
+	forced atomic.Bool // the stop timeout passed and QEMU was killed
 }
 
 var _ VM = (*qemuVM)(nil)
 
-// qemuArgs builds QEMU's command line. The NIC is the child's fd 3.
-func qemuArgs(cfg Config, kvm bool, qmpSocket string) []string {
+// qemuArgs builds QEMU's command line. The NIC is the child's fd 3, the
+// QMP connection (a connected stream socket) its fd 4.
+func qemuArgs(cfg Config, kvm bool) []string {
 	a := []string{
 		"-nodefaults", "-no-user-config",
 		"-name", "vmnetbar",
@@ -155,14 +187,16 @@ func qemuArgs(cfg Config, kvm bool, qmpSocket string) []string {
 		nic += ",host_mtu=" + strconv.Itoa(cfg.MTU)
 	}
 	a = append(a,
-		"-netdev", "dgram,id=n0,local.type=fd,local.str=3",
+		"-netdev", "dgram,id=n0,local.type=fd,local.str="+strconv.Itoa(qemuNICFD),
 		"-device", nic,
 		"-device", "virtio-rng-pci",
 	)
 	if cfg.Disk != "" {
 		a = append(a, "-drive", "if=virtio,format=raw,file="+qemuEscape(cfg.Disk))
 	}
-	a = append(a, "-qmp", "unix:"+qemuEscape(qmpSocket)+",server=on,wait=off")
+	a = append(a,
+		"-chardev", "socket,id=qmp,fd="+strconv.Itoa(qemuQMPFD),
+		"-mon", "chardev=qmp,mode=control")
 	return a
 }
 
@@ -211,29 +245,45 @@ func (v *qemuVM) Start(ctx context.Context) error {
 	return nil
 }
 
-// launch creates the private directory and starts the process.
+// launch starts the process with the NIC and its end of a new QMP
+// socketpair.
 func (v *qemuVM) launch() error {
-	dir, err := os.MkdirTemp("", "vmnetbar-qemu-")
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("creating QEMU's runtime directory: %w", err)
+		return fmt.Errorf("creating QEMU's QMP socketpair: %w", err)
 	}
+	ours := os.NewFile(uintptr(fds[0]), "qmp")
+	theirs := os.NewFile(uintptr(fds[1]), "qmp-qemu")
+	defer theirs.Close() // QEMU has its own copy once it runs
+	conn, err := net.FileConn(ours)
+	ours.Close() // conn has its own descriptor
+	if err != nil {
+		return fmt.Errorf("creating QEMU's QMP socketpair: %w", err)
+	}
+
 	kvm := useKVM(v.cfg.Accel)
-	args := qemuArgs(v.cfg, kvm, filepath.Join(dir, "qmp.sock"))
+	args := qemuArgs(v.cfg, kvm)
 	cmd := exec.Command(v.bin, args...)
-	cmd.ExtraFiles = []*os.File{v.cfg.NIC}
+	cmd.ExtraFiles = []*os.File{v.cfg.NIC, theirs} // fds 3 and 4
 	v.stderr = newTailWriter(8 << 10)
 	cmd.Stdout = v.stderr
 	cmd.Stderr = v.stderr
-	// QEMU must not outlive vmnetbar.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// A process group of its own: the terminal's Ctrl-C, Ctrl-\
+		// and hangup go to vmnetbar's group only, and vmnetbar stops
+		// the guest gracefully.
+		Setpgid: true,
+		// QEMU must not outlive vmnetbar.
+		Pdeathsig: syscall.SIGKILL,
+	}
 	// Wait returns even if a stray child holds QEMU's output pipe.
 	cmd.WaitDelay = 2 * time.Second
 	v.log.WithField("cmd", v.bin+" "+strings.Join(args, " ")).Debug("starting QEMU")
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+		conn.Close()
 		return fmt.Errorf("starting %s: %w", v.bin, err)
 	}
-	v.cmd, v.dir = cmd, dir
+	v.cmd, v.qmp = cmd, conn
 	v.log.WithFields(logrus.Fields{"pid": cmd.Process.Pid, "kvm": kvm}).Info("QEMU started")
 	return nil
 }
@@ -245,19 +295,21 @@ type qmpResult struct {
 }
 
 // supervise owns the running process: it connects QMP, tracks the run
-// state, carries out Stop (system_powerdown, then a kill after the
-// timeout) and, when the process has been reaped, makes the state final.
+// state, carries out Stop (system_powerdown, repeated every buttonRepeat
+// with a note on the state, then a kill after the timeout) and, when the
+// process has been reaped, makes the state final.
 func (v *qemuVM) supervise() {
 	exited := make(chan error, 1)
 	go func() { exited <- v.cmd.Wait() }()
 
-	quit := make(chan struct{})
+	connCtx, quit := context.WithCancel(context.Background())
+	defer quit()
 	connected := make(chan qmpResult, 1)
 	var connWG sync.WaitGroup
 	connWG.Add(1)
 	go func() {
 		defer connWG.Done()
-		v.connectQMP(quit, connected)
+		v.connectQMP(connCtx, connected)
 	}()
 
 	boot := time.NewTimer(v.bootTimeout)
@@ -267,6 +319,8 @@ func (v *qemuVM) supervise() {
 		events   <-chan qmpEvent
 		kill     <-chan time.Time
 		killT    *time.Timer
+		press    <-chan time.Time // the next power button press
+		pressT   *time.Ticker
 		stopCh   = v.stopCh
 		stopping bool
 		forced   bool
@@ -276,11 +330,21 @@ func (v *qemuVM) supervise() {
 		if killT != nil {
 			killT.Stop()
 		}
+		if pressT != nil {
+			pressT.Stop()
+		}
 	}()
+	// startPressing presses the power button now and then every
+	// buttonRepeat until the guest is down or forced off.
+	startPressing := func() {
+		v.powerdown(q, true)
+		pressT = time.NewTicker(v.buttonRepeat)
+		press = pressT.C
+	}
 	for {
 		select {
 		case waitErr := <-exited:
-			close(quit)
+			quit()
 			connWG.Wait()
 			select {
 			case r := <-connected:
@@ -299,8 +363,8 @@ func (v *qemuVM) supervise() {
 			if r.running {
 				v.m.setIf(StateStarting, StateRunning, nil)
 			}
-			if stopping {
-				v.powerdown(q)
+			if stopping && !forced {
+				startPressing()
 			}
 
 		case ev, ok := <-events:
@@ -317,20 +381,29 @@ func (v *qemuVM) supervise() {
 		case <-stopCh:
 			stopCh, stopping = nil, true
 			boot.Stop() // from now on the stop timeout bounds the wait
-			v.mu.Lock()
-			timeout := v.stopTimeout
-			v.mu.Unlock()
-			killT = time.NewTimer(timeout)
+			killT = time.NewTimer(v.currentStopTimeout())
 			kill = killT.C
 			if q != nil {
-				v.powerdown(q)
+				startPressing()
 			} else {
-				v.log.Info("QMP not connected yet: the VM is forced off unless it is up before the stop timeout")
+				v.m.setNote(StateStopping, noteWaitQMP)
+				v.log.Info("QMP not connected yet: the power button is pressed once it is, and the VM is forced off after the stop timeout")
 			}
 
+		case <-press:
+			// The guest is still up: it may have missed the press
+			// (no ACPI button driver yet while it boots).
+			if q.isDone() {
+				press = nil // QEMU is going away: the kill timer stays
+				continue
+			}
+			v.m.setNote(StateStopping, noteWaitButton+"; it is forced off after "+v.currentStopTimeout().String())
+			v.powerdown(q, false)
+
 		case <-kill:
-			kill = nil
+			kill, press = nil, nil
 			forced = true
+			v.forced.Store(true)
 			v.log.Warn("the guest did not power off in time: killing QEMU")
 			v.cmd.Process.Kill()
 
@@ -342,54 +415,58 @@ func (v *qemuVM) supervise() {
 	}
 }
 
-// powerdown asks the guest to power off (an ACPI power button press).
-func (v *qemuVM) powerdown(q *qmpConn) {
+// powerdown asks the guest to power off (an ACPI power button press);
+// first says whether this is the stop's first press.
+func (v *qemuVM) powerdown(q *qmpConn, first bool) {
 	if err := q.send("system_powerdown"); err != nil {
-		v.log.WithError(err).Warn("asking the guest to power off failed: it is forced off after the stop timeout")
+		v.log.WithError(err).Warn("pressing the guest's power button failed: it is forced off after the stop timeout")
 		return
 	}
-	v.log.Info("asked the guest to power off")
-}
-
-// connectQMP dials QEMU's QMP socket until it answers or quit is closed,
-// then reports the connection and whether the guest runs.
-func (v *qemuVM) connectQMP(quit <-chan struct{}, out chan<- qmpResult) {
-	path := filepath.Join(v.dir, "qmp.sock")
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var lastErr error
-	for {
-		if _, err := os.Stat(path); err == nil {
-			q, err := dialQMP(path, 2*time.Second)
-			if err == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				st, err := q.queryStatus(ctx)
-				cancel()
-				if err != nil {
-					v.log.WithError(err).Debug("QMP query-status failed")
-				}
-				v.log.WithField("status", st).Debug("QMP connected")
-				out <- qmpResult{conn: q, running: st == "running"}
-				return
-			}
-			if lastErr == nil || err.Error() != lastErr.Error() {
-				v.log.WithError(err).Debug("QMP not ready")
-			}
-			lastErr = err
-		}
-		select {
-		case <-quit:
-			return
-		case <-tick.C:
-		}
+	if first {
+		v.log.Info("asked the guest to power off (pressed its power button)")
+	} else {
+		v.log.Debug("pressed the guest's power button again")
 	}
 }
 
-// finish runs once the process has been reaped: it closes the NIC, removes
-// the private directory and makes the state final.
+// currentStopTimeout returns the timeout of the stop under way.
+func (v *qemuVM) currentStopTimeout() time.Duration {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.stopTimeout
+}
+
+// connectQMP negotiates QMP on the inherited socketpair and reports the
+// connection and whether the guest runs. It gives up when ctx ends (the
+// process has exited) or QEMU does not answer within the boot timeout; it
+// closes the connection unless it hands it over.
+func (v *qemuVM) connectQMP(ctx context.Context, out chan<- qmpResult) {
+	conn := v.qmp
+	// Unblock the handshake when the process has exited.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	q, err := newQMPConn(conn, time.Now().Add(v.bootTimeout)) // closes conn on error
+	if !stop() && err == nil {
+		q.close()
+		err = ctx.Err()
+	}
+	if err != nil {
+		v.log.WithError(err).Debug("QMP did not come up")
+		return
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	st, err := q.queryStatus(qctx)
+	cancel()
+	if err != nil {
+		v.log.WithError(err).Debug("QMP query-status failed")
+	}
+	v.log.WithField("status", st).Debug("QMP connected")
+	out <- qmpResult{conn: q, running: st == "running"}
+}
+
+// finish runs once the process has been reaped: it closes the NIC and
+// makes the state final.
 func (v *qemuVM) finish(waitErr error, forced bool, bootErr error) {
 	v.closeNIC()
-	os.RemoveAll(v.dir)
 	st, _ := v.m.get()
 	log := v.log.WithField("exit", exitDescription(waitErr))
 	switch {
@@ -439,10 +516,13 @@ func (v *qemuVM) closeNIC() {
 	}
 }
 
-// Stop asks the guest to power off (QMP system_powerdown), waits up to
-// timeout (0 = Config.StopTimeout) and then kills QEMU. The kill happens
-// at the deadline even when ctx ends first. Stopping a VM that was never
-// started ends it (and closes the NIC).
+// Stop asks the guest to power off (QMP system_powerdown: the ACPI power
+// button), waits up to timeout (0 = Config.StopTimeout) and then kills
+// QEMU. While it waits it presses the button again every second, since a
+// guest that is still booting misses presses, and notes that on the
+// stopping state (Event.Note). The kill happens at the deadline even when
+// ctx ends first. Stopping a VM that was never started ends it (and closes
+// the NIC).
 func (v *qemuVM) Stop(ctx context.Context, timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = v.cfg.StopTimeout

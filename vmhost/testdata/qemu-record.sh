@@ -1,8 +1,11 @@
 #!/bin/sh
-# A QEMU that records its arguments (one a line) and whether fd 3 is a
-# socket into $VMNETBAR_FAKE_OUT, then exits 0 as a guest that powered off.
+# A QEMU that records its arguments (one a line) and whether fds 3 (the NIC)
+# and 4 (QMP) are sockets into $VMNETBAR_FAKE_OUT, then exits 0 as a guest
+# that powered off.
 out=$VMNETBAR_FAKE_OUT
 : >"$out"
 for a in "$@"; do printf '%s\n' "$a" >>"$out"; done
-if [ -S /dev/fd/3 ]; then echo "fd3=socket" >>"$out"; else echo "fd3=missing" >>"$out"; fi
+for fd in 3 4; do
+	if [ -S /dev/fd/$fd ]; then echo "fd$fd=socket" >>"$out"; else echo "fd$fd=missing" >>"$out"; fi
+done
 exit 0
