@@ -5,8 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
+
+	"github.com/vmnetbar/vmnetbar/app/loginitem"
 )
 
 func init() {
@@ -91,8 +91,10 @@ func runLoginItem(args []string, env Env) int {
 
 	switch action {
 	case "on":
-		if tmp := os.TempDir(); strings.HasPrefix(exe, filepath.Clean(tmp)+string(filepath.Separator)) {
-			fmt.Fprintf(env.Stderr, "vmnetbar login-item: warning: %s is in the temporary directory %s and may be gone at the next login; install vmnetbar first\n", exe, tmp)
+		// The same check as the tray's checkbox (which refuses a
+		// temporary place); asked for by name here, it only warns.
+		if p := loginitem.CheckLocation(exe); p != nil {
+			fmt.Fprintf(env.Stderr, "vmnetbar login-item: warning: %v\n", p)
 		}
 		if err := m.Enable(); err != nil {
 			return fail(err)

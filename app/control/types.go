@@ -15,6 +15,11 @@ type VMStatus struct {
 	State vmhost.State `json:"state"` // lifecycle state
 	Since time.Time    `json:"since"` // time of the last state change
 	Error string       `json:"error"` // the cause when State is error, else ""
+	// Note says what the VM host is doing while the VM is in State, when
+	// that is worth telling the user (for a stopping VM, say: "waiting for
+	// the guest to answer the power button (it may still be booting)");
+	// "" when there is nothing to add.
+	Note string `json:"note,omitempty"`
 }
 
 // Status is what the control API reports. VM is nil when the server serves

@@ -58,6 +58,12 @@ type Options struct {
 	Logger logrus.FieldLogger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Reload, when set, is called by every StartVM before the VM is built:
+	// it reads the configuration again, so a start after the user fixed
+	// the file uses the fix. Its VM and link configurations replace
+	// VMConfig and Link (Link's Logger and Now default as above). An error
+	// fails the start with the VM in state error.
+	Reload func() (vmhost.Config, netlink.Config, error)
 }
 
 // closeGrace is how long Close waits beyond the stop timeout for the VM to
@@ -129,13 +135,12 @@ func (*closedError) StatusCode() int { return http.StatusServiceUnavailable }
 // updates; the supervisor owns the link goroutine and ends after it.
 // Close stops the VM and waits for all of them.
 type Controller struct {
-	opts        Options
-	log         logrus.FieldLogger
-	now         func() time.Time
-	stopTimeout time.Duration
-	closeGrace  time.Duration // how long Close waits beyond stopTimeout
-	linkGrace   time.Duration // how long a VM-side link failure waits for the VM to end
-	after       func(time.Duration) <-chan time.Time
+	opts       Options // VMConfig and Link are replaced by Reload, under op
+	log        logrus.FieldLogger
+	now        func() time.Time
+	closeGrace time.Duration // how long Close waits beyond a run's stop timeout
+	linkGrace  time.Duration // how long a VM-side link failure waits for the VM to end
+	after      func(time.Duration) <-chan time.Time
 
 	ctx    context.Context // cancelled when Close has done its graceful part
 	cancel context.CancelFunc
@@ -144,12 +149,16 @@ type Controller struct {
 	// op serialises StartVM, StopVM and Close (a one-slot semaphore so
 	// waiting can honour a context).
 	op chan struct{}
+	// closing is closed when Close begins: actions waiting for op give up
+	// at once instead of waiting for the shutdown.
+	closing chan struct{}
 
 	mu       sync.Mutex
 	closed   bool
 	state    vmhost.State
 	since    time.Time
 	errMsg   string
+	note     string         // what the VM host says it is waiting for in state; cleared by every state change
 	run      *vmRun         // the current (or last) run of the VM; nil before the first
 	lastLink netlink.Status // link status when no link runs
 
@@ -165,14 +174,15 @@ type Controller struct {
 // vmRun is one run of the VM: from StartVM until the VM has ended and the
 // link is shut down.
 type vmRun struct {
-	vm         vmhost.VM
-	link       Link
-	linkCancel context.CancelFunc
-	linkDone   chan struct{} // closed when link.Run has returned
-	linkErr    error         // link.Run's result; read after linkDone
-	done       chan struct{} // closed when the supervisor has finished
-	failure    string        // why the controller stopped the VM (link failure), under Controller.mu
-	hostEnd    *os.File      // the link's end of the socketpair
+	vm          vmhost.VM
+	link        Link
+	stopTimeout time.Duration // the graceful part of a stop, from the run's VMConfig
+	linkCancel  context.CancelFunc
+	linkDone    chan struct{} // closed when link.Run has returned
+	linkErr     error         // link.Run's result; read after linkDone
+	done        chan struct{} // closed when the supervisor has finished
+	failure     string        // why the controller stopped the VM (link failure), under Controller.mu
+	hostEnd     *os.File      // the link's end of the socketpair
 }
 
 // New returns a Controller with the VM stopped.
@@ -199,44 +209,54 @@ func New(opts Options) (*Controller, error) {
 	if now == nil {
 		now = time.Now
 	}
-	if opts.Link.Logger == nil {
-		opts.Link.Logger = log.WithField("component", "link")
-	}
-	if opts.Link.Now == nil {
-		opts.Link.Now = now
-	}
-	// VMConfig.StopTimeout bounds a graceful VM stop before the VM is
-	// forced off, as in vmhost.
-	st := opts.VMConfig.StopTimeout
-	if st == 0 {
-		st = vmhost.DefaultStopTimeout
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Controller{
-		opts:        opts,
-		log:         log,
-		now:         now,
-		stopTimeout: st,
-		closeGrace:  closeGrace,
-		linkGrace:   linkGrace,
-		after:       time.After,
-		ctx:         ctx,
-		cancel:      cancel,
-		op:          make(chan struct{}, 1),
-		state:       vmhost.StateStopped,
-		since:       now(),
-		lastLink:    netlink.Status{State: netlink.StateStopped, Since: now()},
-		subs:        map[*subscriber]struct{}{},
-	}, nil
+	c := &Controller{
+		opts:       opts,
+		log:        log,
+		now:        now,
+		closeGrace: closeGrace,
+		linkGrace:  linkGrace,
+		after:      time.After,
+		ctx:        ctx,
+		cancel:     cancel,
+		op:         make(chan struct{}, 1),
+		closing:    make(chan struct{}),
+		state:      vmhost.StateStopped,
+		since:      now(),
+		lastLink:   netlink.Status{State: netlink.StateStopped, Since: now()},
+		subs:       map[*subscriber]struct{}{},
+	}
+	c.setLinkConfig(opts.Link)
+	return c, nil
+}
+
+// setLinkConfig sets the link configuration of the next run, with the
+// controller's logger and clock where it has none.
+func (c *Controller) setLinkConfig(cfg netlink.Config) {
+	if cfg.Logger == nil {
+		cfg.Logger = c.log.WithField("component", "link")
+	}
+	if cfg.Now == nil {
+		cfg.Now = c.now
+	}
+	c.opts.Link = cfg
 }
 
 var _ control.VMBackend = (*Controller)(nil)
 
-// acquire takes the action slot, or fails when ctx ends first.
+// acquire takes the action slot, or fails when ctx ends first or the
+// controller is closing (ErrClosed, at once).
 func (c *Controller) acquire(ctx context.Context) error {
+	select {
+	case <-c.closing:
+		return ErrClosed
+	default:
+	}
 	select {
 	case c.op <- struct{}{}:
 		return nil
+	case <-c.closing:
+		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -250,7 +270,7 @@ func (c *Controller) setStateLocked(s vmhost.State, errMsg string) bool {
 		return false
 	}
 	old := c.state
-	c.state, c.errMsg, c.since = s, errMsg, c.now()
+	c.state, c.errMsg, c.since, c.note = s, errMsg, c.now(), ""
 	e := c.log.WithFields(logrus.Fields{"from": old.String(), "to": s.String()})
 	if errMsg != "" {
 		e.WithField("error", errMsg).Warn("VM status changed")
@@ -286,7 +306,7 @@ func (c *Controller) StartVM(ctx context.Context) error {
 	c.mu.Unlock()
 	c.notify()
 
-	r, err := c.build()
+	r, err := c.reloadAndBuild()
 	if err != nil {
 		c.mu.Lock()
 		c.setStateLocked(vmhost.StateError, err.Error())
@@ -321,6 +341,20 @@ func (c *Controller) StartVM(ctx context.Context) error {
 	return nil
 }
 
+// reloadAndBuild reads the configuration again (Options.Reload) and builds
+// the run. The caller holds op.
+func (c *Controller) reloadAndBuild() (*vmRun, error) {
+	if c.opts.Reload != nil {
+		vmCfg, linkCfg, err := c.opts.Reload()
+		if err != nil {
+			return nil, err
+		}
+		c.opts.VMConfig = vmCfg
+		c.setLinkConfig(linkCfg)
+	}
+	return c.build()
+}
+
 // build makes the socketpair, the link and the VM of a new run.
 func (c *Controller) build() (*vmRun, error) {
 	vmEnd, hostEnd, err := c.opts.NewSocketPair()
@@ -341,7 +375,13 @@ func (c *Controller) build() (*vmRun, error) {
 		hostEnd.Close()
 		return nil, err
 	}
-	return &vmRun{vm: vm, link: link, linkDone: make(chan struct{}), done: make(chan struct{}),
+	// VMConfig.StopTimeout bounds a graceful VM stop before the VM is
+	// forced off, as in vmhost.
+	st := cfg.StopTimeout
+	if st == 0 {
+		st = vmhost.DefaultStopTimeout
+	}
+	return &vmRun{vm: vm, link: link, stopTimeout: st, linkDone: make(chan struct{}), done: make(chan struct{}),
 		hostEnd: hostEnd}, nil
 }
 
@@ -479,7 +519,7 @@ func (c *Controller) finishStop(r *vmRun) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		if err := r.vm.Stop(c.ctx, c.stopTimeout); err != nil {
+		if err := r.vm.Stop(c.ctx, r.stopTimeout); err != nil {
 			c.log.WithError(err).Warn("stopping the VM after its link ended")
 		}
 	}()
@@ -505,18 +545,25 @@ func (c *Controller) linkFailed(r *vmRun, err error) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		if err := r.vm.Stop(c.ctx, c.stopTimeout); err != nil {
+		if err := r.vm.Stop(c.ctx, r.stopTimeout); err != nil {
 			c.log.WithError(err).Warn("stopping the VM after the link failure")
 		}
 	}()
 }
 
-// vmEvent applies a VM state change. Final states are applied by
-// supervise once the link is down.
+// vmEvent applies a VM state change, or a note about the current state
+// (what a stopping VM waits for). Final states are applied by supervise
+// once the link is down.
 func (c *Controller) vmEvent(r *vmRun, ev vmhost.Event) {
 	c.mu.Lock()
 	changed := false
-	if c.run == r {
+	if c.run == r && ev.Note != "" {
+		if ev.State == c.state && ev.Note != c.note {
+			c.note = ev.Note
+			c.log.WithField("note", ev.Note).Info("VM status note")
+			changed = true
+		}
+	} else if c.run == r {
 		switch ev.State {
 		case vmhost.StateRunning:
 			if c.state == vmhost.StateStarting {
@@ -561,7 +608,7 @@ func (c *Controller) StopVM(ctx context.Context) error {
 
 // stopRun stops r's VM and waits for the run to end.
 func (c *Controller) stopRun(ctx context.Context, r *vmRun) error {
-	if err := r.vm.Stop(ctx, c.stopTimeout); err != nil {
+	if err := r.vm.Stop(ctx, r.stopTimeout); err != nil {
 		return fmt.Errorf("stopping the VM: %w", err)
 	}
 	select {
@@ -595,7 +642,7 @@ func (c *Controller) Reconnect() error {
 // Status is one snapshot of the VM and its link.
 func (c *Controller) Status() control.Status {
 	c.mu.Lock()
-	vm := &control.VMStatus{State: c.state, Since: c.since, Error: c.errMsg}
+	vm := &control.VMStatus{State: c.state, Since: c.since, Error: c.errMsg, Note: c.note}
 	var link Link
 	if c.run != nil && c.state != vmhost.StateStopped && c.state != vmhost.StateError {
 		link = c.run.link
@@ -660,6 +707,7 @@ func (c *Controller) Close() error {
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
+		close(c.closing)
 		c.op <- struct{}{} // wait for a running StartVM or StopVM
 		defer c.release()
 
@@ -672,7 +720,7 @@ func (c *Controller) Close() error {
 			c.notify()
 		}
 		if active {
-			ctx, cancel := context.WithTimeout(context.Background(), c.stopTimeout+c.closeGrace)
+			ctx, cancel := context.WithTimeout(context.Background(), r.stopTimeout+c.closeGrace)
 			if err := c.stopRun(ctx, r); err != nil {
 				c.closeErr = err
 				c.log.WithError(err).Error("the VM did not stop cleanly")

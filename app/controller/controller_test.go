@@ -702,3 +702,100 @@ func TestLinkFailsWhileStarting(t *testing.T) {
 		}
 	}
 }
+
+// Actions that arrive while Close stops the VM fail at once with
+// ErrClosed (503) instead of waiting for the shutdown to finish.
+func TestActionsDuringCloseFailAtOnce(t *testing.T) {
+	h := newHarness(t, &factory{hangStop: true}, func(o *Options) { o.VMConfig.StopTimeout = time.Hour })
+	h.c.closeGrace = time.Hour
+	h.do(step{do: "start"})
+	h.do(step{do: "run", state: vmhost.StateRunning})
+	closed := make(chan error, 1)
+	go func() { closed <- h.c.Close() }()
+	h.waitState(vmhost.StateStopping) // Close holds the action slot now
+	for name, act := range map[string]func(context.Context) error{"start": h.c.StartVM, "stop": h.c.StopVM} {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		err := act(ctx)
+		cancel()
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("%s while closing: %v, want ErrClosed at once", name, err)
+		}
+	}
+	// Let the fake VM end so Close returns.
+	h.f.vm().set(vmhost.StateStopped, nil)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every start reads the configuration again (Options.Reload): a start
+// after the user fixed the file uses the fix, and a broken file fails the
+// start with the VM in error, saying why.
+func TestStartReloadsConfiguration(t *testing.T) {
+	var mu sync.Mutex
+	cpus, reloadErr := 1, error(nil)
+	h := newHarness(t, nil, func(o *Options) {
+		o.Reload = func() (vmhost.Config, netlink.Config, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if reloadErr != nil {
+				return vmhost.Config{}, netlink.Config{}, reloadErr
+			}
+			return vmhost.Config{Kernel: "/k2", CPUs: cpus, StopTimeout: time.Second}, netlink.Config{Socket: "/other/daemon.sock"}, nil
+		}
+	})
+	h.do(step{do: "start", state: vmhost.StateStarting})
+	if vm, link := h.f.vm(), h.f.link(); vm.cfg.Kernel != "/k2" || vm.cfg.CPUs != 1 || link.cfg.Socket != "/other/daemon.sock" || link.cfg.Logger == nil {
+		t.Fatalf("start used VM %+v, link %+v, not the reloaded configuration", vm.cfg, link.cfg)
+	}
+	h.do(step{do: "stop", state: vmhost.StateStopped})
+
+	mu.Lock()
+	reloadErr = errors.New("config.yaml:3: vm.cpus is 99: it must be between 1 and 2")
+	mu.Unlock()
+	h.do(step{do: "start", code: -1, state: vmhost.StateError, errText: "vm.cpus is 99"})
+	if n := len(h.f.vms); n != 1 {
+		t.Fatalf("%d VMs built; a start with a broken configuration built one", n)
+	}
+
+	mu.Lock()
+	reloadErr, cpus = nil, 2
+	mu.Unlock()
+	h.do(step{do: "start", state: vmhost.StateStarting})
+	if vm := h.f.vm(); vm.cfg.CPUs != 2 {
+		t.Fatalf("second start used %d CPUs, want the fixed 2", vm.cfg.CPUs)
+	}
+}
+
+// A note from the VM host about the current state (what a stopping VM
+// waits for) shows in the status until the next state change.
+func TestVMNoteShowsUntilStateChanges(t *testing.T) {
+	h := newHarness(t, &factory{hangStop: true}, func(o *Options) { o.VMConfig.StopTimeout = time.Hour })
+	h.do(step{do: "start"})
+	h.do(step{do: "run", state: vmhost.StateRunning})
+	vm := h.f.vm()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.c.StopVM(ctx) }()
+	h.waitState(vmhost.StateStopping)
+	// A note about another state than the current one is ignored.
+	vm.events <- vmhost.Event{State: vmhost.StateRunning, Note: "stale"}
+	const note = "waiting for the guest to answer the power button (it may still be booting)"
+	vm.events <- vmhost.Event{State: vmhost.StateStopping, Note: note}
+	deadline := time.Now().Add(waitFor)
+	for h.c.Status().VM.Note != note {
+		if time.Now().After(deadline) {
+			t.Fatalf("note %q, want %q", h.c.Status().VM.Note, note)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	vm.set(vmhost.StateStopped, nil)
+	h.waitState(vmhost.StateStopped)
+	if n := h.c.Status().VM.Note; n != "" {
+		t.Fatalf("note %q after the VM stopped", n)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -435,14 +435,26 @@ func TestTrayOverDBus(t *testing.T) {
 		enabled("Stop VM", false), enabled("Reconnect now", false), enabled("Quit", true),
 		enabled("Launch at login", true)))
 	t.Logf("menu served %v after the first poll; items: %d", took, len(m))
-	wantOrder := []string{"VM:", "Link:", "↑", "⚠", "", "Start VM", "Stop VM", "Reconnect now", "",
-		"Open console log", "Open config", "Launch at login", "", "Quit"}
+	// "-" is a separator, "?" the VM note line (hidden, no label).
+	wantOrder := []string{"VM:", "?", "Link:", "↑", "⚠", "-", "Start VM", "Stop VM", "Reconnect now", "-",
+		"Open console log", "Open config", "Launch at login", "-", "Quit"}
 	if len(m) != len(wantOrder) {
 		t.Fatalf("menu has %d entries, want %d: %+v", len(m), len(wantOrder), m)
 	}
 	for i, p := range wantOrder {
-		if (p == "") != m[i].Sep || !strings.HasPrefix(m[i].Label, p) {
-			t.Errorf("menu entry %d is %+v, want %q", i, m[i], p)
+		switch e := m[i]; p {
+		case "-":
+			if !e.Sep {
+				t.Errorf("menu entry %d is %+v, want a separator", i, e)
+			}
+		case "?":
+			if e.Sep || e.Visible || e.Label != "" {
+				t.Errorf("menu entry %d is %+v, want the hidden note line", i, e)
+			}
+		default:
+			if e.Sep || !strings.HasPrefix(e.Label, p) {
+				t.Errorf("menu entry %d is %+v, want %q", i, e, p)
+			}
 		}
 	}
 	if e, _ := find(m, "⚠"); e.Visible {
@@ -492,6 +504,23 @@ func TestTrayOverDBus(t *testing.T) {
 	_, took = c.waitMenu("the last of 200 updates", hasLabel("Link: up · 203 reconnects"))
 	t.Logf("last of a burst of 200 updates shown after %v", took)
 
+	// The VM host's note shows under the VM line while there is one.
+	const note = "waiting for the guest to answer the power button (it may still be booting)"
+	noted := st
+	noted.VM = &control.VMStatus{State: vmhost.StateStopping, Since: now, Note: note}
+	c.send(noted)
+	m, _ = c.waitMenu("the VM note", all(hasLabel("VM: stopping"), hasLabel(note)))
+	for i, e := range m {
+		if strings.HasPrefix(e.Label, "VM: stopping") && (i+1 >= len(m) || m[i+1].Label != note || !m[i+1].Visible || m[i+1].Enabled) {
+			t.Errorf("the note is not the line under the VM line, shown and not clickable: %+v", m)
+		}
+	}
+	c.send(st)
+	c.waitMenu("the note gone", func(m []entry) bool {
+		e, ok := find(m, note)
+		return hasLabel("VM: running")(m) && (!ok || !e.Visible)
+	})
+
 	// Traffic counters change without an update: the periodic refresh
 	// shows them.
 	st.Link.TxBytes, st.Link.RxBytes = 5_000_000, 7_000
@@ -538,6 +567,28 @@ func TestTrayOverDBus(t *testing.T) {
 	// Quit stops the running VM first, then the process exits cleanly.
 	c.click("Quit")
 	c.expectEvent("StopVM")
+	c.expectEvent("exit <nil>")
+	if err := c.waitExit(); err != nil {
+		t.Fatalf("the tray process exited with %v, want exit status 0", err)
+	}
+}
+
+// TestTrayLoginLocationOverDBus: "Launch at login" from an App
+// Translocation copy is not turned on, and the menu says why.
+func TestTrayLoginLocationOverDBus(t *testing.T) {
+	addr := testbus.Start(t)
+	conn := testbus.Connect(t, addr)
+	testbus.ServeWatcher(t, conn)
+	c := startChild(t, addr, conn, "VMNETBAR_TRAY_TEST_LOGIN_PLACE=translocated")
+	c.waitMenu("the login checkbox", enabled("Launch at login", true))
+	c.click("Launch at login")
+	c.waitMenu("why launch at login is off", func(m []entry) bool {
+		p, ok := find(m, "⚠ Launch at login off: macOS runs a temporary copy")
+		e, _ := find(m, "Launch at login")
+		return ok && p.Visible && e.Enabled && !e.Checked
+	})
+	// Nothing was enabled: the next event is the exit after Quit.
+	c.click("Quit")
 	c.expectEvent("exit <nil>")
 	if err := c.waitExit(); err != nil {
 		t.Fatalf("the tray process exited with %v, want exit status 0", err)

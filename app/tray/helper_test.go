@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/loginitem"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -27,7 +28,9 @@ import (
 // them; it writes one line per controller or opener call to stdout
 // ("StartVM", "StopVM", "Reconnect", "open PATH", "login on|off") and, when
 // Run returns, "exit <error or nil>". With VMNETBAR_TRAY_TEST_HOLD_STOP=1,
-// StopVM leaves the VM stopping until the line "release" comes.
+// StopVM leaves the VM stopping until the line "release" comes. With
+// VMNETBAR_TRAY_TEST_LOGIN_PLACE=translocated, the login item's program is
+// an App Translocation copy.
 const helperEnv = "VMNETBAR_TRAY_TEST_HELPER"
 
 // runHelper runs the child's tray if this process is one; it reports
@@ -49,6 +52,10 @@ func runHelper() bool {
 	log.SetOutput(os.Stderr)
 	log.SetLevel(logrus.DebugLevel)
 	login := &fakeLogin{out: out}
+	if place := os.Getenv("VMNETBAR_TRAY_TEST_LOGIN_PLACE"); place == "translocated" {
+		login.where = &loginitem.LocationProblem{Kind: loginitem.PlaceTranslocated,
+			Exe: "/private/var/folders/zz/x/T/AppTranslocation/1/d/vmnetbar.app/Contents/MacOS/vmnetbar"}
+	}
 	err := Run(ctx, c, Options{
 		ConsoleLog: os.Getenv("VMNETBAR_TRAY_TEST_CONSOLE"),
 		ConfigFile: os.Getenv("VMNETBAR_TRAY_TEST_CONFIG"),
@@ -196,10 +203,13 @@ func (c *fakeController) StopVM(ctx context.Context) error {
 }
 
 type fakeLogin struct {
-	out *lineWriter
-	mu  sync.Mutex
-	on  bool
+	out   *lineWriter
+	mu    sync.Mutex
+	on    bool
+	where *loginitem.LocationProblem // what CheckLocation reports
 }
+
+func (l *fakeLogin) CheckLocation() *loginitem.LocationProblem { return l.where }
 
 func (l *fakeLogin) Enable() error  { return l.setOn(true) }
 func (l *fakeLogin) Disable() error { return l.setOn(false) }

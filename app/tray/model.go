@@ -17,6 +17,7 @@ type ItemID int
 
 const (
 	ItemVM        ItemID = iota // header: "VM: running 2h 14m"
+	ItemVMNote                  // header: what the VM host is doing (VMStatus.Note), hidden when nothing
 	ItemLink                    // header: "Link: up · 3 reconnects · last 4m ago"
 	ItemTraffic                 // header: "↑ 1.2 GB ↓ 3.4 GB"
 	ItemProblem                 // header: the last failed action or why the link is down, hidden when none
@@ -66,6 +67,9 @@ type UIState struct {
 // maxErrorLen bounds an error message shown in a menu label.
 const maxErrorLen = 80
 
+// maxNoteLen bounds the VM host's note shown under the VM line.
+const maxNoteLen = 100
+
 // BuildModel computes the menu for a controller status at time now. It
 // is a pure function.
 func BuildModel(st control.Status, ui UIState, now time.Time) Model {
@@ -76,6 +80,11 @@ func BuildModel(st control.Status, ui UIState, now time.Time) Model {
 	m.Tooltip = "vmnetbar: " + vmShort + " · " + linkShort
 
 	m.Items[ItemVM] = Item{Label: vmLine, Visible: true}
+	var note string
+	if st.VM != nil {
+		note = truncate(st.VM.Note, maxNoteLen)
+	}
+	m.Items[ItemVMNote] = Item{Label: note, Visible: note != ""}
 	m.Items[ItemLink] = Item{Label: linkLine, Visible: true}
 	m.Items[ItemTraffic] = Item{
 		Label:   fmt.Sprintf("↑ %s ↓ %s", human.Bytes(st.Link.TxBytes), human.Bytes(st.Link.RxBytes)),

@@ -327,3 +327,33 @@ func TestModelIconForEveryState(t *testing.T) {
 		}
 	}
 }
+
+// TestModelVMNote: the VM host's note about what it is doing shows on a
+// line under the VM line, and only when there is one.
+func TestModelVMNote(t *testing.T) {
+	const note = "waiting for the guest to answer the power button (it may still be booting)"
+	st := control.Status{VM: vm(vmhost.StateStopping, 12*time.Second, ""), Link: link(netlink.StateUp, time.Minute, 0)}
+	st.VM.Note = note
+	m := BuildModel(st, allUI, now)
+	if got := m.Items[ItemVM].Label; got != "VM: stopping 12s" {
+		t.Errorf("VM line %q, want %q", got, "VM: stopping 12s")
+	}
+	if it := m.Items[ItemVMNote]; it.Label != note || !it.Visible || it.Enabled {
+		t.Errorf("note line %+v, want %q shown and not clickable", it, note)
+	}
+	// A long note is cut to one line.
+	st.VM.Note = strings.Repeat("busy\n", 40)
+	if it := m2(st).Items[ItemVMNote]; !it.Visible || strings.Contains(it.Label, "\n") || len([]rune(it.Label)) > maxNoteLen {
+		t.Errorf("long note line %q", it.Label)
+	}
+	// No note, or no VM: no line.
+	st.VM.Note = ""
+	if it := m2(st).Items[ItemVMNote]; it.Visible {
+		t.Errorf("note line %+v without a note", it)
+	}
+	if it := m2(control.Status{Link: link(netlink.StateUp, 0, 0)}).Items[ItemVMNote]; it.Visible {
+		t.Errorf("note line %+v without a VM", it)
+	}
+}
+
+func m2(st control.Status) Model { return BuildModel(st, allUI, now) }

@@ -10,9 +10,8 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
-// openCommand opens path in the user's default application (xdg-open
-// has no text-editor switch; text files open in the text default).
-func openCommand(path string, _ bool) []string { return []string{"xdg-open", path} }
+// openCommand: see openCommandFor.
+func openCommand(path string, text bool) []string { return openCommandFor("linux", path, text) }
 
 // watcherName is the bus name of the tray host (the panel) that shows
 // StatusNotifierItems.

@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/loginitem"
 	"github.com/vmnetbar/vmnetbar/assets"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -113,6 +114,7 @@ func Run(ctx context.Context, c Controller, opts Options) error {
 		return errors.New("tray: Run was already called in this process; the menu-bar icon can be shown only once")
 	}
 	t := newTray(ctx, c, opts)
+	t.sh = systrayShell{}
 	systray.Run(t.onReady, t.onExit)
 	// macOS does not call onExit after Quit: all cleanup happens here.
 	close(t.loopEnded)
@@ -144,6 +146,7 @@ type tray struct {
 	opCancel context.CancelFunc
 
 	exitTimeout time.Duration // bounds systemExit without a Closer
+	sh          shell         // the icon and menu: set before onReady
 
 	done      chan struct{}  // closed: loops end
 	loopEnded chan struct{}  // closed when systray.Run has returned
@@ -163,7 +166,7 @@ type tray struct {
 	mu sync.Mutex
 	ui UIState // guarded by mu
 
-	items [numItems]*systray.MenuItem
+	items [numItems]menuItem
 	last  Model // the model on screen; renderer only (onReady before it)
 }
 
@@ -203,26 +206,26 @@ func newTray(ctx context.Context, c Controller, opts Options) *tray {
 
 // onReady builds the menu and starts the goroutines. It returns at once:
 // on Linux the menu is not served before it does.
+//
+// Every item's click channel is made, and its forwarder started, before
+// the item is added, and every item is added before the icon is shown: on
+// macOS the status item cannot be clicked before it has an icon, and
+// systray drops a click that its item's channel cannot take at once.
 func (t *tray) onReady() {
 	t.sub, t.cancelSub = t.c.Subscribe()
 	m := BuildModel(t.c.Status(), t.uiState(), t.now())
-	setAppTitle()
-	t.setIcon(m.Icon)
-	systray.SetTooltip(m.Tooltip)
+	var clicks [numItems]chan struct{}
+	for id := range clicks {
+		clicks[id] = make(chan struct{}, clickBuffer)
+		t.loops.Add(1)
+		go t.forwardClicks(ItemID(id), clicks[id])
+	}
 	for id := ItemID(0); id < numItems; id++ {
 		if separatorBefore[id] {
-			systray.AddSeparator()
+			t.sh.AddSeparator()
 		}
 		it := m.Items[id]
-		var mi *systray.MenuItem
-		if id == ItemLogin {
-			mi = systray.AddMenuItemCheckbox(it.Label, "", it.Checked)
-		} else {
-			mi = systray.AddMenuItem(it.Label, "")
-		}
-		// Before anyone can click it: on Linux the menu is served once
-		// onReady has returned; on macOS the item appeared just now.
-		mi.ClickedCh = make(chan struct{}, clickBuffer)
+		mi := t.sh.AddItem(it.Label, id == ItemLogin, it.Checked, clicks[id])
 		if !it.Enabled {
 			mi.Disable()
 		}
@@ -232,11 +235,10 @@ func (t *tray) onReady() {
 		t.items[id] = mi
 	}
 	t.last = m
+	t.sh.SetAppTitle()
+	t.sh.SetTooltip(m.Tooltip)
+	t.setIcon(m.Icon) // last: from now on the menu can be opened (macOS)
 
-	for id, mi := range t.items {
-		t.loops.Add(1)
-		go t.forwardClicks(ItemID(id), mi.ClickedCh)
-	}
 	t.loops.Add(2)
 	go t.dispatch()
 	go t.render()
@@ -283,7 +285,7 @@ func (t *tray) supervise() {
 	// The renderer has stopped: no setter can wait for the main thread
 	// while it leaves its loop.
 	if loopRuns {
-		systray.Quit()
+		t.sh.Quit()
 	}
 }
 
@@ -490,17 +492,38 @@ func (t *tray) readLogin() {
 	t.changed()
 }
 
+// toggleLogin turns launch at login on or off. Before turning it on it
+// checks where the program is (when the LoginItem is a LocationChecker),
+// as `vmnetbar login-item on` does, and says what it found in the menu.
 func (t *tray) toggleLogin(enable bool) {
+	var where *loginitem.LocationProblem
+	if lc, ok := t.opts.LoginItem.(LocationChecker); ok && enable {
+		where = lc.CheckLocation()
+	}
+	proceed, note := loginPlan(enable, where)
+	if where != nil {
+		log := t.log.WithError(where)
+		if proceed {
+			log.Warn("launch at login turned on, but it may not work")
+		} else {
+			log.Warn("launch at login not turned on")
+		}
+	}
 	var err error
-	if enable {
+	switch {
+	case !proceed:
+	case enable:
 		err = t.opts.LoginItem.Enable()
-	} else {
+	default:
 		err = t.opts.LoginItem.Disable()
 	}
 	if err != nil {
 		t.log.WithError(err).Warn("changing the login item failed")
+		note = "Launch at login: " + err.Error()
+	}
+	if note != "" {
 		t.mu.Lock()
-		t.ui.Problem = "Launch at login: " + err.Error()
+		t.ui.Problem = note
 		t.mu.Unlock()
 	}
 	t.readLogin()
@@ -622,7 +645,7 @@ func (t *tray) apply(m Model) {
 		t.setIcon(m.Icon)
 	}
 	if m.Tooltip != t.last.Tooltip {
-		systray.SetTooltip(m.Tooltip)
+		t.sh.SetTooltip(m.Tooltip)
 	}
 	for id, it := range m.Items {
 		old, mi := t.last.Items[id], t.items[id]
@@ -660,9 +683,9 @@ func (t *tray) setIcon(i assets.Icon) {
 		t.log.WithError(err).Error("tray icon missing")
 		return
 	}
-	// macOS shows the template (it draws icons at 16 pt: the 44 px image
-	// stays sharp on Retina screens); Linux shows the coloured icon.
-	systray.SetTemplateIcon(imgs.Template2x, imgs.Regular)
+	// macOS shows the template (systray shows it at 16 pt: Template2x is
+	// the 32 px image drawn for that size); Linux shows the coloured icon.
+	t.sh.SetIcon(imgs.Template2x, imgs.Regular)
 }
 
 // openFile opens path with the system's opener; text asks for a text
