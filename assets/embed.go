@@ -33,12 +33,16 @@ const (
 // Icons lists every tray icon.
 var Icons = []Icon{IconStopped, IconBooting, IconUp, IconReconnecting, IconError}
 
-// TrayImages are one icon's PNG files.
+// TrayImages are one icon's PNG files. The coloured ones are drawn for
+// Linux panels (22 px); the templates for the macOS menu bar, where
+// systray shows the status item's image at 16x16 pt: Template2x is the
+// one to give it (32 px, sharp on Retina screens), Template the same glyph
+// at 1x.
 type TrayImages struct {
 	Regular    []byte // 22x22, coloured
 	Regular2x  []byte // 44x44, coloured
-	Template   []byte // 22x22, black + alpha
-	Template2x []byte // 44x44, black + alpha
+	Template   []byte // 16x16, black + alpha
+	Template2x []byte // 32x32, black + alpha
 }
 
 // Tray returns the PNG files of a tray icon. The slices are shared: do not

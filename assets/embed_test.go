@@ -34,8 +34,9 @@ func TestTrayIcons(t *testing.T) {
 		}{
 			{"regular", imgs.Regular, 22, false},
 			{"regular@2x", imgs.Regular2x, 44, false},
-			{"template", imgs.Template, 22, true},
-			{"template@2x", imgs.Template2x, 44, true},
+			// systray shows the macOS status item at 16x16 pt.
+			{"template", imgs.Template, 16, true},
+			{"template@2x", imgs.Template2x, 32, true},
 		} {
 			img := decode(t, string(ic)+" "+c.name, c.b)
 			if got := img.Bounds().Size(); got != image.Pt(c.size, c.size) {
@@ -65,6 +66,37 @@ func TestTrayIcons(t *testing.T) {
 			if !c.template && coloured == 0 {
 				t.Errorf("%s %s: no colour in a regular image", ic, c.name)
 			}
+		}
+	}
+}
+
+// TestTemplateIconsSharp checks that the macOS menu-bar icons are drawn
+// for 32 px rather than scaled down from a larger glyph: on a glyph whose
+// edges fall on the pixel grid, most covered pixels are fully opaque. A
+// glyph drawn for 22 or 44 px and rendered at 32 px has about half its
+// pixels blurred into partial alpha.
+func TestTemplateIconsSharp(t *testing.T) {
+	for _, ic := range Icons {
+		imgs, err := Tray(ic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := decode(t, string(ic)+" template@2x", imgs.Template2x)
+		b := img.Bounds()
+		solid, partial := 0, 0
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				switch _, _, _, a := img.At(x, y).RGBA(); {
+				case a == 0xffff:
+					solid++
+				case a > 0:
+					partial++
+				}
+			}
+		}
+		if frac := float64(partial) / float64(solid+partial); frac > 0.4 {
+			t.Errorf("%s template@2x: %d of %d covered pixels (%.0f%%) are partly transparent: the glyph is blurred, not drawn for 32 px",
+				ic, partial, solid+partial, frac*100)
 		}
 	}
 }

@@ -75,7 +75,8 @@ func TestMakeRun(t *testing.T) {
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				t.Fatalf("make run ended before the link came up; stderr:\n%s", stderr.String())
+				err := <-exited // stderr is complete once Wait has returned
+				t.Fatalf("make run ended (%v) before the link came up; stderr:\n%s", err, stderr.String())
 			}
 			t.Log(l)
 			up = strings.Contains(l, "vm=running link=up")

@@ -19,24 +19,10 @@ run=${RUN_DIR:-$root/.run}
 say() { echo "make run: $*" >&2; }
 
 # 1. Packages: QEMU, busybox and cpio for the guest, dbus for the tray.
-pkgs=(qemu-system-x86 busybox-static cpio dbus)
-missing=()
-for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	sudo=()
-	if [[ $(id -u) != 0 ]]; then
-		command -v sudo >/dev/null || { say "install ${missing[*]} first (apt-get install ${missing[*]}) or run as root"; exit 2; }
-		sudo=(sudo)
-	fi
-	say "installing ${missing[*]}"
-	"${sudo[@]}" apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+APT_INSTALL_FOR="make run" scripts/apt-install.sh qemu-system-x86 busybox-static cpio dbus
 
 # 2. vmnetbar, gvproxy and the guest.
-make --no-print-directory build tools >&2
+make --no-print-directory build gvproxy >&2
 mapfile -t guest < <(internal/testguest/build.sh)
 kernel=${guest[0]} initrd=${guest[1]}
 gvproxy=$root/.tools/bin/gvproxy

@@ -2,8 +2,8 @@
 //
 //	icons/<state>.png            22x22, coloured (Linux tray)
 //	icons/<state>@2x.png         44x44, coloured
-//	icons/<state>-template.png   22x22, black + alpha (macOS template image)
-//	icons/<state>-template@2x.png
+//	icons/<state>-template.png   16x16, black + alpha (macOS template image)
+//	icons/<state>-template@2x.png 32x32, black + alpha (what the menu bar shows)
 //	appicon.png                  1024x1024 (source of the macOS .icns)
 //
 // Run it from the assets directory (go generate does): go run ./gen.
@@ -48,15 +48,16 @@ func Files() (map[string][]byte, error) {
 	for _, st := range States {
 		for _, v := range []struct {
 			suffix   string
+			g        *glyph
 			size     int
 			template bool
 		}{
-			{"", 22, false},
-			{"@2x", 44, false},
-			{"-template", 22, true},
-			{"-template@2x", 44, true},
+			{"", &linux, 22, false},
+			{"@2x", &linux, 44, false},
+			{"-template", &mac, 16, true},
+			{"-template@2x", &mac, 32, true},
 		} {
-			b, err := encode(trayIcon(st, v.size, v.template))
+			b, err := encode(trayIcon(v.g, st, v.size, v.template))
 			if err != nil {
 				return nil, fmt.Errorf("%s%s: %w", st, v.suffix, err)
 			}
@@ -167,26 +168,88 @@ var (
 	appBelow = color.NRGBA{R: 0x12, G: 0x36, B: 0x7a, A: 255}
 )
 
-// Tray glyph geometry, on a 22-unit grid.
-const (
-	unit = 22.0
+// glyph is the tray glyph's geometry on a unit x unit grid: a monitor
+// (rounded frame, neck, foot), three dots for booting and a badge at the
+// bottom right for the other states' marks. The marks are drawn relative
+// to the badge's centre and radius.
+type glyph struct {
+	unit float64
+
+	outer, inner   rect // the frame: outer edge, screen
+	neck, foot     rect
+	outerR, innerR float64
+	footR          float64
+
+	dotsX       []float64 // booting: the dots' centres
+	dotsY, dotR float64
+
 	// badge: centre and radius of the state mark, and the radius of the
 	// clear gap cut around it into the monitor.
-	badgeX, badgeY, badgeR, badgeGap = 16.6, 15.6, 4.4, 5.9
-)
+	badgeX, badgeY, badgeR, badgeGap float64
+	// reconnecting: a ring (inner radius; outer radius badgeR) open
+	// between two angles (degrees, 0 = right, 90 = up), with an arrow head
+	// (a triangle, vertices relative to the badge centre) at one end.
+	ringIn  float64
+	ringGap [2]float64
+	arrow   [3][2]float64
+	// error: the exclamation mark's bar (half width, top and bottom,
+	// relative to the centre) and dot (centre offset and radius).
+	barW, barTop, barBot, excDotY, excDotR float64
+}
+
+type rect struct{ x0, y0, x1, y1 float64 }
+
+// linux is the 22-unit glyph of the coloured icons (Linux panels draw
+// tray icons at 22 px and more) and of the app icon.
+var linux = glyph{
+	unit:   22,
+	outer:  rect{1.5, 2.5, 20.5, 15.5},
+	inner:  rect{3.2, 4.2, 18.8, 13.8},
+	neck:   rect{9.8, 15.5, 12.2, 18},
+	foot:   rect{6.2, 17.6, 15.8, 19.6},
+	outerR: 2.2, innerR: 0.8, footR: 1,
+	dotsX: []float64{7, 11, 15}, dotsY: 9, dotR: 1.45,
+	badgeX: 16.6, badgeY: 15.6, badgeR: 4.4, badgeGap: 5.9,
+	ringIn: 2.6, ringGap: [2]float64{35, 100},
+	arrow: [3][2]float64{{3.9, -3.3}, {0.3, -5.8}, {0.3, -0.9}},
+	barW:  0.75, barTop: -3.1, barBot: 0.7, excDotY: 2.3, excDotR: 0.85,
+}
+
+// mac is the glyph of the macOS template icons. systray shows the status
+// item's image at 16x16 pt, so the glyph is drawn for 16 pt (16 px, and
+// 32 px on Retina screens) with its straight edges on the half-point grid:
+// every edge falls on a pixel boundary at 2x, most of them at 1x too.
+var mac = glyph{
+	unit:   16,
+	outer:  rect{0.5, 1.5, 15.5, 11.5},
+	inner:  rect{2, 3, 14, 10},
+	neck:   rect{7, 11.5, 9, 13},
+	foot:   rect{4, 13, 12, 14.5},
+	outerR: 2, innerR: 0.5, footR: 0.75,
+	dotsX: []float64{5, 8, 11}, dotsY: 6.5, dotR: 1,
+	badgeX: 12, badgeY: 11.5, badgeR: 3.5, badgeGap: 4.5,
+	// The arrow head's base stands across the ring's top end, reaching
+	// 1.5 units beyond the ring's middle on each side; its tip points
+	// clockwise along the ring.
+	ringIn: 2, ringGap: [2]float64{30, 90},
+	arrow: [3][2]float64{{1.75, -2.75}, {0, -4.25}, {0, -1.25}},
+	barW:  0.5, barTop: -2.5, barBot: 0.5, excDotY: 1.75, excDotR: 0.75,
+}
 
 // monitor reports whether a point is on the monitor glyph: a rounded
 // frame, a neck and a foot.
-func monitor(x, y float64) bool {
-	outer := roundRect(x, y, 1.5, 2.5, 20.5, 15.5, 2.2)
-	inner := roundRect(x, y, 3.2, 4.2, 18.8, 13.8, 0.8)
-	neck := x >= 9.8 && x <= 12.2 && y >= 15.5 && y <= 18
-	foot := roundRect(x, y, 6.2, 17.6, 15.8, 19.6, 1)
+func (g *glyph) monitor(x, y float64) bool {
+	o, i, n, f := g.outer, g.inner, g.neck, g.foot
+	outer := roundRect(x, y, o.x0, o.y0, o.x1, o.y1, g.outerR)
+	inner := roundRect(x, y, i.x0, i.y0, i.x1, i.y1, g.innerR)
+	neck := x >= n.x0 && x <= n.x1 && y >= n.y0 && y <= n.y1
+	foot := roundRect(x, y, f.x0, f.y0, f.x1, f.y1, g.footR)
 	return (outer && !inner) || neck || foot
 }
 
-// trayIcon draws one state's tray icon. template draws black + alpha.
-func trayIcon(state string, size int, template bool) *image.NRGBA {
+// trayIcon draws one state's tray icon on the glyph's grid. template
+// draws black + alpha.
+func trayIcon(g *glyph, state string, size int, template bool) *image.NRGBA {
 	body, mark := slate, black
 	switch state {
 	case "stopped":
@@ -204,30 +267,30 @@ func trayIcon(state string, size int, template bool) *image.NRGBA {
 		body, mark = black, black
 	}
 	hasBadge := state == "up" || state == "reconnecting" || state == "error"
-	return rasterize(size, unit, 8, func(x, y float64) color.NRGBA {
+	return rasterize(size, g.unit, 8, func(x, y float64) color.NRGBA {
 		if hasBadge {
 			switch {
-			case !disc(x, y, badgeX, badgeY, badgeGap):
+			case !disc(x, y, g.badgeX, g.badgeY, g.badgeGap):
 				// outside the badge area: the monitor below
 			case state == "up":
-				if disc(x, y, badgeX, badgeY, badgeR) {
+				if disc(x, y, g.badgeX, g.badgeY, g.badgeR) {
 					return mark
 				}
 				return none
 			case state == "reconnecting":
-				return reconnectMark(x, y, mark)
+				return g.reconnectMark(x, y, mark)
 			case state == "error":
-				return errorMark(x, y, mark, template)
+				return g.errorMark(x, y, mark, template)
 			}
 		}
 		if state == "booting" {
-			for _, cx := range []float64{7, 11, 15} {
-				if disc(x, y, cx, 9, 1.45) {
+			for _, cx := range g.dotsX {
+				if disc(x, y, cx, g.dotsY, g.dotR) {
 					return mark
 				}
 			}
 		}
-		if monitor(x, y) {
+		if g.monitor(x, y) {
 			return body
 		}
 		return none
@@ -235,29 +298,18 @@ func trayIcon(state string, size int, template bool) *image.NRGBA {
 }
 
 // reconnectMark is a ring with a gap and an arrow head: a circular arrow.
-func reconnectMark(x, y float64, c color.NRGBA) color.NRGBA {
-	dx, dy := x-badgeX, y-badgeY
+func (g *glyph) reconnectMark(x, y float64, c color.NRGBA) color.NRGBA {
+	dx, dy := x-g.badgeX, y-g.badgeY
 	d := math.Hypot(dx, dy)
 	ang := math.Atan2(-dy, dx) * 180 / math.Pi // 0 = right, 90 = up
-	const rOut, rIn = 4.4, 2.6
-	// Arrow head at the end of the ring (angle 100 deg), pointing
-	// counter-clockwise.
-	if arrowHead(x, y) {
+	a := g.arrow
+	if inTriangle(dx, dy, a[0][0], a[0][1], a[1][0], a[1][1], a[2][0], a[2][1]) {
 		return c
 	}
-	if d <= rOut && d >= rIn && !(ang > 35 && ang < 100) {
+	if d <= g.badgeR && d >= g.ringIn && !(ang > g.ringGap[0] && ang < g.ringGap[1]) {
 		return c
 	}
 	return none
-}
-
-// arrowHead is a triangle at the top of the ring.
-func arrowHead(x, y float64) bool {
-	// Vertices on the 22-unit grid.
-	ax, ay := badgeX+3.9, badgeY-3.3 // outer tip pointing right-down
-	bx, by := badgeX+0.3, badgeY-5.8
-	cx, cy := badgeX+0.3, badgeY-0.9
-	return inTriangle(x, y, ax, ay, bx, by, cx, cy)
 }
 
 func inTriangle(x, y, ax, ay, bx, by, cx, cy float64) bool {
@@ -274,12 +326,13 @@ func inTriangle(x, y, ax, ay, bx, by, cx, cy float64) bool {
 
 // errorMark is a filled dot with an exclamation mark (white in colour,
 // cut out in the template).
-func errorMark(x, y float64, c color.NRGBA, template bool) color.NRGBA {
-	if !disc(x, y, badgeX, badgeY, badgeR+0.3) {
+func (g *glyph) errorMark(x, y float64, c color.NRGBA, template bool) color.NRGBA {
+	bx, by := g.badgeX, g.badgeY
+	if !disc(x, y, bx, by, g.badgeR+0.3) {
 		return none
 	}
-	bar := roundRect(x, y, badgeX-0.75, badgeY-3.1, badgeX+0.75, badgeY+0.7, 0.6)
-	dot := disc(x, y, badgeX, badgeY+2.3, 0.85)
+	bar := roundRect(x, y, bx-g.barW, by+g.barTop, bx+g.barW, by+g.barBot, math.Min(0.6, g.barW))
+	dot := disc(x, y, bx, by+g.excDotY, g.excDotR)
 	if bar || dot {
 		if template {
 			return none
@@ -299,12 +352,13 @@ func appIcon(size int) *image.NRGBA {
 			return none
 		}
 		// The tray glyph scaled into the body (22 units -> 600 px).
-		gx, gy := (x-212)*unit/600, (y-200)*unit/600
-		if disc(gx, gy, badgeX, badgeY, badgeGap) {
-			if disc(gx, gy, badgeX, badgeY, badgeR) {
+		g := &linux
+		gx, gy := (x-212)*g.unit/600, (y-200)*g.unit/600
+		if disc(gx, gy, g.badgeX, g.badgeY, g.badgeGap) {
+			if disc(gx, gy, g.badgeX, g.badgeY, g.badgeR) {
 				return green
 			}
-		} else if monitor(gx, gy) {
+		} else if g.monitor(gx, gy) {
 			return white
 		}
 		t := (y - 100) / 824
