@@ -11,8 +11,11 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // maxAnswer bounds an answer (or one watch line) read from a server.
@@ -44,12 +47,16 @@ func (c *Client) Path() string { return c.path }
 // Status returns the server's current status.
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var st Status
+	start := time.Now()
 	resp, err := c.do(ctx, http.MethodGet, "/v1/status")
 	if err != nil {
 		return st, err
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&st); err != nil {
+		if ctx.Err() != nil {
+			return st, c.ctxError(ctx, start)
+		}
 		return st, fmt.Errorf("reading the status from %s: %w", c.path, err)
 	}
 	return st, nil
@@ -116,14 +123,18 @@ func (c *Client) action(ctx context.Context, path string) error {
 // do sends a request and returns a 200 response; any other answer becomes
 // an *Error carrying the server's message.
 func (c *Client) do(ctx context.Context, method, path string) (*http.Response, error) {
+	if err := c.checkPath(); err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://vmnetbar"+path, nil)
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, c.ctxError(ctx, start)
 		}
 		return nil, c.dialError(err)
 	}
@@ -137,6 +148,54 @@ func (c *Client) do(ctx context.Context, method, path string) (*http.Response, e
 		eb.Error = fmt.Sprintf("%s %s answered %s: %s", method, path, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil, &Error{Code: resp.StatusCode, Message: eb.Error}
+}
+
+// checkPath refuses, before any dial, a socket path too long for a socket
+// address and a fallback directory that is not private (ErrNotPrivate).
+func (c *Client) checkPath() error {
+	if len(c.path) > MaxSocketPathLen {
+		return fmt.Errorf("%w: %s is %d bytes, the limit is %d (macOS's sun_path is 104 bytes); pass a shorter --control PATH", ErrPathTooLong, c.path, len(c.path), MaxSocketPathLen)
+	}
+	if needsPrivateDir(c.path) {
+		err := checkPrivateDir(filepath.Dir(c.path), os.Getuid())
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w (no control socket at %s)", ErrNotRunning, c.path)
+		}
+		return err
+	}
+	return nil
+}
+
+// NoAnswerError is returned when the server did not answer before the
+// caller's deadline. It wraps context.DeadlineExceeded.
+type NoAnswerError struct {
+	Path  string        // the control socket
+	After time.Duration // how long the client waited
+}
+
+func (e *NoAnswerError) Error() string {
+	return fmt.Sprintf("vmnetbar at %s did not answer within %s; is it hung? Check its log", e.Path, e.After)
+}
+
+func (e *NoAnswerError) Unwrap() error { return context.DeadlineExceeded }
+
+// ctxError explains why a request that began at start ended with ctx.
+func (c *Client) ctxError(ctx context.Context, start time.Time) error {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ctx.Err()
+	}
+	after := time.Since(start)
+	if d, ok := ctx.Deadline(); ok {
+		after = d.Sub(start)
+	}
+	// The deadline was set a moment before start: round up, so a 5 s
+	// timeout reads "5s", not "4.99s".
+	unit := 10 * time.Millisecond
+	if after >= time.Second {
+		unit = 100 * time.Millisecond
+	}
+	after = max(0, (after+unit-1)/unit*unit)
+	return &NoAnswerError{Path: c.path, After: after}
 }
 
 // dialError explains a failed request in terms of the socket.

@@ -20,7 +20,12 @@ import (
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(attackEnv); dir != "" {
+		os.Exit(runAttacker(dir))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // fakeBackend is a Backend whose status the test sets.
 type fakeBackend struct {
@@ -148,6 +153,12 @@ func testLogger(t *testing.T) logrus.FieldLogger {
 // returns the socket path and a function that stops the server.
 func serve(t *testing.T, b Backend) (string, func()) {
 	t.Helper()
+	return serveServer(t, NewServer(b, testLogger(t)))
+}
+
+// serveServer is serve for a server the test has configured.
+func serveServer(t *testing.T, srv *Server) (string, func()) {
+	t.Helper()
 	path := shortTempDir(t) + "/c.sock"
 	l, err := Listen(path)
 	if err != nil {
@@ -155,7 +166,7 @@ func serve(t *testing.T, b Backend) (string, func()) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- NewServer(b, testLogger(t)).Serve(ctx, l) }()
+	go func() { done <- srv.Serve(ctx, l) }()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {

@@ -23,10 +23,13 @@ var ErrInUse = errors.New("another instance is serving")
 const probeTimeout = time.Second
 
 // Listen creates the control socket at path with mode 0600 and returns its
-// listener. The parent directory is created (mode 0700) when missing. A stale
-// socket (one nobody answers on) is replaced; a live one is an error wrapping
-// ErrInUse, as is
-// any other kind of file at path. Closing the listener removes the socket.
+// listener. The parent directory is created (mode 0700) when missing. The
+// per-user fallback directory in the temporary directory (see
+// DefaultSocketPath) must moreover be the user's own, mode 0700 and no
+// symbolic link, else the error wraps ErrNotPrivate. A stale socket (one
+// nobody answers on) is replaced; a live one is an error wrapping ErrInUse,
+// as is any other kind of file at path. Closing the listener removes the
+// socket.
 func Listen(path string) (net.Listener, error) {
 	if path == "" {
 		return nil, fmt.Errorf("control socket path is empty: pass a path such as %s", filepath.Join(os.TempDir(), "vmnetbar.sock"))
@@ -34,7 +37,13 @@ func Listen(path string) (net.Listener, error) {
 	if len(path) > MaxSocketPathLen {
 		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d (macOS's sun_path is 104 bytes); choose a shorter path", ErrPathTooLong, path, len(path), MaxSocketPathLen)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if needsPrivateDir(path) {
+		// The per-user fallback in the shared temporary directory: anyone
+		// could have made it first.
+		if err := makePrivateDir(filepath.Dir(path)); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating the control socket's directory: %w", err)
 	}
 	if err := removeStale(path); err != nil {

@@ -3,7 +3,6 @@ package control
 import (
 	"fmt"
 	"path/filepath"
-	"strconv"
 )
 
 // MaxSocketPathLen is the longest socket path Listen accepts: macOS's
@@ -49,12 +48,14 @@ func macSocketPath(home, tmp string, uid int) (string, error) {
 }
 
 // shortEnough returns p if it fits in a socket address, else the per-user
-// fallback in the temporary directory.
+// fallback in the temporary directory. Listen and the client accept that
+// fallback only as a directory of the user's own with mode 0700 (see
+// ErrNotPrivate).
 func shortEnough(p, tmp string, uid int) (string, error) {
 	if len(p) <= MaxSocketPathLen {
 		return p, nil
 	}
-	fb := filepath.Join(tmp, appName+"-"+strconv.Itoa(uid), socketName)
+	fb := filepath.Join(fallbackDir(tmp, uid), socketName)
 	if len(fb) > MaxSocketPathLen {
 		return "", fmt.Errorf("cannot choose a control socket path: both %s and %s are longer than %d bytes; pass a shorter --control PATH", p, fb, MaxSocketPathLen)
 	}

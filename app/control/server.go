@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -19,17 +20,55 @@ import (
 
 const (
 	// shutdownGrace is how long Serve lets requests in flight finish once
-	// its context has ended; after it, connections are closed.
-	shutdownGrace = 300 * time.Millisecond
+	// its context has ended; after it, connections are closed. Watch
+	// streams use it to send their last status.
+	shutdownGrace = time.Second
 	// watchWriteTimeout bounds one event write to a watch client, so a
 	// client that stops reading is dropped instead of holding a goroutine.
 	watchWriteTimeout = 10 * time.Second
-	// readHeaderTimeout bounds how long a client may take to send headers.
-	readHeaderTimeout = 10 * time.Second
+	// answerWriteTimeout bounds writing any other answer.
+	answerWriteTimeout = 10 * time.Second
+	// maxBody is the largest request body the server reads (no route takes
+	// one; a body is read and ignored).
+	maxBody = 64 << 10
 )
 
-// Server serves the control API for one Backend.
+// Defaults for the Server's limits.
+const (
+	// DefaultMaxConns is how many connections the control API serves at
+	// once (watch streams, idle keep-alive connections and half-sent
+	// requests included). Beyond it a new connection is answered 503 and
+	// closed. The API thus holds at most DefaultMaxConns+17 descriptors
+	// (with its listener and up to 16 connections being refused), so a
+	// file-descriptor limit well above that leaves the link room to
+	// redial.
+	DefaultMaxConns = 128
+	// DefaultHeaderTimeout bounds how long a client may take to send a
+	// request's headers.
+	DefaultHeaderTimeout = 5 * time.Second
+	// DefaultBodyTimeout bounds how long a client may take to send a
+	// request's body once its headers are in.
+	DefaultBodyTimeout = 5 * time.Second
+	// DefaultIdleTimeout is how long a keep-alive connection may wait for
+	// its next request. A watch stream is not idle: it lasts as long as
+	// its client reads it.
+	DefaultIdleTimeout = time.Minute
+)
+
+// Server serves the control API for one Backend. Its exported fields may be
+// set before Serve; their zero values mean the defaults above.
 type Server struct {
+	// MaxConns caps the connections open at once (DefaultMaxConns).
+	MaxConns int
+	// HeaderTimeout bounds reading a request's headers
+	// (DefaultHeaderTimeout).
+	HeaderTimeout time.Duration
+	// BodyTimeout bounds reading a request's body (DefaultBodyTimeout).
+	BodyTimeout time.Duration
+	// IdleTimeout closes keep-alive connections that send no next request
+	// in time (DefaultIdleTimeout).
+	IdleTimeout time.Duration
+
 	b      Backend
 	log    logrus.FieldLogger
 	routes map[string]route
@@ -53,18 +92,26 @@ func NewServer(b Backend, log logrus.FieldLogger) *Server {
 	return s
 }
 
-// Serve answers requests on l until ctx ends, then closes open watch
-// streams, lets other requests finish briefly, closes l and returns nil.
-// It returns an error if l fails first. Every goroutine it started has
-// ended when it returns.
+// Serve answers requests on l until ctx ends, then ends open watch streams
+// (each with the backend's last status), lets other requests finish
+// briefly, closes l and returns nil. It returns an error if l fails first.
+// Every goroutine it started has ended when it returns.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	t := &tracker{h: s}
+	t := &tracker{h: s, bodyTimeout: orDefault(s.BodyTimeout, DefaultBodyTimeout)}
+	maxConns := s.MaxConns
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
 	srv := &http.Server{
 		Handler:           t,
-		ReadHeaderTimeout: readHeaderTimeout,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          log.New(logWriter{s.log}, "", 0),
+		ReadHeaderTimeout: orDefault(s.HeaderTimeout, DefaultHeaderTimeout),
+		IdleTimeout:       orDefault(s.IdleTimeout, DefaultIdleTimeout),
+		BaseContext: func(net.Listener) context.Context {
+			return context.WithValue(ctx, serveCtxKey{}, ctx)
+		},
+		ErrorLog: log.New(logWriter{s.log}, "", 0),
 	}
+	l = newLimitListener(l, maxConns, s.log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 
@@ -85,13 +132,32 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return serveErr
 }
 
-// tracker counts running handlers so Serve can wait for them, and refuses
-// requests that arrive once the server is closing.
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// serveCtxKey keys Serve's own context in every request's context, so a
+// handler can tell the server stopping from its client leaving.
+type serveCtxKey struct{}
+
+// serverStopping reports whether the Serve call that took r is ending.
+func serverStopping(r *http.Request) bool {
+	ctx, ok := r.Context().Value(serveCtxKey{}).(context.Context)
+	return ok && ctx.Err() != nil
+}
+
+// tracker counts running handlers so Serve can wait for them, refuses
+// requests that arrive once the server is closing, and reads each request's
+// body within the body timeout before the handler runs.
 type tracker struct {
-	h       http.Handler
-	mu      sync.Mutex
-	closing bool
-	running sync.WaitGroup
+	h           http.Handler
+	bodyTimeout time.Duration
+	mu          sync.Mutex
+	closing     bool
+	running     sync.WaitGroup
 }
 
 func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -104,7 +170,43 @@ func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.running.Add(1)
 	t.mu.Unlock()
 	defer t.running.Done()
+	if !t.readBody(w, r) {
+		return
+	}
 	t.h.ServeHTTP(w, r)
+}
+
+// readBody reads and drops r's body (no route takes one) within the body
+// timeout, so a request is complete before anything acts on it. It answers
+// the request and returns false when the body is too large or too slow.
+func (t *tracker) readBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(t.bodyTimeout))
+	_, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody))
+	if err == nil {
+		// At the body's end net/http clears the read deadline (it starts
+		// its own read to notice the client leaving), so the deadline
+		// cannot end the context of a long action such as a VM stop.
+		return true
+	}
+	// net/http drains what is left of the body after the answer: make
+	// that fail at once, so the connection closes now.
+	rc.SetReadDeadline(time.Unix(1, 0))
+	w.Header().Set("Connection", "close")
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is over %d bytes; the control API takes no request body", maxBody))
+	case errors.As(err, &ne) && ne.Timeout():
+		writeError(w, http.StatusRequestTimeout, fmt.Sprintf("the request body did not arrive within %s; send the whole request at once (no route takes a body)", t.bodyTimeout))
+	default:
+		writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+	}
+	return false
 }
 
 func (t *tracker) closeAndWait() {
@@ -177,9 +279,17 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			if !serverStopping(r) {
+				return // the client left
+			}
+			// An update may be pending: the select chooses at random
+			// among ready cases. Whatever it was, the backend's status
+			// now is the last word.
+			s.sendLast(send)
 			return
 		case st, ok := <-updates:
 			if !ok {
+				s.sendLast(send) // the backend shut down
 				return
 			}
 			if err := send(st); err != nil {
@@ -187,6 +297,14 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	}
+}
+
+// sendLast sends the backend's current status on a watch stream that is
+// ending, unless the client already has it.
+func (s *Server) sendLast(send func(Status) error) {
+	if err := send(s.b.Status()); err != nil {
+		s.log.WithError(err).Debug("control: watch client gone before the last status")
 	}
 }
 
@@ -229,6 +347,12 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
+// errorJSON is the body of an error answer.
+func errorJSON(msg string) []byte {
+	b, _ := json.Marshal(errorBody{Error: msg})
+	return append(b, '\n')
+}
+
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, errorBody{Error: msg})
 }
@@ -238,6 +362,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	if err != nil {
 		code = http.StatusInternalServerError
 		b, _ = json.Marshal(errorBody{Error: "encoding the answer: " + err.Error()})
+	}
+	if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(answerWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return // the connection is gone
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
