@@ -120,6 +120,9 @@ func startCLI(t *testing.T, files []*os.File, pipeStdout bool, args ...string) *
 	p.cmd.Env = childEnv()
 	p.cmd.ExtraFiles = files
 	p.cmd.Stderr = p.stderr
+	// Its own process group, as a terminal gives a job: a test can signal
+	// the group the way a terminal hangup or Ctrl-C does.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var w *os.File
 	if pipeStdout {
 		r, pw, err := os.Pipe()
@@ -166,6 +169,25 @@ func (p *proc) signal(t *testing.T, sig syscall.Signal) (time.Duration, int) {
 	}
 	took := p.wait(t, 10*time.Second)
 	return took, p.code
+}
+
+// signalGroup sends sig to the process's whole process group, as a
+// terminal does on a hangup or Ctrl-C.
+func (p *proc) signalGroup(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != nil {
+		t.Fatalf("signal %v to the process group: %v", sig, err)
+	}
+}
+
+// running reports whether the process still runs.
+func (p *proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // wait waits up to timeout for the process to exit and returns how long it

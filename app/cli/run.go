@@ -6,12 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -21,6 +17,7 @@ import (
 	"github.com/vmnetbar/vmnetbar/app/controller"
 	"github.com/vmnetbar/vmnetbar/app/internal/human"
 	"github.com/vmnetbar/vmnetbar/netlink"
+	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
 func init() {
@@ -75,7 +72,7 @@ func runApp(name string, args []string, env Env) int {
 	if fs.NArg() > 0 {
 		return fail(ExitUsage, "unexpected argument %q: vmnetbar %s takes only flags; run 'vmnetbar %s -h'", fs.Arg(0), name, name)
 	}
-	var lvl logrus.Level
+	lvl := logrus.InfoLevel
 	if *level != "" {
 		l, err := parseLevel(*level)
 		if err != nil {
@@ -84,31 +81,61 @@ func runApp(name string, args []string, env Env) int {
 		lvl = l
 	}
 
-	// Signals are caught from here on, before anyone can reach the app.
-	// The first one starts the shutdown; a second one ends the process at
-	// once (the default action), also while the tray stops the VM.
-	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stopSignals()
-	context.AfterFunc(ctx, stopSignals)
-
 	paths, err := config.DefaultPaths()
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
 	}
+	// The log opens first, so that everything after it is in the file too.
+	log, out := newAppLogger(env.Stderr, paths.LogFile(), lvl)
+	defer out.close()
+	fail = func(code int, format string, a ...any) int {
+		msg := fmt.Sprintf(format, a...)
+		fmt.Fprintf(env.Stderr, "vmnetbar: %s\n", msg)
+		var b strings.Builder
+		fmt.Fprintf(&b, "time=%q level=error msg=%q\n", time.Now().Format(time.RFC3339), "vmnetbar did not start: "+msg)
+		out.toFileOnly([]byte(b.String()))
+		return code
+	}
+
+	// Signals are caught from here on, before anyone can reach the app;
+	// the first SIGINT, SIGTERM or SIGQUIT starts the shutdown (see
+	// catchSignals).
+	ctx, shutdown := context.WithCancel(context.Background())
+	defer shutdown()
+	stopSignals := catchSignals(log, shutdown)
+	defer stopSignals()
+
+	// One app per user: the lock is in the state directory, so it does not
+	// depend on where the control socket is.
+	release, err := lockInstance(paths.StateDir)
+	if err != nil {
+		return fail(ExitFailure, "%v", err)
+	}
+	defer release()
+
 	cfgFile := *cfgFlag
 	if cfgFile == "" {
 		cfgFile = paths.ConfigFile
 	}
-	cfg, err := config.Load(cfgFile, config.DefaultOptions(paths))
+	opts := config.DefaultOptions(paths)
+	cfg, err := config.Load(cfgFile, opts)
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
 	}
 	if *level == "" {
-		lvl = cfg.LogLevel
+		log.SetLevel(cfg.LogLevel)
 	}
-
-	log, closeLog := newAppLogger(env.Stderr, paths.LogFile(), lvl)
-	defer closeLog()
+	// Everything that can be checked before anything starts is checked
+	// now (the host's CPUs and memory, the files, KVM): a VM that cannot
+	// start is refused at launch, naming the line to fix.
+	if err := checkVM(cfg); err != nil {
+		return fail(ExitUsage, "%v", err)
+	}
+	// QEMU directories that older versions left behind when they ended
+	// abnormally (this instance holds the lock: none is in use by it).
+	if err := vmhost.RemoveStaleRuntime(log); err != nil {
+		log.WithError(err).Warn("cannot remove a stale VM runtime directory")
+	}
 	if cfg.MACGenerated {
 		log.WithFields(logrus.Fields{"mac": cfg.VM.MAC.String(), "config": cfg.File}).Info("generated the VM's MAC address and saved it in the configuration")
 	}
@@ -119,8 +146,7 @@ func runApp(name string, args []string, env Env) int {
 	}
 	listener, err := control.Listen(sockPath)
 	if errors.Is(err, control.ErrInUse) {
-		fmt.Fprintf(env.Stderr, "vmnetbar already runs: its control socket is %s\n", sockPath)
-		return ExitFailure
+		return fail(ExitFailure, "already running: another vmnetbar serves the control socket %s", sockPath)
 	}
 	if err != nil {
 		return fail(ExitFailure, "%v", err)
@@ -130,12 +156,20 @@ func runApp(name string, args []string, env Env) int {
 
 	ctrl, err := controller.New(controller.Options{
 		VMConfig: cfg.VMConfig(),
-		Link: netlink.Config{
-			Socket:         cfg.Network.Socket,
-			InitialBackoff: cfg.Reconnect.InitialBackoff,
-			MaxBackoff:     cfg.Reconnect.MaxBackoff,
+		Link:     linkConfig(cfg),
+		Logger:   log.WithField("component", "controller"),
+		// Every start reads the configuration again, so "fix it, then
+		// start the VM" works without restarting the app.
+		Reload: func() (vmhost.Config, netlink.Config, error) {
+			c, err := config.Load(cfgFile, opts)
+			if err == nil {
+				err = checkVM(c)
+			}
+			if err != nil {
+				return vmhost.Config{}, netlink.Config{}, err
+			}
+			return c.VMConfig(), linkConfig(c), nil
 		},
-		Logger: log.WithField("component", "controller"),
 	})
 	if err != nil {
 		listener.Close()
@@ -159,7 +193,7 @@ func runApp(name string, args []string, env Env) int {
 		go func() {
 			defer bg.Done()
 			if err := ctrl.StartVM(ctx); err != nil {
-				log.WithError(err).Error("starting the VM failed; fix the cause, then start it from the menu or with 'vmnetbar start'")
+				log.WithError(err).Error("starting the VM failed; fix the cause, then start it from the menu or with 'vmnetbar start' (a start reads the configuration file again)")
 			}
 		}()
 	}
@@ -167,20 +201,18 @@ func runApp(name string, args []string, env Env) int {
 	runErr := error(nil)
 	if *headless {
 		log.Info("running headless")
-		printStatusLines(ctx, env.Stdout, ctrl, time.Now, statusRefresh)
+		printStatusLines(ctx, env.Stdout, ctrl, time.Now, statusRefresh, log)
 	} else {
 		runErr = runTray(ctx, ctrl, cfg, *cfgFlag, log)
 		if isTrayUnavailable(runErr) {
 			log.Warnf("no tray available (%s); running headless", trayReason(runErr))
 			runErr = nil
-			printStatusLines(ctx, env.Stdout, ctrl, time.Now, statusRefresh)
+			printStatusLines(ctx, env.Stdout, ctrl, time.Now, statusRefresh, log)
 		} else if errors.Is(runErr, context.Canceled) {
 			runErr = nil
 		}
 	}
 
-	// A second SIGINT or SIGTERM from here on ends the process at once.
-	stopSignals()
 	log.Info("stopping vmnetbar: shutting the VM down if it runs")
 	bg.Wait()
 	code := ExitOK
@@ -202,26 +234,38 @@ func runApp(name string, args []string, env Env) int {
 }
 
 // newAppLogger logs to w and appends to the log file (created with its
-// directory when missing). Without a usable log file it logs to w only and
-// says so.
-func newAppLogger(w io.Writer, file string, lvl logrus.Level) (*logrus.Logger, func()) {
+// directory when missing; rotated at maxLogSize). Without a usable log file
+// it logs to w only and says so. A failing w (a closed pipe) is dropped
+// and the log goes on in the file.
+func newAppLogger(w io.Writer, file string, lvl logrus.Level) (*logrus.Logger, *logOutput) {
 	log := logrus.New()
 	log.SetLevel(lvl)
-	log.SetOutput(w)
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		log.WithError(err).Warn("cannot create the log directory: logging to standard error only")
-		return log, func() {}
-	}
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	out := &logOutput{stderr: w}
+	log.SetOutput(out)
+	f, err := openLogFile(file, maxLogSize)
 	if err != nil {
-		log.WithError(err).Warn("cannot open the log file: logging to standard error only")
-		return log, func() {}
+		log.WithError(err).Warn("logging to standard error only")
+		return log, out
 	}
-	log.SetOutput(io.MultiWriter(w, f))
+	out.mu.Lock()
+	out.file = f
+	out.mu.Unlock()
 	log.WithField("file", file).Debug("logging to file")
-	return log, func() {
-		log.SetOutput(w)
-		f.Close()
+	return log, out
+}
+
+// checkVM checks cfg's VM against the host (everything but its network
+// socketpair), naming the file and line of each problem.
+func checkVM(cfg *config.Config) error {
+	return cfg.Locate(cfg.VMConfig().Check())
+}
+
+// linkConfig is the network link's part of cfg.
+func linkConfig(cfg *config.Config) netlink.Config {
+	return netlink.Config{
+		Socket:         cfg.Network.Socket,
+		InitialBackoff: cfg.Reconnect.InitialBackoff,
+		MaxBackoff:     cfg.Reconnect.MaxBackoff,
 	}
 }
 
@@ -235,8 +279,11 @@ const statusRefresh = 10 * time.Second
 //	2026-11-25T22:30:01Z vm=running link=up reconnects=2 tx=1.2MB rx=3.4MB drops=0
 //
 // Every refresh (0: never) it also prints the status if the line changed,
-// so the traffic counters move while the states stay.
-func printStatusLines(ctx context.Context, w io.Writer, b control.Backend, now func() time.Time, refresh time.Duration) {
+// so the traffic counters move while the states stay. When a write to w
+// fails (its reader went away) it logs that once and prints no more, but
+// still returns only when ctx ends or b shuts down: a closed standard
+// output never ends the app.
+func printStatusLines(ctx context.Context, w io.Writer, b control.Backend, now func() time.Time, refresh time.Duration, log logrus.FieldLogger) {
 	sub, cancel := b.Subscribe()
 	defer cancel()
 	var tick <-chan time.Time
@@ -252,7 +299,13 @@ func printStatusLines(ctx context.Context, w io.Writer, b control.Backend, now f
 			return
 		}
 		last = line
-		fmt.Fprintf(w, "%s %s\n", now().UTC().Format(time.RFC3339), line)
+		if w == nil {
+			return
+		}
+		if _, err := fmt.Fprintf(w, "%s %s\n", now().UTC().Format(time.RFC3339), line); err != nil {
+			log.WithError(err).Warn("standard output is closed: no more status lines (vmnetbar and the VM keep running; 'vmnetbar watch' follows the status)")
+			w = nil
+		}
 	}
 	emit(b.Status())
 	for {

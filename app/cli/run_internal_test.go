@@ -3,10 +3,18 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/netlink"
@@ -86,7 +94,7 @@ func TestPrintStatusLines(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		printStatusLines(context.Background(), &out, b, now, 0)
+		printStatusLines(context.Background(), &out, b, now, 0, discardLog())
 	}()
 	b.set(vmhost.StateStopped) // unchanged: no line
 	b.set(vmhost.StateStarting)
@@ -107,7 +115,7 @@ func TestPrintStatusLines(t *testing.T) {
 	done = make(chan struct{})
 	go func() {
 		defer close(done)
-		printStatusLines(ctx, &out, b2, now, 0)
+		printStatusLines(ctx, &out, b2, now, 0, discardLog())
 	}()
 	cancel()
 	select {
@@ -128,7 +136,7 @@ func TestPrintStatusLinesRefreshesCounters(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		printStatusLines(ctx, &out, b, time.Now, time.Millisecond)
+		printStatusLines(ctx, &out, b, time.Now, time.Millisecond, discardLog())
 	}()
 	defer func() {
 		cancel()
@@ -153,5 +161,145 @@ func TestPrintStatusLinesRefreshesCounters(t *testing.T) {
 	}
 	if n := strings.Count(out.String(), "\n"); n != 2 {
 		t.Fatalf("%d lines, want 2 (unchanged lines are not repeated): %q", n, out.String())
+	}
+}
+
+func discardLog() logrus.FieldLogger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
+
+// failingWriter fails every write, like a pipe whose reader went away.
+type failingWriter struct {
+	mu     sync.Mutex
+	writes int
+}
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes++
+	return 0, syscall.EPIPE
+}
+
+// A closed standard output never ends the printer (and so the headless
+// app): it logs once, writes no more and returns only when the app ends.
+func TestPrintStatusLinesSurvivesClosedOutput(t *testing.T) {
+	b := &fakeBackend{sub: make(chan control.Status)}
+	b.st = control.Status{VM: &control.VMStatus{State: vmhost.StateStopped}, Link: netlink.Status{State: netlink.StateStopped}}
+	var logBuf lockedBuffer
+	log := logrus.New()
+	log.SetOutput(&logBuf)
+	out := &failingWriter{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		printStatusLines(ctx, out, b, time.Now, 0, log)
+	}()
+	b.set(vmhost.StateStarting)
+	b.set(vmhost.StateRunning) // the printer read the previous update: it is still running
+	select {
+	case <-done:
+		t.Fatal("the printer returned when standard output closed")
+	default:
+	}
+	cancel()
+	<-done
+	if out.writes != 1 || strings.Count(logBuf.String(), "standard output is closed") != 1 {
+		t.Fatalf("%d writes after the first failure, log:\n%s", out.writes, logBuf.String())
+	}
+}
+
+func TestLogFileRotates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "logs", "vmnetbar.log")
+	f, err := openLogFile(path, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := []byte(strings.Repeat("x", 39) + "\n") // 40 bytes
+	for i := 0; i < 7; i++ {
+		if _, err := f.Write(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	// 7 lines of 40 bytes with a 100-byte cap: rotated before the 3rd,
+	// 5th and 7th; FILE.1 holds lines 5 and 6 (the older ones are gone),
+	// FILE line 7.
+	cur, _ := os.ReadFile(path)
+	old, _ := os.ReadFile(path + ".1")
+	if len(cur) != 40 || len(old) != 80 {
+		t.Fatalf("current %d bytes, rotated %d bytes; want 40 and 80", len(cur), len(old))
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("log file mode: %v %v", fi.Mode(), err)
+	}
+	// A file already over the cap at start is rotated before use.
+	if err := os.WriteFile(path, bytes.Repeat(line, 5), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err = openLogFile(path, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(line)
+	f.Close()
+	if cur, _ := os.ReadFile(path); len(cur) != 40 {
+		t.Fatalf("an over-size log was not rotated at open: %d bytes", len(cur))
+	}
+	// Not a regular file: refused.
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openLogFile(fifo, 100); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("fifo as log file: %v", err)
+	}
+}
+
+// A closed standard error moves the log to the file alone, saying so once.
+func TestLogOutputSurvivesClosedStderr(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vmnetbar.log")
+	stderr := &failingWriter{}
+	log, out := newAppLogger(stderr, path, logrus.InfoLevel)
+	log.Info("one")
+	log.Info("two")
+	out.close()
+	data, _ := os.ReadFile(path)
+	s := string(data)
+	if stderr.writes != 1 || !strings.Contains(s, "msg=one") || !strings.Contains(s, "msg=two") || strings.Count(s, "standard error is closed") != 1 {
+		t.Fatalf("stderr written %d times; log file:\n%s", stderr.writes, s)
+	}
+}
+
+func TestLockInstance(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	release, err := lockInstance(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flock locks belong to the open file: a second open in this process
+	// conflicts just as another process would.
+	_, err = lockInstance(dir)
+	var ar *errAlreadyRunning
+	if !errors.As(err, &ar) || ar.pid != os.Getpid() || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second lock: %v", err)
+	}
+	release()
+	release2, err := lockInstance(dir)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	release2()
+	// A symbolic link in place of the lock file is refused.
+	lock := filepath.Join(dir, instanceLockName)
+	os.Remove(lock)
+	if err := os.Symlink(filepath.Join(t.TempDir(), "elsewhere"), lock); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockInstance(dir); err == nil {
+		t.Fatal("a symbolic link as the lock file was accepted")
 	}
 }

@@ -172,13 +172,20 @@ func TestRunHeadlessSingleInstanceAndSIGTERM(t *testing.T) {
 		t.Fatal("no status line on stdout")
 	}
 
-	// One instance per user.
-	r := runCLI(t, "run", "--headless")
-	if r.code != ExitFailure || !strings.Contains(r.stderr, "vmnetbar already runs: its control socket is "+d.sock) {
-		t.Fatalf("second instance: exit %d, stderr %q", r.code, r.stderr)
+	// One instance per user, wherever the control socket would be: also
+	// with XDG_RUNTIME_DIR unset, which moves the control socket.
+	for _, env := range [][]string{nil, {"XDG_RUNTIME_DIR="}} {
+		r := runCLIEnv(t, env, "run", "--headless")
+		want := fmt.Sprintf("vmnetbar: already running for this user (pid %d holds %s)", p.cmd.Process.Pid, filepath.Join(d.root, "s", "vmnetbar", "vmnetbar.lock"))
+		if r.code != ExitFailure || !strings.Contains(r.stderr, want) {
+			t.Fatalf("second instance (env %q): exit %d, stderr %q, want %q", env, r.code, r.stderr, want)
+		}
+	}
+	if log, _ := os.ReadFile(d.logFile); !strings.Contains(string(log), "vmnetbar did not start: already running for this user") {
+		t.Errorf("the refused second instance is not in the log file:\n%s", log)
 	}
 	// The status client reaches the running app through the same paths.
-	r = runCLI(t, "status", "--json")
+	r := runCLI(t, "status", "--json")
 	var st control.Status
 	if r.code != ExitOK || json.Unmarshal([]byte(r.stdout), &st) != nil || st.VM == nil || st.VM.State != vmhost.StateStopped {
 		t.Fatalf("status --json: exit %d, %q", r.code, r.stdout)
@@ -321,26 +328,95 @@ func TestRunGuest(t *testing.T) {
 	}
 }
 
-// TestRunGuestSIGTERMStopsVM checks that SIGTERM with a running VM powers
-// the guest off before the app exits 0.
-func TestRunGuestSIGTERMStopsVM(t *testing.T) {
-	d, _, console := guestApp(t, testguest.Options{}, false)
-	p := startCLI(t, nil, false, "run", "--headless")
+// TestRunGuestSurvivesHangupAndClosedOutput is the hostile user's run:
+// a headless app piped into `head -1` (standard output closed after the
+// first line), a terminal hangup (SIGHUP to the whole process group) and a
+// daemon restart while nobody reads: the guest keeps running and pinging.
+// Then SIGTERM twice: the second changes nothing, the guest still powers
+// off gracefully and the app exits 0.
+func TestRunGuestSurvivesHangupAndClosedOutput(t *testing.T) {
+	d, daemon, console := guestApp(t, testguest.Options{Forever: true, Interval: 200 * time.Millisecond}, true)
+	p := startCLI(t, nil, true, "run", "--headless")
+	first := bufio.NewReader(p.stdout)
+	if _, err := first.ReadString('\n'); err != nil {
+		t.Fatalf("no first status line: %v; stderr:\n%s", err, p.stderr.String())
+	}
+	p.stdout.Close() // head -1 exits
 	d.waitServing(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if _, err := testguest.WaitLog(ctx, console, p.done, "the guest ready", func(l testguest.Log) bool { return l.ACPID && l.Ready }); err != nil {
+	if _, err := testguest.WaitLog(ctx, console, p.done, "the guest ready and pinging", func(l testguest.Log) bool {
+		return l.ACPID && l.Ready && l.OKPings() >= 1
+	}); err != nil {
 		t.Fatalf("%v; stderr:\n%s", err, p.stderr.String())
 	}
-	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
-		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+
+	p.signalGroup(t, syscall.SIGHUP)
+	// A status change makes the app write to the closed standard output.
+	if err := daemon.Kill(); err != nil {
+		t.Fatal(err)
 	}
-	l, _ := testguest.ReadLog(console)
-	if l.PowerOff == "" {
+	waitFor(t, "the app to notice its closed standard output", func() bool {
+		return strings.Contains(p.stderr.String(), "standard output is closed")
+	})
+	waitFor(t, "the SIGHUP log line", func() bool { return strings.Contains(p.stderr.String(), "SIGHUP: ignored") })
+	before, _ := testguest.ReadLog(console)
+	if _, err := testguest.WaitLog(ctx, console, p.done, "pings after the hangup and the daemon restart", func(l testguest.Log) bool {
+		return l.OKPings() >= before.OKPings()+2
+	}); err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, p.stderr.String())
+	}
+	if l, _ := testguest.ReadLog(console); l.Boots != 1 || l.PowerOff != "" {
+		t.Fatalf("the guest was disturbed: %s", l.Summary())
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the graceful stop to begin", func() bool { return strings.Contains(p.stderr.String(), "SIGTERM: stopping the VM gracefully") })
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if p.wait(t, 60*time.Second); p.code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM twice; stderr:\n%s", p.code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "already stopping the VM gracefully") {
+		t.Errorf("the second SIGTERM was not logged:\n%s", p.stderr.String())
+	}
+	if l, _ := testguest.ReadLog(console); l.PowerOff == "" {
 		t.Fatalf("the guest did not power off cleanly: %s", l.Summary())
 	}
 	if strings.Contains(p.stderr.String(), "killing QEMU") {
 		t.Fatalf("the VM was forced off:\n%s", p.stderr.String())
+	}
+}
+
+// TestRunSurvivesClosedOutputAndSignals: without a guest, every signal a
+// terminal or a careless user sends (SIGHUP and SIGPIPE to the process
+// group) and a closed standard output leave the app serving; standard
+// error closing too only moves the log to the file.
+func TestRunSurvivesClosedOutputAndSignals(t *testing.T) {
+	d := isolate(t)
+	d.idleConfig(t)
+	p := startCLI(t, nil, true, "run", "--headless")
+	if _, err := bufio.NewReader(p.stdout).ReadString('\n'); err != nil {
+		t.Fatalf("no first status line: %v", err)
+	}
+	p.stdout.Close()
+	d.waitServing(t, p)
+	p.signalGroup(t, syscall.SIGHUP)
+	p.signalGroup(t, syscall.SIGPIPE)
+	// A failing start changes the status: a line is written to the
+	// closed standard output.
+	runCLI(t, "start")
+	waitFor(t, "the app to notice its closed standard output", func() bool {
+		return strings.Contains(p.stderr.String(), "standard output is closed")
+	})
+	if r := runCLI(t, "status", "--json"); r.code != ExitOK || !p.running() {
+		t.Fatalf("after SIGHUP, SIGPIPE and a closed stdout: status exit %d, app running %v; stderr:\n%s", r.code, p.running(), p.stderr.String())
+	}
+	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
 	}
 }
 
@@ -359,5 +435,65 @@ func TestRunAfterCrash(t *testing.T) {
 	d.waitServing(t, p2)
 	if _, code := p2.signal(t, syscall.SIGTERM); code != ExitOK {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p2.stderr.String())
+	}
+}
+
+// TestRunRefusesAVMThatCannotStart: what the host can check before anything
+// starts (CPUs, memory, the kernel file) is refused at launch with exit 2,
+// naming the file, the line and the key, instead of an app that runs with
+// the VM in error.
+func TestRunRefusesAVMThatCannotStart(t *testing.T) {
+	for _, tc := range []struct{ name, vm, want string }{
+		{"cpus", "  cpus: 64\n", "line 3: vm.cpus is 64"},
+		{"memory", "  memory: 65536GiB\n", "line 3: vm.memory is 64TiB"},
+		{"empty kernel", "", "vm.kernel"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := isolate(t)
+			kernel := filepath.Join(d.root, "vmlinuz")
+			content := []byte("not a kernel")
+			if tc.name == "empty kernel" {
+				content = nil
+			}
+			if err := os.WriteFile(kernel, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			d.writeConfig(t, fmt.Sprintf("vm:\n  kernel: %s\n%snetwork:\n  socket: %s\nautostart_vm: false\n",
+				kernel, tc.vm, filepath.Join(d.root, "daemon.sock")))
+			r := runCLI(t, "run", "--headless")
+			if r.code != ExitUsage || !strings.Contains(r.stderr, d.configFile) || !strings.Contains(r.stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 naming %s and %q", r.code, r.stderr, d.configFile, tc.want)
+			}
+			if _, err := os.Stat(d.sock); err == nil {
+				t.Fatal("the refused app left a control socket")
+			}
+		})
+	}
+}
+
+// TestStartReadsTheConfigurationAgain: 'vmnetbar start' uses the
+// configuration file as it is now, so "fix it, then start" works without
+// restarting the app, and a file broken meanwhile is reported by the start.
+func TestStartReadsTheConfigurationAgain(t *testing.T) {
+	d := isolate(t)
+	d.idleConfig(t)
+	p := startCLI(t, nil, false, "run", "--headless")
+	d.waitServing(t, p)
+	cfg, err := os.ReadFile(d.configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.writeConfig(t, strings.Replace(string(cfg), "vm:\n", "vm:\n  cpus: 64\n", 1))
+	r := runCLI(t, "start")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "vm.cpus is 64") {
+		t.Fatalf("start after the file changed: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runCLI(t, "status", "--json")
+	var st control.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.VM.State != vmhost.StateError || !strings.Contains(st.VM.Error, "vm.cpus is 64") {
+		t.Fatalf("status after the refused start: %q (%v)", r.stdout, err)
+	}
+	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
 	}
 }

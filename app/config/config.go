@@ -8,9 +8,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -40,6 +42,9 @@ type Config struct {
 	// MACGenerated is true when vm.mac was absent and Load generated one
 	// and wrote it to File.
 	MACGenerated bool
+
+	// lines maps each dotted key set in File to the line of its value.
+	lines map[string]int
 }
 
 // VM is the vm: section.
@@ -89,6 +94,26 @@ const (
 	MaxMTU = vmhost.MaxMTU
 	// MaxCPUs bounds vm.cpus; the hypervisor may allow fewer.
 	MaxCPUs = 256
+	// MinMemory is the smallest vm.memory; the largest is the host's
+	// (checked by the VM host when the VM starts).
+	MinMemory = vmhost.MinMemory
+	// MaxStopTimeout bounds vm.stop_timeout: quitting waits that long for
+	// the guest before forcing it off.
+	MaxStopTimeout = time.Hour
+	// MinInitialBackoff bounds reconnect.initial_backoff and
+	// reconnect.max_backoff from below: a shorter wait between redials
+	// spins a CPU core and floods the log while the daemon is down. It is
+	// the netlink package's own minimum.
+	MinInitialBackoff = netlink.MinInitialBackoff
+	// MaxMaxBackoff bounds reconnect.max_backoff (and so
+	// reconnect.initial_backoff): with a longer wait the link would stay
+	// down for that long after the daemon is back.
+	MaxMaxBackoff = time.Minute
+	// MaxSocketPathLen is the longest network.socket path: macOS's
+	// sun_path holds 104 bytes including the terminating NUL (Linux's
+	// 108); the same limit is used everywhere, as app/control's
+	// MaxSocketPathLen does for the control socket.
+	MaxSocketPathLen = 103
 )
 
 // ReadmeHint points users at the example configuration.
@@ -134,7 +159,12 @@ func (e *Error) Error() string {
 	}
 	if e.Key != "" {
 		b.WriteString(e.Key)
-		b.WriteString(": ")
+		// "vm.kernel is not set", but "vm.cpus: 0 is out of range".
+		if strings.HasPrefix(e.Msg, "is ") {
+			b.WriteString(" ")
+		} else {
+			b.WriteString(": ")
+		}
 	}
 	b.WriteString(e.Msg)
 	return b.String()
@@ -198,6 +228,8 @@ type parser struct {
 	file string
 	dir  string
 	home string
+	// vals maps each dotted key seen to its value node.
+	vals map[string]*yaml.Node
 }
 
 func (p *parser) errf(key string, n *yaml.Node, format string, args ...any) *Error {
@@ -208,17 +240,31 @@ func (p *parser) errf(key string, n *yaml.Node, format string, args ...any) *Err
 	return e
 }
 
+// keyErrf is errf on the line of key's value (no line when the key is not
+// in the file).
+func (p *parser) keyErrf(key string, format string, args ...any) *Error {
+	return p.errf(key, p.vals[key], format, args...)
+}
+
+// lineOf describes where key is set: " (line N)", or "" when it is not.
+func (p *parser) lineOf(key string) string {
+	if n := p.vals[key]; n != nil {
+		return fmt.Sprintf(" (line %d)", n.Line)
+	}
+	return ""
+}
+
 func parse(file string, data []byte, opts Options) (*Config, *yaml.Node, error) {
-	p := &parser{file: file, dir: filepath.Dir(file), home: opts.Home}
+	p := &parser{file: file, dir: filepath.Dir(file), home: opts.Home, vals: map[string]*yaml.Node{}}
 	if p.home == "" {
 		p.home, _ = os.UserHomeDir()
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, &Error{File: file, Err: err,
-			Msg: fmt.Sprintf("not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))}
+		return nil, nil, yamlError(file, data, err)
 	}
-	if doc.Kind == 0 || len(doc.Content) == 0 {
+	// A file of comments, a bare "---" or a lone null is empty too.
+	if doc.Kind == 0 || len(doc.Content) == 0 || isNull(deref(doc.Content[0])) {
 		return nil, nil, &Error{File: file, Msg: fmt.Sprintf("the file is empty: set at least vm.kernel and network.socket (%s)", ReadmeHint)}
 	}
 	root := deref(doc.Content[0])
@@ -262,8 +308,12 @@ func parse(file string, data []byte, opts Options) (*Config, *yaml.Node, error) 
 			return nil, nil, err
 		}
 	}
-	if err := p.finish(c, opts, root); err != nil {
+	if err := p.finish(c, opts); err != nil {
 		return nil, nil, err
+	}
+	c.lines = make(map[string]int, len(p.vals))
+	for k, n := range p.vals {
+		c.lines[k] = n.Line
 	}
 	return c, &doc, nil
 }
@@ -301,6 +351,7 @@ func (p *parser) mapping(path string, n *yaml.Node) ([]keyValue, error) {
 			return nil, p.errf(full, k, "set twice: keep one")
 		}
 		seen[k.Value] = true
+		p.vals[full] = v
 		out = append(out, keyValue{key: k.Value, path: full, keyN: k, val: v})
 	}
 	return out, nil
@@ -351,9 +402,17 @@ func (p *parser) leaf(c *Config, kv keyValue) error {
 		if err != nil || s == "" {
 			return err
 		}
+		const allowed = "use a size from 64MiB up to the host's memory, e.g. 1GiB or 512MiB"
 		size, err := vmhost.ParseSize(s)
-		if err != nil || size == 0 {
-			return p.errf(kv.path, kv.val, "%q is not a size (use e.g. 1GiB or 512MiB)", s)
+		switch {
+		case err != nil && strings.Contains(err.Error(), "too large"):
+			return p.errf(kv.path, kv.val, "%q is too large (%s)", s, allowed)
+		case err != nil:
+			return p.errf(kv.path, kv.val, "%q is not a size (%s)", s, allowed)
+		case size < MinMemory:
+			return p.errf(kv.path, kv.val, "%q is too small (%s)", s, allowed)
+		case size%vmhost.MiB != 0:
+			return p.errf(kv.path, kv.val, "%q is not a whole number of MiB (use e.g. %s)", s, vmhost.FormatSize((size/vmhost.MiB+1)*vmhost.MiB))
 		}
 		c.VM.Memory = size
 	case "vm.mac":
@@ -378,35 +437,37 @@ func (p *parser) leaf(c *Config, kv keyValue) error {
 			return p.errf(kv.path, kv.val, "%q is not an accelerator (use auto, kvm or tcg)", s)
 		}
 	case "vm.stop_timeout":
-		return p.duration(kv, &c.VM.StopTimeout, "30s or 2m")
+		return p.duration(kv, &c.VM.StopTimeout, durationRange{
+			min: time.Nanosecond, max: MaxStopTimeout, example: "30s or 2m",
+			whyMax: "quitting would wait that long for the guest before forcing it off",
+		})
 	case "reconnect.initial_backoff":
-		return p.duration(kv, &c.Reconnect.InitialBackoff, "100ms or 2s")
+		return p.duration(kv, &c.Reconnect.InitialBackoff, backoffRange)
 	case "reconnect.max_backoff":
-		return p.duration(kv, &c.Reconnect.MaxBackoff, "100ms or 2s")
+		return p.duration(kv, &c.Reconnect.MaxBackoff, backoffRange)
 	}
 	return nil
 }
 
 // finish applies the defaults that depend on other keys or the machine and
 // checks the keys together.
-func (p *parser) finish(c *Config, opts Options, root *yaml.Node) error {
+func (p *parser) finish(c *Config, opts Options) error {
 	if c.VM.Kernel == "" {
-		return p.errf("vm.kernel", nil, "is not set: point it at the guest's kernel image (%s)", ReadmeHint)
+		return p.keyErrf("vm.kernel", "is not set: point it at the guest's kernel image (%s)", ReadmeHint)
 	}
 	for _, f := range []struct {
-		key, path string
-	}{{"vm.kernel", c.VM.Kernel}, {"vm.initrd", c.VM.Initrd}, {"vm.disk", c.VM.Disk}} {
+		key, path, what string
+		flag            int
+	}{
+		{"vm.kernel", c.VM.Kernel, "the guest's kernel image", os.O_RDONLY},
+		{"vm.initrd", c.VM.Initrd, "the guest's initrd, or remove the key", os.O_RDONLY},
+		{"vm.disk", c.VM.Disk, "a raw disk image you can read and write (or a block device), or remove the key", os.O_RDWR},
+	} {
 		if f.path == "" {
 			continue
 		}
-		st, err := os.Stat(f.path)
-		switch {
-		case err != nil && errors.Is(err, fs.ErrNotExist):
-			return p.errf(f.key, nil, "%s does not exist: fix the path", f.path)
-		case err != nil:
-			return &Error{File: p.file, Key: f.key, Err: err, Msg: fmt.Sprintf("cannot use %s: %v", f.path, err)}
-		case st.IsDir():
-			return p.errf(f.key, nil, "%s is a directory: point it at a file", f.path)
+		if err := p.checkFile(f.key, f.path, f.what, f.flag); err != nil {
+			return err
 		}
 	}
 	if c.VM.ConsoleLog == "" {
@@ -418,7 +479,7 @@ func (p *parser) finish(c *Config, opts Options, root *yaml.Node) error {
 	}
 	if c.Network.Socket == "" {
 		if len(opts.SocketCandidates) == 0 {
-			return p.errf("network.socket", nil, "is not set: point it at your socket_vmnet-compatible daemon's socket")
+			return p.keyErrf("network.socket", "is not set: point it at your socket_vmnet-compatible daemon's socket")
 		}
 		for _, s := range opts.SocketCandidates {
 			if _, err := os.Stat(s); err == nil {
@@ -427,15 +488,85 @@ func (p *parser) finish(c *Config, opts Options, root *yaml.Node) error {
 			}
 		}
 		if c.Network.Socket == "" {
-			return p.errf("network.socket", nil, "is not set and no socket_vmnet socket exists at %s: install and start socket_vmnet, or set network.socket",
+			return p.keyErrf("network.socket", "is not set and no socket_vmnet socket exists at %s: install and start socket_vmnet, or set network.socket",
 				strings.Join(opts.SocketCandidates, ", "))
 		}
 	}
-	if c.Reconnect.MaxBackoff < c.Reconnect.InitialBackoff {
-		return p.errf("reconnect.max_backoff", nil, "%s is less than reconnect.initial_backoff (%s): make it at least as long",
-			c.Reconnect.MaxBackoff, c.Reconnect.InitialBackoff)
+	if n := len(c.Network.Socket); n > MaxSocketPathLen {
+		return p.keyErrf("network.socket", "%s is %d bytes long, but a socket path can be at most %d bytes (the sun_path limit): use a shorter path to the socket (a symbolic link works)",
+			c.Network.Socket, n, MaxSocketPathLen)
+	}
+	// Each backoff is within backoffRange (see leaf); here they are
+	// checked against each other.
+	if initial, most := c.Reconnect.InitialBackoff, c.Reconnect.MaxBackoff; most < initial {
+		if p.vals["reconnect.max_backoff"] == nil {
+			return p.keyErrf("reconnect.initial_backoff", "%s is longer than reconnect.max_backoff (%s, its default): shorten it, or set reconnect.max_backoff to at least %s",
+				formatDuration(initial), formatDuration(most), formatDuration(initial))
+		}
+		at := p.lineOf("reconnect.initial_backoff")
+		if at == "" {
+			at = " (its default)"
+		}
+		return p.keyErrf("reconnect.max_backoff", "%s is shorter than reconnect.initial_backoff, %s%s: make it at least as long",
+			formatDuration(most), formatDuration(initial), at)
 	}
 	return nil
+}
+
+// checkFile checks that path, the value of key, is a non-empty regular
+// file that can be opened with flag; with O_RDWR (a disk) a block device
+// will do too. what says what key should point at. It never blocks on a
+// named pipe.
+func (p *parser) checkFile(key, path, what string, flag int) error {
+	st, err := os.Stat(path)
+	blockOK := flag&os.O_RDWR != 0
+	isBlock := st != nil && st.Mode()&fs.ModeDevice != 0 && st.Mode()&fs.ModeCharDevice == 0
+	switch {
+	case err != nil && errors.Is(err, fs.ErrNotExist):
+		return p.keyErrf(key, "%s does not exist: fix the path", path)
+	case err != nil:
+		e := p.keyErrf(key, "cannot use %s: %v", path, err)
+		e.Err = err
+		return e
+	case st.IsDir():
+		return p.keyErrf(key, "%s is a directory: point it at %s", path, what)
+	case blockOK && isBlock:
+	case !st.Mode().IsRegular():
+		return p.keyErrf(key, "%s is not a regular file (it is a %s): point it at %s", path, fileKind(st.Mode()), what)
+	case st.Size() == 0:
+		return p.keyErrf(key, "%s is empty (0 bytes): point it at %s", path, what)
+	}
+	// O_NONBLOCK: a named pipe swapped in after the Stat does not block.
+	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		access := "read"
+		if flag&os.O_RDWR != 0 {
+			access = "read and written"
+		}
+		e := p.keyErrf(key, "cannot use %s: %v", path, err)
+		if errors.Is(err, fs.ErrPermission) {
+			e = p.keyErrf(key, "%s cannot be %s (permission denied): fix its permissions, or point it at %s", path, access, what)
+		}
+		e.Err = err
+		return e
+	}
+	_ = f.Close() // opened read-only or not written: nothing to lose
+	return nil
+}
+
+// fileKind names the type of a file that is not a regular file.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
 }
 
 // deref follows YAML aliases.
@@ -487,7 +618,12 @@ func (p *parser) integer(kv keyValue, dst *int, lo, hi int) error {
 		return err
 	}
 	v, err := strconv.Atoi(s)
-	if err != nil {
+	switch {
+	case errors.Is(err, strconv.ErrRange) && strings.HasPrefix(s, "-"):
+		return p.errf(kv.path, kv.val, "%s is too small (use a number from %d to %d)", s, lo, hi)
+	case errors.Is(err, strconv.ErrRange):
+		return p.errf(kv.path, kv.val, "%s is too large (use a number from %d to %d)", s, lo, hi)
+	case err != nil:
 		return p.errf(kv.path, kv.val, "%q is not a whole number (use a number from %d to %d)", s, lo, hi)
 	}
 	if v < lo || v > hi {
@@ -513,17 +649,65 @@ func (p *parser) boolean(kv keyValue, dst *bool) error {
 	return nil
 }
 
-func (p *parser) duration(kv keyValue, dst *time.Duration, example string) error {
+// durationRange bounds a duration key.
+type durationRange struct {
+	min, max       time.Duration
+	example        string // "30s or 2m"
+	whyMin, whyMax string // why shorter or longer is refused
+}
+
+// backoffRange bounds reconnect.initial_backoff and reconnect.max_backoff.
+var backoffRange = durationRange{
+	min: MinInitialBackoff, max: MaxMaxBackoff, example: "100ms or 2s",
+	whyMin: "a shorter wait spins a CPU core and floods the log while the daemon is down",
+	whyMax: "the link would stay down that long after the daemon is back",
+}
+
+// durationSyntax matches what time.ParseDuration accepts, whatever the
+// value: when it matches and ParseDuration fails, the value overflows.
+var durationSyntax = regexp.MustCompile(`^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
+func (p *parser) duration(kv keyValue, dst *time.Duration, r durationRange) error {
 	s, err := p.str(kv)
 	if err != nil || s == "" {
 		return err
 	}
+	why := func(reason string) string {
+		if reason == "" {
+			return ""
+		}
+		return ": " + reason
+	}
+	allowed := fmt.Sprintf("a duration from %s to %s", formatDuration(r.min), formatDuration(r.max))
+	if r.min <= time.Nanosecond {
+		allowed = "a positive duration up to " + formatDuration(r.max)
+	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return p.errf(kv.path, kv.val, "%q is not a positive duration (use e.g. %s)", s, example)
+	switch {
+	case err != nil && durationSyntax.MatchString(s) && !strings.HasPrefix(s, "-"):
+		return p.errf(kv.path, kv.val, "%q is too long (use %s, e.g. %s)", s, allowed, r.example)
+	case err != nil || d <= 0:
+		return p.errf(kv.path, kv.val, "%q is not a positive duration (use %s, e.g. %s)", s, allowed, r.example)
+	case d < r.min:
+		return p.errf(kv.path, kv.val, "%q is too short: use at least %s%s", s, formatDuration(r.min), why(r.whyMin))
+	case d > r.max:
+		return p.errf(kv.path, kv.val, "%q is too long: use at most %s%s", s, formatDuration(r.max), why(r.whyMax))
 	}
 	*dst = d
 	return nil
+}
+
+// formatDuration writes d as a user would: 1h and 1m rather than 1h0m0s
+// and 1m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // VMConfig is the vmhost configuration of the VM, without its NIC.
@@ -541,6 +725,48 @@ func (c *Config) VMConfig() vmhost.Config {
 		Accel:       c.VM.Accel,
 		StopTimeout: c.VM.StopTimeout,
 	}
+}
+
+// Locate turns errors about this configuration whose messages start with
+// a dotted key, such as vmhost.Config's checks ("vm.cpus is 64: it must be
+// between 1 and 8 (the host's CPU count)", "vm.kernel: ..."), into *Error
+// values naming File and the line where that key is set (no line when the
+// key is not in the file: its default is at fault). An errors.Join of such
+// errors becomes an errors.Join of *Error values, in the same order. An
+// error that does not start with a known key, or is an *Error already, is
+// kept as it is; nil stays nil.
+func (c *Config) Locate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := err.(*Error); ok {
+		return err
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, c.Locate(e))
+		}
+		return errors.Join(out...)
+	}
+	msg := err.Error()
+	for section, names := range keys {
+		for _, name := range names {
+			key := name
+			if section != "" {
+				key = section + "." + name
+			} else if keys[name] != nil {
+				continue // a section, not a key
+			}
+			rest, ok := strings.CutPrefix(msg, key)
+			if !ok || rest == "" || (rest[0] != ':' && rest[0] != ' ') {
+				continue
+			}
+			rest = strings.TrimSpace(strings.TrimPrefix(rest, ":"))
+			return &Error{File: c.File, Key: key, Line: c.lines[key], Msg: rest, Err: err}
+		}
+	}
+	return err
 }
 
 // insertMAC returns data with vm.mac set to mac. doc is data's node tree.

@@ -3,12 +3,14 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,6 +123,14 @@ func TestLoadKeys(t *testing.T) {
 		{"mtu", base + net + "  mtu: 9000\n", func(c *Config) bool { return c.Network.MTU == 9000 }},
 		{"backoff", base + net + "reconnect:\n  initial_backoff: 50ms\n  max_backoff: 5s\n",
 			func(c *Config) bool { return c.Reconnect == Reconnect{50 * time.Millisecond, 5 * time.Second} }},
+		{"backoff limits", base + net + "reconnect:\n  initial_backoff: 10ms\n  max_backoff: 1m\n",
+			func(c *Config) bool { return c.Reconnect == Reconnect{10 * time.Millisecond, time.Minute} }},
+		{"backoff equal", base + net + "reconnect:\n  initial_backoff: 10ms\n  max_backoff: 10ms\n",
+			func(c *Config) bool { return c.Reconnect == Reconnect{10 * time.Millisecond, 10 * time.Millisecond} }},
+		{"stop_timeout limit", base + "  stop_timeout: 1h\n" + net, func(c *Config) bool { return c.VM.StopTimeout == time.Hour }},
+		{"memory smallest", base + "  memory: 64MiB\n" + net, func(c *Config) bool { return c.VM.Memory == 64<<20 }},
+		{"socket at the limit", base + "network:\n  socket: /" + strings.Repeat("s", 102) + "\n",
+			func(c *Config) bool { return c.Network.Socket == "/"+strings.Repeat("s", 102) }},
 		{"autostart off", base + net + "autostart_vm: false\n", func(c *Config) bool { return !c.AutostartVM }},
 		{"notifications off", base + net + "notifications: no\n", func(c *Config) bool { return !c.Notifications }},
 		{"log_level", base + net + "log_level: debug\n", func(c *Config) bool { return c.LogLevel == logrus.DebugLevel }},
@@ -151,6 +161,8 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{"empty", "", "the file is empty"},
 		{"comment only", "# nothing\n", "the file is empty"},
+		{"document marker only", "---", "the file is empty"},
+		{"null only", "~\n", "the file is empty"},
 		{"not yaml", "vm: [\n", "not valid YAML"},
 		{"not a mapping", "- a\n- b\n", "must be a mapping"},
 		{"unknown top key", vm + net + "autostart: true\n", `line 6: unknown key "autostart" at the top level (known keys: vm, network, reconnect, autostart_vm, notifications, log_level)`},
@@ -159,9 +171,9 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown reconnect key", vm + net + "reconnect:\n  backoff: 1s\n", `unknown key "reconnect.backoff"`},
 		{"duplicate key", vm + "  cpus: 1\n  cpus: 2\n" + net, "vm.cpus: set twice"},
 		{"section not mapping", "vm: vmlinuz\n" + net, "vm: must be a mapping"},
-		{"kernel missing", "vm:\n  cpus: 1\n" + net, "vm.kernel: is not set: point it at the guest's kernel image"},
-		{"no vm", net, "vm.kernel: is not set"},
-		{"kernel not found", "vm:\n  kernel: nope\n" + net, "vm.kernel: " + filepath.Join(f.dir, "nope") + " does not exist"},
+		{"kernel missing", "vm:\n  cpus: 1\n" + net, "vm.kernel is not set: point it at the guest's kernel image"},
+		{"no vm", net, "vm.kernel is not set"},
+		{"kernel not found", "vm:\n  kernel: nope\n" + net, "line 2: vm.kernel: " + filepath.Join(f.dir, "nope") + " does not exist"},
 		{"kernel is dir", "vm:\n  kernel: .\n" + net, "is a directory"},
 		{"initrd not found", vm + "  initrd: /nonexistent/initrd\n" + net, "vm.initrd: /nonexistent/initrd does not exist"},
 		{"disk not found", vm + "  disk: d.raw\n" + net, "vm.disk: "},
@@ -169,20 +181,45 @@ func TestLoadErrors(t *testing.T) {
 		{"cpus words", vm + "  cpus: two\n" + net, `line 4: vm.cpus: "two" is not a whole number (use a number from 1 to 256)`},
 		{"cpus zero", vm + "  cpus: 0\n" + net, "vm.cpus: 0 is out of range"},
 		{"cpus huge", vm + "  cpus: 1000\n" + net, "vm.cpus: 1000 is out of range"},
-		{"memory bad", vm + "  memory: 1GB x\n" + net, `vm.memory: "1GB x" is not a size (use e.g. 1GiB or 512MiB)`},
-		{"memory zero", vm + "  memory: 0\n" + net, `vm.memory: "0" is not a size`},
+		{"cpus overflows", vm + "  cpus: 99999999999999999999\n" + net, "line 4: vm.cpus: 99999999999999999999 is too large (use a number from 1 to 256)"},
+		{"cpus overflows negative", vm + "  cpus: -99999999999999999999\n" + net, "line 4: vm.cpus: -99999999999999999999 is too small (use a number from 1 to 256)"},
+		{"memory bad", vm + "  memory: 1GB x\n" + net, `line 4: vm.memory: "1GB x" is not a size (use a size from 64MiB up to the host's memory, e.g. 1GiB or 512MiB)`},
+		{"memory zero", vm + "  memory: 0\n" + net, `line 4: vm.memory: "0" is too small (use a size from 64MiB up to the host's memory, e.g. 1GiB or 512MiB)`},
+		{"memory small", vm + "  memory: 63MiB\n" + net, `line 4: vm.memory: "63MiB" is too small (use a size from 64MiB`},
+		{"memory not MiB", vm + "  memory: 100000000\n" + net, `line 4: vm.memory: "100000000" is not a whole number of MiB (use e.g. 96MiB)`},
+		{"memory too large", vm + "  memory: 99999999999GiB\n" + net, `line 4: vm.memory: "99999999999GiB" is too large (use a size from 64MiB up to the host's memory, e.g. 1GiB or 512MiB)`},
 		{"mac bad", "vm:\n  kernel: vmlinuz\n  mac: zz\n" + net, `vm.mac: invalid MAC address "zz"`},
 		{"mac multicast", "vm:\n  kernel: vmlinuz\n  mac: 01:00:5e:00:00:01\n" + net, "vm.mac: MAC address 01:00:5e:00:00:01 is a multicast address"},
 		{"accel bad", vm + "  accel: hvf\n" + net, `vm.accel: "hvf" is not an accelerator (use auto, kvm or tcg)`},
-		{"stop_timeout bad", vm + "  stop_timeout: soon\n" + net, `vm.stop_timeout: "soon" is not a positive duration (use e.g. 30s or 2m)`},
+		{"stop_timeout bad", vm + "  stop_timeout: soon\n" + net, `line 4: vm.stop_timeout: "soon" is not a positive duration (use a positive duration up to 1h, e.g. 30s or 2m)`},
+		{"stop_timeout overflows", vm + "  stop_timeout: 9999999999h\n" + net, `line 4: vm.stop_timeout: "9999999999h" is too long (use a positive duration up to 1h, e.g. 30s or 2m)`},
+		{"stop_timeout long", vm + "  stop_timeout: 61m\n" + net, `line 4: vm.stop_timeout: "61m" is too long: use at most 1h: quitting would wait that long`},
 		{"stop_timeout zero", vm + "  stop_timeout: 0s\n" + net, `vm.stop_timeout: "0s" is not a positive duration`},
-		{"socket missing linux", vm, "network.socket: is not set: point it at your socket_vmnet-compatible daemon's socket"},
+		{"socket missing linux", vm, "network.socket is not set: point it at your socket_vmnet-compatible daemon's socket"},
 		{"mtu small", vm + net + "  mtu: 100\n", "network.mtu: 100 is out of range (use a number from 1280 to 65535)"},
 		{"mtu big", vm + net + "  mtu: 70000\n", "network.mtu: 70000 is out of range"},
 		{"mtu words", vm + net + "  mtu: big\n", `network.mtu: "big" is not a whole number`},
-		{"backoff bad", vm + net + "reconnect:\n  initial_backoff: fast\n", `reconnect.initial_backoff: "fast" is not a positive duration (use e.g. 100ms or 2s)`},
-		{"backoff negative", vm + net + "reconnect:\n  max_backoff: -1s\n", `reconnect.max_backoff: "-1s" is not a positive duration`},
-		{"backoff order", vm + net + "reconnect:\n  initial_backoff: 3s\n", "reconnect.max_backoff: 2s is less than reconnect.initial_backoff (3s)"},
+		{"mtu overflows", vm + net + "  mtu: 99999999999999999999\n", "line 6: network.mtu: 99999999999999999999 is too large (use a number from 1280 to 65535)"},
+		{"socket too long", vm + "network:\n  socket: /" + strings.Repeat("s", 103) + "\n",
+			"line 5: network.socket: /" + strings.Repeat("s", 103) + " is 104 bytes long, but a socket path can be at most 103 bytes (the sun_path limit): use a shorter path"},
+		{"socket relative too long", vm + "network:\n  socket: " + strings.Repeat("s", 103-len(f.dir)) + "\n",
+			"line 5: network.socket: " + filepath.Join(f.dir, strings.Repeat("s", 103-len(f.dir))) + " is 104 bytes long"},
+		{"backoff bad", vm + net + "reconnect:\n  initial_backoff: fast\n", `line 7: reconnect.initial_backoff: "fast" is not a positive duration (use a duration from 10ms to 1m, e.g. 100ms or 2s)`},
+		{"backoff negative", vm + net + "reconnect:\n  max_backoff: -1s\n", `line 7: reconnect.max_backoff: "-1s" is not a positive duration`},
+		{"backoff 1ns", vm + net + "reconnect:\n  initial_backoff: 1ns\n",
+			`line 7: reconnect.initial_backoff: "1ns" is too short: use at least 10ms: a shorter wait spins a CPU core and floods the log while the daemon is down`},
+		{"backoff 9ms", vm + net + "reconnect:\n  initial_backoff: 9ms\n", `line 7: reconnect.initial_backoff: "9ms" is too short: use at least 10ms`},
+		{"max backoff short", vm + net + "reconnect:\n  initial_backoff: 10ms\n  max_backoff: 9.5ms\n", `line 8: reconnect.max_backoff: "9.5ms" is too short: use at least 10ms`},
+		{"max backoff long", vm + net + "reconnect:\n  max_backoff: 61s\n",
+			`line 7: reconnect.max_backoff: "61s" is too long: use at most 1m: the link would stay down that long after the daemon is back`},
+		{"initial backoff long", vm + net + "reconnect:\n  initial_backoff: 2m\n  max_backoff: 3m\n", `line 7: reconnect.initial_backoff: "2m" is too long: use at most 1m`},
+		{"backoff overflows", vm + net + "reconnect:\n  max_backoff: 9999999999h\n", `line 7: reconnect.max_backoff: "9999999999h" is too long (use a duration from 10ms to 1m, e.g. 100ms or 2s)`},
+		{"backoff order", vm + net + "reconnect:\n  initial_backoff: 3s\n  max_backoff: 1s\n",
+			"line 8: reconnect.max_backoff: 1s is shorter than reconnect.initial_backoff, 3s (line 7): make it at least as long"},
+		{"backoff order, default max", vm + net + "reconnect:\n  initial_backoff: 3s\n",
+			"line 7: reconnect.initial_backoff: 3s is longer than reconnect.max_backoff (2s, its default): shorten it, or set reconnect.max_backoff to at least 3s"},
+		{"backoff order, default initial", vm + net + "reconnect:\n  max_backoff: 50ms\n",
+			"line 7: reconnect.max_backoff: 50ms is shorter than reconnect.initial_backoff, 100ms (its default): make it at least as long"},
 		{"autostart bad", vm + net + "autostart_vm: maybe\n", `autostart_vm: "maybe" is not true or false`},
 		{"notifications bad", vm + net + "notifications: 2\n", `notifications: "2" is not true or false`},
 		{"log_level bad", vm + net + "log_level: loud\n", `log_level: "loud" is not a log level`},
@@ -240,7 +277,7 @@ func TestSocketCandidates(t *testing.T) {
 
 	o.SocketCandidates = []string{missing}
 	_, err = Load(p, o)
-	if err == nil || !strings.Contains(err.Error(), "network.socket: is not set and no socket_vmnet socket exists at "+missing) {
+	if err == nil || !strings.Contains(err.Error(), "network.socket is not set and no socket_vmnet socket exists at "+missing) {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -449,5 +486,121 @@ func TestMACWrittenThroughSymlink(t *testing.T) {
 	data, _ := os.ReadFile(real)
 	if !strings.Contains(string(data), `mac: "52:54:00:aa:bb:cc"`) {
 		t.Fatalf("target not updated:\n%s", data)
+	}
+}
+
+// TestLoadFileKinds: vm.kernel and vm.initrd must be non-empty regular
+// files, vm.disk a non-empty regular file or a block device; anything else
+// is refused at load, on the key's line, and never blocks.
+func TestLoadFileKinds(t *testing.T) {
+	f := newFixture(t)
+	empty := filepath.Join(f.dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(f.dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := "vm:\n  mac: \"52:54:00:12:34:56\"\n"
+	net := "network:\n  socket: daemon.sock\n"
+	tests := []struct {
+		name, text, want string
+	}{
+		{"kernel empty", base + "  kernel: empty\n" + net,
+			"line 3: vm.kernel: " + empty + " is empty (0 bytes): point it at the guest's kernel image"},
+		{"kernel /dev/null", base + "  kernel: /dev/null\n" + net,
+			"line 3: vm.kernel: /dev/null is not a regular file (it is a character device): point it at the guest's kernel image"},
+		{"kernel fifo", base + "  kernel: fifo\n" + net,
+			"line 3: vm.kernel: " + fifo + " is not a regular file (it is a named pipe)"},
+		{"initrd empty", base + "  kernel: vmlinuz\n  initrd: empty\n" + net,
+			"line 4: vm.initrd: " + empty + " is empty (0 bytes): point it at the guest's initrd, or remove the key"},
+		{"initrd /dev/null", base + "  kernel: vmlinuz\n  initrd: /dev/null\n" + net,
+			"line 4: vm.initrd: /dev/null is not a regular file (it is a character device)"},
+		{"disk empty", base + "  kernel: vmlinuz\n\n  disk: empty\n" + net,
+			"line 5: vm.disk: " + empty + " is empty (0 bytes): point it at a raw disk image you can read and write (or a block device), or remove the key"},
+		{"disk /dev/null", base + "  kernel: vmlinuz\n  disk: /dev/null\n" + net,
+			"line 4: vm.disk: /dev/null is not a regular file (it is a character device)"},
+		{"disk directory", base + "  kernel: vmlinuz\n  disk: /\n" + net, "line 4: vm.disk: / is a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(f.write(t, tt.text), f.opts())
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v (%T), want a *config.Error", err, err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error\n  %s\ndoes not contain\n  %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadUnreadableFiles(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root can read and write any file")
+	}
+	f := newFixture(t)
+	for _, p := range []string{f.kernel, f.disk} {
+		if err := os.Chmod(p, 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	net := "network:\n  socket: daemon.sock\n"
+	_, err := Load(f.write(t, "vm:\n  disk: disk.raw\n  kernel: vmlinuz\n  mac: \"52:54:00:12:34:56\"\n"+net), f.opts())
+	if want := "line 2: vm.disk: " + f.disk + " cannot be read and written (permission denied)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+	if err := os.Chmod(f.kernel, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(f.write(t, "vm:\n  kernel: vmlinuz\n  mac: \"52:54:00:12:34:56\"\n"+net), f.opts())
+	if want := "line 2: vm.kernel: " + f.kernel + " cannot be read (permission denied)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+// TestLocate: errors from the VM host's checks, which start with the key,
+// are given the file and the line the key is set on.
+func TestLocate(t *testing.T) {
+	f := newFixture(t)
+	c, err := Load(f.write(t, minimal[:len("vm:\n")]+"  cpus: 64\n"+minimal[len("vm:\n"):]), f.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(f.dir, "config.yaml")
+	other := errors.New("nic is not set")
+	joined := errors.Join(
+		errors.New("vm.cpus is 64: it must be between 1 and 2 (the host's CPU count)"),
+		fmt.Errorf("vm.kernel: %w: set it to the path of a readable Linux kernel image", fs.ErrPermission),
+		errors.New("vm.memory is 1GiB: the largest allowed is 512MiB"),
+		other,
+	)
+	got := c.Locate(joined)
+	want := []string{
+		"config " + file + ": line 2: vm.cpus is 64: it must be between 1 and 2 (the host's CPU count)",
+		"config " + file + ": line 3: vm.kernel: permission denied: set it to the path of a readable Linux kernel image",
+		"config " + file + ": vm.memory is 1GiB: the largest allowed is 512MiB",
+		"nic is not set",
+	}
+	if got.Error() != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+	if !errors.Is(got, fs.ErrPermission) || !errors.Is(got, other) {
+		t.Error("the original errors are not wrapped")
+	}
+	var ce *Error
+	if !errors.As(got, &ce) || ce.Key != "vm.cpus" || ce.Line != 2 {
+		t.Errorf("first *Error %+v", ce)
+	}
+	if c.Locate(nil) != nil {
+		t.Error("Locate(nil) is not nil")
+	}
+	if e := c.Locate(other); e != other {
+		t.Errorf("an error without a key became %v", e)
+	}
+	if e := c.Locate(errors.New("vm.cpusx: no")); e.Error() != "vm.cpusx: no" {
+		t.Errorf("a key prefix matched: %v", e)
 	}
 }

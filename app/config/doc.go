@@ -2,16 +2,26 @@
 // directories the app writes to.
 //
 // The file is YAML. Every key is checked: an unknown key or a bad value is an
-// error naming the key and saying what to write instead. The one value the
-// app writes back is vm.mac: when it is absent a MAC address is generated
-// once and inserted into the file, keeping the user's comments and layout.
+// *Error naming the file, the line, the key and saying what to write
+// instead; a YAML syntax error names the line to fix (see yamlerr.go: the
+// yaml library's own line is often another one). Everything that can be
+// checked without starting anything is checked at load: numbers within
+// their range (too large is said so, never "not a number"), the reconnect
+// backoff between MinInitialBackoff and MaxMaxBackoff, network.socket
+// within the sun_path limit, vm.kernel and vm.initrd readable non-empty
+// regular files, vm.disk a non-empty regular file (or a block device) that
+// can be read and written. What depends on the host (CPU count, memory
+// size, KVM) is vmhost's to check; Config.Locate puts its key-prefixed
+// messages on the file's lines. The one value the app writes back is
+// vm.mac: when it is absent a MAC address is generated once and inserted
+// into the file, keeping the user's comments and layout.
 //
 // Paths follow the platform's conventions: ~/Library/... on macOS, the XDG
 // base directory variables on Linux (so a test can run an isolated instance
 // by pointing XDG_CONFIG_HOME, XDG_STATE_HOME and XDG_RUNTIME_DIR at
 // temporary directories).
 //
-// config imports the standard library, yaml, logrus (for log levels) and
-// vmhost (for its size and MAC parsers and its Config type). It holds no
-// global state.
+// config imports the standard library, yaml, logrus (for log levels),
+// netlink (for the reconnect defaults) and vmhost (for its size and MAC
+// parsers, its limits and its Config type). It holds no global state.
 package config

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// instanceLockName is the file in the state directory whose lock (flock)
+// the running app holds: one app per user, wherever its control socket is.
+const instanceLockName = "vmnetbar.lock"
+
+// errAlreadyRunning is returned by lockInstance when another app holds
+// the lock.
+type errAlreadyRunning struct {
+	file string
+	pid  int // 0 when unknown
+}
+
+func (e *errAlreadyRunning) Error() string {
+	if e.pid > 0 {
+		return fmt.Sprintf("already running for this user (pid %d holds %s): use 'vmnetbar status', or quit it from its menu or with 'kill %d'", e.pid, e.file, e.pid)
+	}
+	return fmt.Sprintf("already running for this user (another process holds %s): use 'vmnetbar status', or quit it from its menu", e.file)
+}
+
+// lockInstance takes the single-instance lock in dir (created 0700 when
+// missing) and writes this process's id into the lock file. The lock is
+// held until release is called or the process ends; a crashed app leaves
+// nothing that blocks the next one. The lock file's descriptor is
+// close-on-exec, so children (QEMU) never hold it.
+func lockInstance(dir string) (release func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the state directory for the instance lock: %w", err)
+	}
+	path := filepath.Join(dir, instanceLockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the instance lock %s: %w (remove it if it is not a regular file)", path, err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("the instance lock %s is not a regular file: remove it", path)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		f.Close()
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+		return nil, &errAlreadyRunning{file: path, pid: pid}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// Signals and the app. Nothing but SIGKILL may end the guest without its
+// graceful stop:
+//   - SIGINT, SIGTERM and SIGQUIT start the shutdown: the VM is stopped
+//     gracefully (forced off after vm.stop_timeout), then the app exits 0.
+//     Further ones while it stops are logged and change nothing.
+//   - SIGHUP (a terminal or ssh hangup, or kill -HUP) is logged and
+//     ignored: the next start reads the configuration again.
+//   - SIGPIPE (the reader of standard output or standard error went away)
+//     is ignored: the write fails instead, and the app stops writing there.
+//
+// QEMU runs in a process group of its own, so a terminal's signals never
+// reach it directly.
+var (
+	shutdownSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT}
+	ignoredSignals  = []os.Signal{syscall.SIGHUP, syscall.SIGPIPE}
+)
+
+// catchSignals handles the app's signals as described above until stop is
+// called: the first shutdown signal calls shutdown once. stop restores the
+// default actions and waits for the handler goroutine, which it owns.
+func catchSignals(log logrus.FieldLogger, shutdown func()) (stop func()) {
+	ch := make(chan os.Signal, 8)
+	signal.Notify(ch, append(append([]os.Signal{}, shutdownSignals...), ignoredSignals...)...)
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		stopping := false
+		for {
+			select {
+			case <-quit:
+				return
+			case sig := <-ch:
+				switch sig {
+				case syscall.SIGHUP:
+					log.Info("SIGHUP: ignored, vmnetbar and the VM keep running (the configuration is read again at the VM's next start)")
+				case syscall.SIGPIPE:
+					log.Debug("SIGPIPE: ignored (a reader of vmnetbar's output went away)")
+				default:
+					name := signalName(sig)
+					if stopping {
+						log.Warnf("%s: already stopping the VM gracefully (it is forced off after vm.stop_timeout); only SIGKILL ends vmnetbar at once, and it leaves the VM no graceful stop", name)
+						continue
+					}
+					stopping = true
+					log.Infof("%s: stopping the VM gracefully, then exiting", name)
+					shutdown()
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(quit)
+			<-done
+		})
+	}
+}
+
+// signalName is the signal's name as kill(1) spells it (SIGTERM), not its
+// description ("terminated").
+func signalName(sig os.Signal) string {
+	if s, ok := sig.(syscall.Signal); ok {
+		if name := unix.SignalName(s); name != "" {
+			return name
+		}
+	}
+	return sig.String()
+}
