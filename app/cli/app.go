@@ -47,11 +47,11 @@ func startNotifier(b control.Backend, enabled bool, log logrus.FieldLogger) (sto
 }
 
 // appLoginItem is the launch-at-login entry that starts this executable's
-// tray with the configuration file the app was started with (--config,
-// when given). It is nil, and the menu hides the item, when the entry cannot
-// be made.
-func appLoginItem(cfgFlag string, log logrus.FieldLogger) loginitem.Manager {
-	m, _, err := trayLoginItem(cfgFlag)
+// tray with the configuration file and control socket the app was started
+// with (--config and --control, when given). It is nil, and the menu hides
+// the item, when the entry cannot be made.
+func appLoginItem(cfgFlag, controlFlag string, log logrus.FieldLogger) loginitem.Manager {
+	m, _, err := trayLoginItem(cfgFlag, controlFlag)
 	if err != nil {
 		log.WithError(err).Warn("launch at login unavailable")
 		return nil
@@ -60,9 +60,10 @@ func appLoginItem(cfgFlag string, log logrus.FieldLogger) loginitem.Manager {
 }
 
 // trayLoginItem returns the launch-at-login entry that starts this
-// executable's tray, with --config cfgFile (made absolute) unless cfgFile is
-// "", and the executable's path.
-func trayLoginItem(cfgFile string) (loginitem.Manager, string, error) {
+// executable's tray, with --config cfgFile unless cfgFile is "" and
+// --control controlPath unless controlPath is "" (both made absolute), and
+// the executable's path.
+func trayLoginItem(cfgFile, controlPath string) (loginitem.Manager, string, error) {
 	exe, err := os.Executable()
 	if err == nil {
 		exe, err = filepath.EvalSymlinks(exe)
@@ -77,6 +78,13 @@ func trayLoginItem(cfgFile string) (loginitem.Manager, string, error) {
 			return nil, exe, fmt.Errorf("--config %q: %w", cfgFile, err)
 		}
 		args = append(args, "--config", abs)
+	}
+	if controlPath != "" {
+		abs, err := filepath.Abs(controlPath)
+		if err != nil {
+			return nil, exe, fmt.Errorf("--control %q: %w", controlPath, err)
+		}
+		args = append(args, "--control", abs)
 	}
 	m, err := loginitem.New(exe, args)
 	if err != nil {

@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/internal/human"
@@ -21,49 +22,41 @@ import (
 const (
 	queryTimeout    = 10 * time.Second
 	vmOpTimeout     = 3 * time.Minute
-	controlFlagHelp = "control socket of the vmnetbar to talk to (default: the app's)"
+	controlFlagHelp = "control socket of the vmnetbar to talk to, at `PATH` (default: the app's)"
 )
-
-func init() {
-	register(command{name: "status", summary: "show the VM and link status (--json for the raw API answer)", run: runStatus})
-	register(command{name: "reconnect", summary: "drop the socket_vmnet connection and redial", run: runReconnect})
-	register(command{name: "watch", summary: "print the status as one JSON line per change until interrupted", run: runWatch})
-	register(command{name: "start", summary: "start the VM of the running app", run: runStartVM})
-	register(command{name: "stop", summary: "stop the VM of the running app", run: runStopVM})
-}
 
 // clientCmd is the shared part of the control API's client commands.
 type clientCmd struct {
 	name    string
-	fs      *flag.FlagSet
-	control *string
+	control string
 	env     Env
 }
 
-func newClientCmd(name, usage string, env Env) *clientCmd {
-	c := &clientCmd{name: name, env: env, fs: flag.NewFlagSet(name, flag.ContinueOnError)}
-	c.fs.SetOutput(env.Stderr)
-	c.fs.Usage = func() {
-		fmt.Fprintf(c.fs.Output(), "usage: vmnetbar %s\n\nflags:\n", usage)
-		c.fs.PrintDefaults()
+// newClientCommand makes a client command whose body gets a client of the
+// control socket (--control or the app's).
+func newClientCommand(name, use, short string, env Env, code *int, body func(c *clientCmd, cl *control.Client) int) (*cobra.Command, *clientCmd) {
+	c := &clientCmd{name: name, env: env}
+	cmd := &cobra.Command{
+		Use:                   use,
+		Short:                 short,
+		Args:                  noArgs,
+		ValidArgsFunction:     completeVMNames,
+		DisableFlagsInUseLine: true,
+		RunE: runs(code, func(*cobra.Command, []string) int {
+			cl, code := c.client()
+			if cl == nil {
+				return code
+			}
+			return body(c, cl)
+		}),
 	}
-	c.control = c.fs.String("control", "", controlFlagHelp)
-	return c
+	addControlFlag(cmd, &c.control, controlFlagHelp)
+	return cmd, c
 }
 
-// parse parses args and returns a client, or the exit code to return.
-func (c *clientCmd) parse(args []string) (*control.Client, int) {
-	if err := c.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, ExitOK
-		}
-		return nil, ExitUsage
-	}
-	if c.fs.NArg() > 0 {
-		fmt.Fprintf(c.env.Stderr, "vmnetbar %s: unexpected argument %q; run 'vmnetbar %s -h'\n", c.name, c.fs.Arg(0), c.name)
-		return nil, ExitUsage
-	}
-	path := *c.control
+// client returns a client of the control socket, or the exit code to return.
+func (c *clientCmd) client() (*control.Client, int) {
+	path := c.control
 	if path == "" {
 		p, err := control.DefaultSocketPath()
 		if err != nil {
@@ -75,13 +68,18 @@ func (c *clientCmd) parse(args []string) (*control.Client, int) {
 	return control.NewClient(path), -1
 }
 
-// fail reports err and returns the exit code.
+// fail reports err and returns the exit code: bad usage (2) for a control
+// socket path that cannot be used (too long, or in a directory that is not
+// private), else 1.
 func (c *clientCmd) fail(err error) int {
 	msg := err.Error()
 	if errors.Is(err, control.ErrNotRunning) {
 		msg += "; start vmnetbar, or pass --control PATH for another instance"
 	}
 	fmt.Fprintf(c.env.Stderr, "vmnetbar %s: %s\n", c.name, msg)
+	if errors.Is(err, control.ErrNotPrivate) || errors.Is(err, control.ErrPathTooLong) {
+		return ExitUsage
+	}
 	return ExitFailure
 }
 
@@ -95,94 +93,91 @@ func signalContext(timeout time.Duration) (context.Context, func()) {
 	return tctx, func() { cancel(); stop() }
 }
 
-func runStatus(args []string, env Env) int {
-	c := newClientCmd("status", "status [--json] [--control PATH]", env)
-	asJSON := c.fs.Bool("json", false, "print the control API's JSON instead of the summary")
-	cl, code := c.parse(args)
-	if cl == nil {
-		return code
-	}
-	ctx, stop := signalContext(queryTimeout)
-	defer stop()
-	st, err := cl.Status(ctx)
-	if err != nil {
-		return c.fail(err)
-	}
-	if *asJSON {
-		b, err := json.MarshalIndent(st, "", "  ")
-		if err != nil {
+func newStatusCmd(env Env, code *int) *cobra.Command {
+	var asJSON bool
+	cmd, _ := newClientCommand("status", "status [--json] [--control PATH]",
+		"show the VM and link status (--json for the raw API answer)", env, code,
+		func(c *clientCmd, cl *control.Client) int {
+			ctx, stop := signalContext(queryTimeout)
+			defer stop()
+			st, err := cl.Status(ctx)
+			if err != nil {
+				return c.fail(err)
+			}
+			if asJSON {
+				b, err := json.MarshalIndent(st, "", "  ")
+				if err != nil {
+					return c.fail(err)
+				}
+				fmt.Fprintf(env.Stdout, "%s\n", b)
+				return ExitOK
+			}
+			writeStatus(env.Stdout, st, time.Now())
+			return ExitOK
+		})
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the control API's JSON instead of the summary")
+	return cmd
+}
+
+func newReconnectCmd(env Env, code *int) *cobra.Command {
+	cmd, _ := newClientCommand("reconnect", "reconnect [--control PATH]",
+		"drop the socket_vmnet connection and redial", env, code,
+		func(c *clientCmd, cl *control.Client) int {
+			ctx, stop := signalContext(queryTimeout)
+			defer stop()
+			if err := cl.Reconnect(ctx); err != nil {
+				return c.fail(err)
+			}
+			fmt.Fprintln(env.Stdout, "reconnect requested")
+			return ExitOK
+		})
+	return cmd
+}
+
+func newWatchCmd(env Env, code *int) *cobra.Command {
+	cmd, _ := newClientCommand("watch", "watch [--control PATH]",
+		"print the status as one JSON line per change until interrupted", env, code,
+		func(c *clientCmd, cl *control.Client) int {
+			ctx, stop := signalContext(0)
+			defer stop()
+			err := cl.Watch(ctx, func(st control.Status) error {
+				b, err := json.Marshal(st)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(env.Stdout, "%s\n", b)
+				return err
+			})
+			if ctx.Err() != nil {
+				return ExitOK // interrupted
+			}
 			return c.fail(err)
-		}
-		fmt.Fprintf(env.Stdout, "%s\n", b)
-		return ExitOK
-	}
-	writeStatus(env.Stdout, st, time.Now())
-	return ExitOK
+		})
+	return cmd
 }
 
-func runReconnect(args []string, env Env) int {
-	c := newClientCmd("reconnect", "reconnect [--control PATH]", env)
-	cl, code := c.parse(args)
-	if cl == nil {
-		return code
+// newVMActionCmd is 'vmnetbar start' or 'vmnetbar stop'.
+func newVMActionCmd(name, done string, env Env, code *int) *cobra.Command {
+	action := (*control.Client).StartVM
+	if name == "stop" {
+		action = (*control.Client).StopVM
 	}
-	ctx, stop := signalContext(queryTimeout)
-	defer stop()
-	if err := cl.Reconnect(ctx); err != nil {
-		return c.fail(err)
-	}
-	fmt.Fprintln(env.Stdout, "reconnect requested")
-	return ExitOK
-}
-
-func runWatch(args []string, env Env) int {
-	c := newClientCmd("watch", "watch [--control PATH]", env)
-	cl, code := c.parse(args)
-	if cl == nil {
-		return code
-	}
-	ctx, stop := signalContext(0)
-	defer stop()
-	err := cl.Watch(ctx, func(st control.Status) error {
-		b, err := json.Marshal(st)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(env.Stdout, "%s\n", b)
-		return err
-	})
-	if ctx.Err() != nil {
-		return ExitOK // interrupted
-	}
-	return c.fail(err)
-}
-
-func runStartVM(args []string, env Env) int {
-	return runVMAction("start", "started", (*control.Client).StartVM, args, env)
-}
-
-func runStopVM(args []string, env Env) int {
-	return runVMAction("stop", "stopped", (*control.Client).StopVM, args, env)
-}
-
-func runVMAction(name, done string, action func(*control.Client, context.Context) error, args []string, env Env) int {
-	c := newClientCmd(name, name+" [--control PATH]", env)
-	cl, code := c.parse(args)
-	if cl == nil {
-		return code
-	}
-	ctx, stop := signalContext(vmOpTimeout)
-	defer stop()
-	if err := action(cl, ctx); err != nil {
-		return c.fail(err)
-	}
-	st, err := cl.Status(ctx)
-	if err != nil || st.VM == nil {
-		fmt.Fprintf(env.Stdout, "VM %s\n", done)
-		return ExitOK
-	}
-	fmt.Fprintf(env.Stdout, "VM is %s\n", st.VM.State)
-	return ExitOK
+	cmd, _ := newClientCommand(name, name+" [--control PATH]", name+" the VM of the running app", env, code,
+		func(c *clientCmd, cl *control.Client) int {
+			ctx, stop := signalContext(vmOpTimeout)
+			defer stop()
+			if err := action(cl, ctx); err != nil {
+				return c.fail(err)
+			}
+			st, err := cl.Status(ctx)
+			if err != nil || st.VM == nil {
+				fmt.Fprintf(env.Stdout, "VM %s\n", done)
+				return ExitOK
+			}
+			fmt.Fprintf(env.Stdout, "VM is %s\n", st.VM.State)
+			return ExitOK
+		})
+	return cmd
 }
 
 // writeStatus prints the one-screen summary of st.

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -12,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
@@ -19,63 +19,57 @@ import (
 	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
-func init() {
-	register(command{
-		name:    "link",
-		summary: "forward an inherited datagram socket to socket_vmnet, reconnecting",
-		run:     runLink,
-	})
+// newLinkCmd is 'vmnetbar link'.
+func newLinkCmd(env Env, code *int) *cobra.Command {
+	var f linkFlags
+	cmd := &cobra.Command{
+		Use:                   "link --fd N --socket PATH [--control PATH] [--log-level LEVEL]",
+		Short:                 "forward an inherited datagram socket to socket_vmnet, reconnecting",
+		Long:                  linkLong,
+		Args:                  noArgs,
+		ValidArgsFunction:     cobra.NoFileCompletions,
+		DisableFlagsInUseLine: true,
+		RunE:                  runs(code, func(*cobra.Command, []string) int { return runLink(f, env) }),
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.fd, "fd", "", "number `N` of the inherited SOCK_DGRAM socket (the VM NIC's host end)")
+	fs.StringVar(&f.socket, "socket", "", "socket_vmnet's socket `PATH` (e.g. /opt/homebrew/var/run/socket_vmnet)")
+	_ = cmd.RegisterFlagCompletionFunc("fd", cobra.NoFileCompletions)
+	addControlFlag(cmd, &f.control, "serve the control API on the UNIX socket at `PATH` (default: none)")
+	addLogLevelFlag(cmd, &f.logLevel, "info", "log `LEVEL`: error, warn, info, debug or trace")
+	return cmd
 }
 
-const linkUsage = `usage: vmnetbar link --fd N --socket PATH [--control PATH] [--log-level LEVEL]
-
-Forwards the Ethernet frames of a VM's NIC between an inherited AF_UNIX
+const linkLong = `Forwards the Ethernet frames of a VM's NIC between an inherited AF_UNIX
 SOCK_DGRAM socket (one datagram per frame, as Apple's file-handle network
 attachment or QEMU's -netdev dgram use) and socket_vmnet, redialing the
 daemon whenever it restarts. Runs until SIGTERM or SIGINT (exit 0) or until
-the VM side fails (exit 1).
+the VM side fails (exit 1).`
 
-flags:
-`
+// linkFlags are the flags of 'vmnetbar link'.
+type linkFlags struct {
+	fd, socket, control, logLevel string
+}
 
 // runLink runs the standalone link.
-func runLink(args []string, env Env) int {
-	fs := flag.NewFlagSet("link", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), linkUsage)
-		fs.PrintDefaults()
-	}
-	fdFlag := fs.String("fd", "", "number of the inherited SOCK_DGRAM socket (the VM NIC's host end)")
-	socket := fs.String("socket", "", "socket_vmnet's socket path (e.g. /opt/homebrew/var/run/socket_vmnet)")
-	ctlPath := fs.String("control", "", "serve the control API on this UNIX socket (default: none)")
-	level := fs.String("log-level", "info", "log level: error, warn, info, debug or trace")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
-	}
+func runLink(f linkFlags, env Env) int {
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(env.Stderr, "vmnetbar link: "+format+"\n", a...)
 		return ExitUsage
 	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q: vmnetbar link takes only flags; run 'vmnetbar link -h'", fs.Arg(0))
-	}
-	host, err := parseDatagramFD(*fdFlag)
+	host, err := parseDatagramFD(f.fd)
 	if err != nil {
 		return usageErr("%v", err)
 	}
 	defer host.Close()
-	if *socket == "" {
+	if f.socket == "" {
 		return usageErr("missing --socket: pass socket_vmnet's socket path (e.g. --socket /opt/homebrew/var/run/socket_vmnet)")
 	}
 	// Checked here, before netlink.New, to name the flag.
-	if err := netlink.CheckSocketPath(*socket); err != nil {
+	if err := netlink.CheckSocketPath(f.socket); err != nil {
 		return usageErr("--socket %v", err)
 	}
-	lvl, err := parseLevel(*level)
+	lvl, err := parseLevel(f.logLevel)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -84,7 +78,7 @@ func runLink(args []string, env Env) int {
 	log.SetOutput(env.Stderr)
 	log.SetLevel(lvl)
 
-	link, err := netlink.New(host, netlink.Config{Socket: *socket, Logger: log})
+	link, err := netlink.New(host, netlink.Config{Socket: f.socket, Logger: log})
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -95,23 +89,23 @@ func runLink(args []string, env Env) int {
 	serveDone := make(chan error, 1)
 	serveCtx, stopServe := context.WithCancel(context.Background())
 	defer stopServe()
-	if *ctlPath != "" {
-		l, err := control.Listen(*ctlPath)
+	if f.control != "" {
+		l, err := control.Listen(f.control)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "vmnetbar link: %v\n", err)
-			if errors.Is(err, control.ErrPathTooLong) {
+			if errors.Is(err, control.ErrPathTooLong) || errors.Is(err, control.ErrNotPrivate) {
 				return ExitUsage
 			}
 			return ExitFailure
 		}
 		srv := control.NewServer(control.NewLinkBackend(link), log)
 		go func() { serveDone <- srv.Serve(serveCtx, l) }()
-		log.WithField("control", *ctlPath).Info("serving the control API")
+		log.WithField("control", f.control).Info("serving the control API")
 	} else {
 		serveDone <- nil
 	}
 
-	log.WithFields(logrus.Fields{"fd": *fdFlag, "daemon": *socket}).Info("link starting")
+	log.WithFields(logrus.Fields{"fd": f.fd, "daemon": f.socket}).Info("link starting")
 	runErr := link.Run(ctx)
 	stopServe()
 	if err := <-serveDone; err != nil {
@@ -120,7 +114,7 @@ func runLink(args []string, env Env) int {
 	if runErr != nil {
 		// Run fails only for the VM side ("netlink: VM side of the link
 		// failed: ...").
-		fmt.Fprintf(env.Stderr, "vmnetbar link: stopping: the VM side (--fd %s) failed: %v\n", *fdFlag, runErr)
+		fmt.Fprintf(env.Stderr, "vmnetbar link: stopping: the VM side (--fd %s) failed: %v\n", f.fd, runErr)
 		return ExitFailure
 	}
 	return ExitOK

@@ -545,7 +545,7 @@ func TestLinkBadArguments(t *testing.T) {
 		{"missing socket", dgram, []string{"--fd", "3"}, 2, []string{"missing --socket"}},
 		{"unknown level", dgram, []string{"--fd", "3", "--socket", sock, "--log-level", "loud"}, 2, []string{`unknown --log-level "loud"`, "debug"}},
 		{"extra argument", dgram, []string{"--fd", "3", "--socket", sock, "now"}, 2, []string{`unexpected argument "now"`}},
-		{"unknown flag", dgram, []string{"--fd", "3", "--socket", sock, "--mtu", "9000"}, 2, []string{"flag provided but not defined: -mtu"}},
+		{"unknown flag", dgram, []string{"--fd", "3", "--socket", sock, "--mtu", "9000"}, 2, []string{"unknown flag: --mtu"}},
 		{"socket path too long", dgram, []string{"--fd", "3", "--socket", long}, 2, []string{
 			`--socket "/tmp/xxx`, "is 120 bytes long", fmt.Sprintf("at most %d bytes", netlink.SunPathSize-1),
 			fmt.Sprintf("sun_path is %d bytes including the terminating NUL", netlink.SunPathSize), "use a shorter path"}},

@@ -2,85 +2,73 @@ package cli
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
+	"slices"
+
+	"github.com/spf13/cobra"
 
 	"github.com/vmnetbar/vmnetbar/app/loginitem"
 )
 
-func init() {
-	register(command{
-		name:    "login-item",
-		summary: "start vmnetbar at login: on, off or status",
-		run:     runLoginItem,
-	})
+// loginItemActions are the arguments of 'vmnetbar login-item'.
+var loginItemActions = []string{"on", "off", "status"}
+
+// newLoginItemCmd is 'vmnetbar login-item'.
+func newLoginItemCmd(env Env, code *int) *cobra.Command {
+	var cfgFlag string
+	cmd := &cobra.Command{
+		Use:                   "login-item [--config FILE] on|off|status",
+		Short:                 "start vmnetbar at login: on, off or status",
+		Long:                  loginItemLong,
+		Args:                  loginItemArgs,
+		ValidArgs:             loginItemActions,
+		DisableFlagsInUseLine: true,
+		RunE: runs(code, func(_ *cobra.Command, args []string) int {
+			return runLoginItem(args[0], cfgFlag, env)
+		}),
+	}
+	addConfigFlag(cmd, &cfgFlag, "with on: the configuration `FILE` the app started at login uses (default: the per-user one)")
+	return cmd
 }
 
-const loginItemUsage = `usage: vmnetbar login-item [--config FILE] on|off|status
-
-Makes this vmnetbar executable start with its menu-bar icon whenever you log
+const loginItemLong = `Makes this vmnetbar executable start with its menu-bar icon whenever you log
 in (on), stops that (off) or tells whether it is set (status). On macOS it
 is a LaunchAgent, ~/Library/LaunchAgents/io.github.vmnetbar.plist, whose
 output goes to ~/Library/Logs/vmnetbar/launchd.log; 'on' also loads it,
 which starts vmnetbar now unless it already runs. On Linux it is an XDG
-autostart entry, $XDG_CONFIG_HOME/autostart/vmnetbar.desktop.
+autostart entry, $XDG_CONFIG_HOME/autostart/vmnetbar.desktop.`
 
-flags:
-`
+// loginItemArgs checks the action (flags may come before or after it).
+func loginItemArgs(_ *cobra.Command, args []string) error {
+	switch {
+	case len(args) == 0:
+		return errors.New("missing action: use on, off or status")
+	case !slices.Contains(loginItemActions, args[0]):
+		return fmt.Errorf("unknown action %q: use on, off or status", args[0])
+	case len(args) > 1:
+		return fmt.Errorf("unexpected argument %q after %s", args[1], args[0])
+	}
+	return nil
+}
 
-// runLoginItem runs `vmnetbar login-item`.
-func runLoginItem(args []string, env Env) int {
-	fs := flag.NewFlagSet("login-item", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), loginItemUsage)
-		fs.PrintDefaults()
-	}
-	cfgFlag := fs.String("config", "", "with on: the configuration file the app started at login uses (default: the per-user one)")
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(env.Stderr, "vmnetbar login-item: "+format+"\n", a...)
+// runLoginItem runs 'vmnetbar login-item ACTION'.
+func runLoginItem(action, cfgFlag string, env Env) int {
+	if cfgFlag != "" && action != "on" {
+		fmt.Fprintf(env.Stderr, "vmnetbar login-item: --config goes with on only\n")
 		return ExitUsage
-	}
-	// Flags may come before or after the action.
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
-	}
-	if fs.NArg() == 0 {
-		return usageErr("missing action: use on, off or status")
-	}
-	action := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q after %s", fs.Arg(0), action)
-	}
-	switch action {
-	case "on", "off", "status":
-	default:
-		return usageErr("unknown action %q: use on, off or status", action)
-	}
-	if *cfgFlag != "" && action != "on" {
-		return usageErr("--config goes with on only")
 	}
 
 	fail := func(err error) int {
 		fmt.Fprintf(env.Stderr, "vmnetbar login-item %s: %v\n", action, err)
 		return ExitFailure
 	}
-	if *cfgFlag != "" {
-		if _, err := os.Stat(*cfgFlag); err != nil {
+	if cfgFlag != "" {
+		if _, err := os.Stat(cfgFlag); err != nil {
 			return fail(fmt.Errorf("--config: %w; pass an existing configuration file", err))
 		}
 	}
-	m, exe, err := trayLoginItem(*cfgFlag)
+	m, exe, err := trayLoginItem(cfgFlag, "")
 	if err != nil {
 		return fail(err)
 	}

@@ -90,7 +90,7 @@ func TestLoginItemBadUsage(t *testing.T) {
 		{[]string{"login-item", "on", "extra"}, ExitUsage, `unexpected argument "extra" after on`},
 		{[]string{"login-item", "--config", "x.yaml", "off"}, ExitUsage, "--config goes with on only"},
 		{[]string{"login-item", "on", "--config", filepath.Join(home, "absent.yaml")}, ExitFailure, "pass an existing configuration file"},
-		{[]string{"login-item", "--bogus"}, ExitUsage, "flag provided but not defined"},
+		{[]string{"login-item", "--bogus"}, ExitUsage, "unknown flag: --bogus"},
 	} {
 		r := runCLIEnv(t, env, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
@@ -99,5 +99,30 @@ func TestLoginItemBadUsage(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(home, "xdg")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed login-item wrote to the config directory: %v", err)
+	}
+}
+
+// TestAppLoginItemKeepsFlags: the tray's "Launch at login" starts the app
+// with the --config and --control it was started with, made absolute.
+func TestAppLoginItemKeepsFlags(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "xdg"))
+	t.Chdir(home)
+	m, _, err := trayLoginItem("c.yaml", "ctl.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Enable(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(home, "xdg", "autostart", "vmnetbar.desktop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{" tray --config ", filepath.Join(home, "c.yaml"), " --control ", filepath.Join(home, "ctl.sock")} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("desktop entry lacks %q:\n%s", want, data)
+		}
 	}
 }

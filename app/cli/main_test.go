@@ -28,9 +28,9 @@ func TestMain(m *testing.M) {
 
 // childEnv is the environment of vmnetbar subprocesses. A race-enabled
 // binary otherwise sleeps a second at exit, which would hide how fast it
-// exits.
+// exits. A failed launch shows no alert (on macOS one waits for a click).
 func childEnv() []string {
-	env := os.Environ()
+	env := append(os.Environ(), noAlertEnv+"=1")
 	if testbin.Race && os.Getenv("GORACE") == "" {
 		env = append(env, "GORACE=atexit_sleep_ms=0")
 	}

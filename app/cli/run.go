@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
 
 	"github.com/vmnetbar/vmnetbar/app/config"
 	"github.com/vmnetbar/vmnetbar/app/control"
@@ -20,22 +20,27 @@ import (
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
-func init() {
-	register(command{
-		name:    "run",
-		summary: "run the app: the VM, its link and the control API (--headless: no menu-bar icon)",
-		run:     func(args []string, env Env) int { return runApp("run", args, env) },
-	})
-	register(command{
-		name:    "tray",
-		summary: "run the app with its menu-bar icon (what plain 'vmnetbar' does)",
-		run:     func(args []string, env Env) int { return runApp("tray", args, env) },
-	})
+// newAppCmd is 'vmnetbar run' or 'vmnetbar tray' (the app, with or
+// without its menu-bar icon by default).
+func newAppCmd(name string, env Env, code *int) *cobra.Command {
+	var f appFlags
+	cmd := &cobra.Command{
+		Use:                   name + " [--headless] [--config FILE] [--control PATH] [--log-level LEVEL]",
+		Short:                 "run the app: the VM, its link and the control API (--headless: no menu-bar icon)",
+		Long:                  runLong,
+		Args:                  noArgs,
+		ValidArgsFunction:     cobra.NoFileCompletions,
+		DisableFlagsInUseLine: true,
+		RunE:                  runs(code, func(*cobra.Command, []string) int { return runApp(name, f, env) }),
+	}
+	if name == "tray" {
+		cmd.Short = "run the app with its menu-bar icon (what plain 'vmnetbar' does)"
+	}
+	addAppFlags(cmd, &f)
+	return cmd
 }
 
-const runUsage = `usage: vmnetbar %s [--headless] [--config FILE] [--log-level LEVEL]
-
-Runs the app: boots the VM described by the configuration file (when
+const runLong = `Runs the app: boots the VM described by the configuration file (when
 autostart_vm is true), forwards its network to socket_vmnet, reconnecting
 whenever the daemon restarts, and serves the control API that 'vmnetbar
 status', 'watch', 'start', 'stop' and 'reconnect' talk to. Only one instance
@@ -43,38 +48,58 @@ runs per user.
 
 With the menu-bar icon unavailable (or with --headless) it prints one status
 line per change to standard output instead. SIGINT, SIGTERM or the menu's
-Quit stop the VM gracefully and exit 0.
+Quit stop the VM gracefully and exit 0.`
 
-flags:
-`
+// appFlags are the flags of the app (plain vmnetbar, run and tray).
+type appFlags struct {
+	headless bool
+	config   string
+	control  string
+	logLevel string
+}
+
+func addAppFlags(cmd *cobra.Command, f *appFlags) {
+	fs := cmd.Flags()
+	fs.BoolVar(&f.headless, "headless", false, "run without the menu-bar icon, printing status lines to standard output")
+	addConfigFlag(cmd, &f.config, "configuration `FILE` (default: the per-user one, see the README)")
+	addControlFlag(cmd, &f.control, "serve the control API on the UNIX socket at `PATH` (default: the per-user one, see the README)")
+	addLogLevelFlag(cmd, &f.logLevel, "", "log `LEVEL`: error, warn, info, debug or trace (default: log_level from the configuration)")
+}
+
+// alertTitle heads the alert or notification of a launch that failed.
+const alertTitle = "vmnetbar did not start"
 
 // runApp runs the app in the foreground until a signal or the tray's Quit.
-func runApp(name string, args []string, env Env) int {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), runUsage, name)
-		fs.PrintDefaults()
-	}
-	headless := fs.Bool("headless", false, "run without the menu-bar icon, printing status lines to standard output")
-	cfgFlag := fs.String("config", "", "configuration file (default: the per-user one, see the README)")
-	level := fs.String("log-level", "", "log level: error, warn, info, debug or trace (default: log_level from the configuration)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
+// When it exits early and standard error is not a terminal (started from
+// Finder, open or at login), it also shows why with env's Alerter, once
+// everything it held (the instance lock, the log) is released.
+func runApp(name string, f appFlags, env Env) int {
+	code, early := launchApp(name, f, env)
+	if early != "" && !isTerminal(env.Stderr) {
+		a := env.Alerter
+		if a == nil {
+			a = newAlerter()
 		}
-		return ExitUsage
+		if a != nil {
+			if err := a.Alert(alertTitle, early); err != nil {
+				fmt.Fprintf(env.Stderr, "vmnetbar: cannot show an alert: %v\n", err)
+			}
+		}
 	}
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(env.Stderr, "vmnetbar: "+format+"\n", a...)
-		return code
-	}
-	if fs.NArg() > 0 {
-		return fail(ExitUsage, "unexpected argument %q: vmnetbar %s takes only flags; run 'vmnetbar %s -h'", fs.Arg(0), name, name)
+	return code
+}
+
+// launchApp is runApp without the alert. early is the message of an exit
+// before the app ran ("" once it ran).
+func launchApp(name string, f appFlags, env Env) (code int, early string) {
+	fail := func(code int, format string, a ...any) (int, string) {
+		msg := fmt.Sprintf(format, a...)
+		fmt.Fprintf(env.Stderr, "vmnetbar: %s\n", msg)
+		return code, msg
 	}
 	lvl := logrus.InfoLevel
-	if *level != "" {
-		l, err := parseLevel(*level)
+	if f.logLevel != "" {
+		l, err := parseLevel(f.logLevel)
 		if err != nil {
 			return fail(ExitUsage, "%v", err)
 		}
@@ -88,13 +113,13 @@ func runApp(name string, args []string, env Env) int {
 	// The log opens first, so that everything after it is in the file too.
 	log, out := newAppLogger(env.Stderr, paths.LogFile(), lvl)
 	defer out.close()
-	fail = func(code int, format string, a ...any) int {
+	fail = func(code int, format string, a ...any) (int, string) {
 		msg := fmt.Sprintf(format, a...)
 		fmt.Fprintf(env.Stderr, "vmnetbar: %s\n", msg)
 		var b strings.Builder
 		fmt.Fprintf(&b, "time=%q level=error msg=%q\n", time.Now().Format(time.RFC3339), "vmnetbar did not start: "+msg)
 		out.toFileOnly([]byte(b.String()))
-		return code
+		return code, msg
 	}
 
 	// Signals are caught from here on, before anyone can reach the app;
@@ -113,7 +138,7 @@ func runApp(name string, args []string, env Env) int {
 	}
 	defer release()
 
-	cfgFile := *cfgFlag
+	cfgFile := f.config
 	if cfgFile == "" {
 		cfgFile = paths.ConfigFile
 	}
@@ -122,7 +147,7 @@ func runApp(name string, args []string, env Env) int {
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
 	}
-	if *level == "" {
+	if f.logLevel == "" {
 		log.SetLevel(cfg.LogLevel)
 	}
 	// Everything that can be checked before anything starts is checked
@@ -140,9 +165,11 @@ func runApp(name string, args []string, env Env) int {
 		log.WithFields(logrus.Fields{"mac": cfg.VM.MAC.String(), "config": cfg.File}).Info("generated the VM's MAC address and saved it in the configuration")
 	}
 
-	sockPath, err := control.DefaultSocketPath()
-	if err != nil {
-		return fail(ExitUsage, "%v", err)
+	sockPath := f.control
+	if sockPath == "" {
+		if sockPath, err = control.DefaultSocketPath(); err != nil {
+			return fail(ExitUsage, "%v", err)
+		}
 	}
 	listener, err := control.Listen(sockPath)
 	if errors.Is(err, control.ErrInUse) {
@@ -199,11 +226,11 @@ func runApp(name string, args []string, env Env) int {
 	}
 
 	runErr := error(nil)
-	if *headless {
+	if f.headless {
 		log.Info("running headless")
 		printStatusLines(ctx, env.Stdout, ctrl, time.Now, statusRefresh, log)
 	} else {
-		runErr = runTray(ctx, ctrl, cfg, *cfgFlag, log)
+		runErr = runTray(ctx, ctrl, cfg, f, log)
 		if isTrayUnavailable(runErr) {
 			log.Warnf("no tray available (%s); running headless", trayReason(runErr))
 			runErr = nil
@@ -215,7 +242,7 @@ func runApp(name string, args []string, env Env) int {
 
 	log.Info("stopping vmnetbar: shutting the VM down if it runs")
 	bg.Wait()
-	code := ExitOK
+	code = ExitOK
 	if runErr != nil {
 		log.WithError(runErr).Error("the menu-bar icon ended with an error")
 		code = ExitFailure
@@ -230,7 +257,7 @@ func runApp(name string, args []string, env Env) int {
 		log.WithError(err).Warn("control API stopped with an error")
 	}
 	log.Info("vmnetbar stopped")
-	return code
+	return code, ""
 }
 
 // newAppLogger logs to w and appends to the log file (created with its

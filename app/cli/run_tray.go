@@ -17,12 +17,12 @@ var _ tray.Closer = (*controller.Controller)(nil)
 
 // runTray shows the menu-bar icon on the calling (main) goroutine until
 // Quit (nil) or ctx ends (ctx.Err()).
-func runTray(ctx context.Context, c *controller.Controller, cfg *config.Config, cfgFlag string, log logrus.FieldLogger) error {
+func runTray(ctx context.Context, c *controller.Controller, cfg *config.Config, f appFlags, log logrus.FieldLogger) error {
 	return tray.Run(ctx, c, tray.Options{
 		ConsoleLog: cfg.VM.ConsoleLog,
 		ConfigFile: cfg.File,
 		Logger:     log.WithField("component", "tray"),
-		LoginItem:  appLoginItem(cfgFlag, log),
+		LoginItem:  appLoginItem(f.config, f.control, log),
 	})
 }
 

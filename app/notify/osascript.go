@@ -56,6 +56,43 @@ func (o *Osascript) Send(title, body string) error {
 	return nil
 }
 
+// alertGiveUp is how long an alert waits for the user to dismiss it, and
+// alertTimeout bounds the whole osascript run of one.
+const (
+	alertGiveUp  = 10 * time.Minute
+	alertTimeout = alertGiveUp + 15*time.Second
+)
+
+// alertProgram shows argv's first item as an alert's title and its second
+// as its message, until the user dismisses it or alertGiveUp passes. The
+// text travels as arguments, as osascriptProgram's does.
+var alertProgram = []string{
+	"-e", "on run argv",
+	"-e", fmt.Sprintf("display alert (item 1 of argv) message (item 2 of argv) as critical giving up after %d", int(alertGiveUp/time.Second)),
+	"-e", "end run",
+}
+
+// Alert shows a critical alert with title and message (line breaks kept)
+// and returns when the user has dismissed it, or after about ten minutes.
+func (o *Osascript) Alert(title, message string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), alertTimeout)
+	defer cancel()
+	args := append(append([]string(nil), alertProgram...), plainText(title), alertText(message))
+	if out, err := o.run(ctx, "osascript", args...); err != nil {
+		return fmt.Errorf("osascript display alert: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// alertText is plainText that keeps line breaks, which an alert shows.
+func alertText(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = plainText(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
 // plainText replaces control characters (line breaks included) by spaces
 // and drops NUL bytes, which cannot be passed as arguments.
 func plainText(s string) string {
