@@ -26,9 +26,16 @@ const (
 	// backend raises it to 1500, the smallest the Virtualization framework
 	// takes.
 	MinMTU = 1280
-	// MaxMTU is the largest MTU accepted (the largest virtio-net and the
-	// Virtualization framework take).
-	MaxMTU = 65535
+	// MaxMTU is the largest MTU accepted: a frame, the MTU plus
+	// frameOverhead, must fit in maxFrame bytes (virtio-net and the
+	// Virtualization framework would take an MTU up to 65535, but its
+	// frames could not be carried).
+	MaxMTU = maxFrame - frameOverhead
+	// maxFrame is the largest Ethernet frame the link carries.
+	maxFrame = 65535
+	// frameOverhead is what a frame adds to the MTU: the Ethernet header
+	// (14 bytes) and a VLAN tag (4).
+	frameOverhead = 18
 )
 
 // limits are the host's bounds for a VM's resources.
@@ -39,6 +46,8 @@ type limits struct {
 	mtuHint              string       // appended to MTU errors
 	cpuHint, memoryHint  string       // what the bounds come from
 	kvm                  func() error // why vm.accel kvm cannot work; nil = it can
+	goos, goarch         string       // the host, for the kernel's format
+	macOS                string       // the running macOS version; "" = not macOS or unknown
 }
 
 // portableLimits are the bounds that hold on every host: 1 to
@@ -52,6 +61,7 @@ func portableLimits() limits {
 		cpuHint:    "the host's CPU count",
 		memoryHint: "the host's physical memory",
 		kvm:        kvmUsable,
+		goos:       runtime.GOOS, goarch: runtime.GOARCH,
 	}
 }
 
@@ -98,7 +108,10 @@ func (c Config) Validate() error {
 // bounds are the host's: 1 to runtime.NumCPU() CPUs, MinMemory to the
 // physical memory (a multiple of 1 MiB), MTU MinMTU..MaxMTU, each narrowed
 // by the backend (the Virtualization framework's own limits on macOS);
-// vm.accel kvm needs a usable /dev/kvm on Linux. Check never blocks on a
+// vm.accel kvm needs a usable /dev/kvm on Linux. On Apple silicon the
+// kernel must be an uncompressed arm64 Image (checkKernelFormat), and macOS
+// must be MinMacOS or later (the one message without a key). Check
+// never blocks on a
 // named pipe and changes nothing on disk.
 func (c Config) Check() error {
 	return c.check(hostLimits())
@@ -123,10 +136,16 @@ func (c Config) checks(l limits) []error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 
+	if err := checkMacOS(l.macOS); err != nil {
+		errs = append(errs, err)
+	}
+
 	if c.Kernel == "" {
 		add("vm.kernel is not set: set it to the path of the guest's Linux kernel image")
 	} else if err := checkReadable(c.Kernel, "a kernel image"); err != nil {
 		add("vm.kernel: %w: set it to the path of a readable Linux kernel image", err)
+	} else if err := checkKernelFile(c.Kernel, l.goos, l.goarch); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Initrd != "" {
 		if err := checkReadable(c.Initrd, "an initrd"); err != nil {
@@ -177,7 +196,11 @@ func (c Config) checks(l limits) []error {
 	if mtu == 0 {
 		mtu = DefaultMTU
 	}
-	if mtu < l.minMTU || mtu > l.maxMTU {
+	switch {
+	case mtu > MaxMTU:
+		add("network.mtu is %d: it must be between %d and %d, since a frame (the MTU plus %d bytes of Ethernet header and VLAN tag) must fit in %d bytes",
+			c.MTU, l.minMTU, l.maxMTU, frameOverhead, maxFrame)
+	case mtu < l.minMTU || mtu > l.maxMTU:
 		add("network.mtu is %d: it must be between %d and %d%s", c.MTU, l.minMTU, l.maxMTU, l.mtuHint)
 	}
 

@@ -59,6 +59,9 @@ func TestValidateAcceptsGoodConfigs(t *testing.T) {
 	if err := min.validate(testLimits); err != nil {
 		t.Fatalf("minimal config refused: %v", err)
 	}
+	if MaxMTU != 65517 {
+		t.Errorf("MaxMTU is %d: a frame (MTU + 18) must fit in 65535 bytes", MaxMTU)
+	}
 	for _, mtu := range []int{MinMTU, 9000, MaxMTU} {
 		c.MTU = mtu
 		if err := c.validate(testLimits); err != nil {
@@ -143,8 +146,12 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"mac short", func(c *Config) { c.MAC = net.HardwareAddr{2, 0, 0} }, []string{"vm.mac", "3 bytes"}, false},
 		{"mac long", func(c *Config) { c.MAC = make(net.HardwareAddr, 20) }, []string{"vm.mac", "20 bytes"}, false},
 		{"mac zero", func(c *Config) { c.MAC = make(net.HardwareAddr, 6) }, []string{"vm.mac", "all zeros"}, false},
-		{"mtu low", func(c *Config) { c.MTU = 576 }, []string{"network.mtu is 576", "between 1280 and 65535"}, false},
+		{"mtu low", func(c *Config) { c.MTU = 576 }, []string{"network.mtu is 576", "between 1280 and 65517"}, false},
 		{"mtu high", func(c *Config) { c.MTU = 65536 }, []string{"network.mtu is 65536"}, false},
+		// A frame is the MTU plus 18 bytes (Ethernet header and VLAN
+		// tag): it must fit in 65535.
+		{"mtu frame too big", func(c *Config) { c.MTU = 65518 }, []string{"network.mtu is 65518: it must be between 1280 and 65517, since a frame (the MTU plus 18 bytes of Ethernet header and VLAN tag) must fit in 65535 bytes"}, false},
+		{"mtu 65535", func(c *Config) { c.MTU = 65535 }, []string{"network.mtu is 65535", "and 65517"}, false},
 		{"mtu negative", func(c *Config) { c.MTU = -1 }, []string{"network.mtu is -1"}, false},
 		{"accel unknown", func(c *Config) { c.Accel = "hvf" }, []string{`vm.accel is "hvf"`, "auto, kvm or tcg"}, false},
 		{"stop timeout negative", func(c *Config) { c.StopTimeout = -1 }, []string{"vm.stop_timeout"}, false},

@@ -85,6 +85,11 @@ type Event struct {
 	Note  string // what the VM is waiting for in State; "" for none
 }
 
+// noteWaitButton is the note (Event.Note) of every backend while a stop
+// waits for the guest to answer its power button; the backend adds when it
+// forces the VM off.
+const noteWaitButton = "waiting for the guest to answer the power button (it may still be booting)"
+
 // VM is a virtual machine as the rest of vmnetbar sees it.
 type VM interface {
 	// Start boots the VM. It returns once the hypervisor has accepted the

@@ -33,11 +33,9 @@ const qemuBootTimeout = 60 * time.Second
 // during boot wait for the full stop timeout.
 const powerButtonRepeat = time.Second
 
-// Notes (Event.Note) while a stop waits.
-const (
-	noteWaitQMP    = "waiting for QEMU to come up before pressing the guest's power button"
-	noteWaitButton = "waiting for the guest to answer the power button (it may still be booting)"
-)
+// noteWaitQMP is the note (Event.Note) while a stop waits for QEMU; then
+// it waits with noteWaitButton.
+const noteWaitQMP = "waiting for QEMU to come up before pressing the guest's power button"
 
 // qemuNICFD and qemuQMPFD are the child's descriptors for the NIC and the
 // QMP connection (ExtraFiles start at 3).

@@ -38,6 +38,11 @@ type Config struct {
 	Notifications bool
 	// LogLevel is the app's log level (log_level, default info).
 	LogLevel logrus.Level
+	// LogoutStopTimeout bounds the graceful stop of the VM when the system
+	// ends the app (logout, restart, shutdown) before the VM is forced off
+	// (logout_stop_timeout, default 5s); vm.stop_timeout bounds it too.
+	// Quit and SIGTERM wait for vm.stop_timeout.
+	LogoutStopTimeout time.Duration
 
 	// MACGenerated is true when vm.mac was absent and Load generated one
 	// and wrote it to File.
@@ -66,7 +71,10 @@ type VM struct {
 // Network is the network: section.
 type Network struct {
 	// Socket is the daemon's stream socket (network.socket). On macOS the
-	// default is the first existing socket_vmnet socket; Linux has none.
+	// default is the first existing socket_vmnet socket, else Homebrew's
+	// socket for the Mac's architecture (the link waits for it to
+	// appear); Linux has none. "" only when the file configures no VM and
+	// Options.AllowNoVM is set.
 	Socket string
 	// MTU of the VM's NIC (network.mtu), default 1500.
 	MTU int
@@ -100,6 +108,12 @@ const (
 	// MaxStopTimeout bounds vm.stop_timeout: quitting waits that long for
 	// the guest before forcing it off.
 	MaxStopTimeout = time.Hour
+	// DefaultLogoutStopTimeout is logout_stop_timeout's default.
+	DefaultLogoutStopTimeout = 5 * time.Second
+	// MaxLogoutStopTimeout bounds logout_stop_timeout: macOS ends an app
+	// that holds up a logout after about a minute anyway (launchd's
+	// ExitTimeOut of the login item is 60s).
+	MaxLogoutStopTimeout = time.Minute
 	// MinInitialBackoff bounds reconnect.initial_backoff and
 	// reconnect.max_backoff from below: a shorter wait between redials
 	// spins a CPU core and floods the log while the daemon is down. It is
@@ -126,9 +140,20 @@ type Options struct {
 	// means the directory of the configuration file.
 	StateDir string
 	// SocketCandidates are tried in order when network.socket is unset;
-	// the first that exists is used. Empty means network.socket is
-	// required.
+	// the first that exists is used. Empty (and no SocketFallback) means
+	// network.socket is required.
 	SocketCandidates []string
+	// SocketFallback is network.socket when it is unset and none of
+	// SocketCandidates exists: the daemon is not installed or not started
+	// yet, and the link waits for its socket. "" means such a file is
+	// refused, naming the candidates.
+	SocketFallback string
+	// AllowNoVM loads a file that configures no VM yet (vm.kernel unset,
+	// or no key set at all, as in the starter file): the Config has an
+	// empty VM.Kernel (see VMConfigured), network.socket is not required
+	// and no MAC address is generated. Everything that is set is still
+	// checked. Without it such a file is an *Error wrapping ErrNoVM.
+	AllowNoVM bool
 	// NewMAC generates the MAC written back when vm.mac is absent;
 	// nil means vmhost.RandomMAC.
 	NewMAC func() (net.HardwareAddr, error)
@@ -138,8 +163,13 @@ type Options struct {
 
 // DefaultOptions are the Options for this machine given its Paths.
 func DefaultOptions(p Paths) Options {
-	return Options{StateDir: p.StateDir, SocketCandidates: DefaultSocketCandidates()}
+	return Options{StateDir: p.StateDir, SocketCandidates: DefaultSocketCandidates(), SocketFallback: DefaultSocketFallback()}
 }
+
+// ErrNoVM is wrapped by the *Error of a file that configures no VM: one
+// without vm.kernel, or with no key set at all (the starter file until the
+// user edits it). Options.AllowNoVM loads such a file instead.
+var ErrNoVM = errors.New("no VM configured")
 
 // Error is a problem with the configuration file. Its message names the
 // file, the key and what to do.
@@ -191,7 +221,7 @@ func Load(path string, opts Options) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.VM.MAC == nil {
+	if c.VM.MAC == nil && c.VMConfigured() {
 		newMAC := opts.NewMAC
 		if newMAC == nil {
 			newMAC = vmhost.RandomMAC
@@ -217,7 +247,7 @@ func Load(path string, opts Options) (*Config, error) {
 
 // keys lists the known keys of each mapping, in documentation order.
 var keys = map[string][]string{
-	"":          {"vm", "network", "reconnect", "autostart_vm", "notifications", "log_level"},
+	"":          {"vm", "network", "reconnect", "autostart_vm", "notifications", "log_level", "logout_stop_timeout"},
 	"vm":        {"kernel", "initrd", "cmdline", "cpus", "memory", "disk", "mac", "console_log", "accel", "stop_timeout"},
 	"network":   {"socket", "mtu"},
 	"reconnect": {"initial_backoff", "max_backoff"},
@@ -263,27 +293,32 @@ func parse(file string, data []byte, opts Options) (*Config, *yaml.Node, error) 
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, nil, yamlError(file, data, err)
 	}
+	c := &Config{
+		File:              file,
+		AutostartVM:       true,
+		Notifications:     true,
+		LogLevel:          logrus.InfoLevel,
+		LogoutStopTimeout: DefaultLogoutStopTimeout,
+		VM:                VM{CPUs: DefaultCPUs, Memory: DefaultMemory, Accel: DefaultAccel, StopTimeout: DefaultStopTimeout},
+		Network:           Network{MTU: DefaultMTU},
+		Reconnect:         Reconnect{InitialBackoff: DefaultInitialBackoff, MaxBackoff: DefaultMaxBackoff},
+	}
+	var top []keyValue
 	// A file of comments, a bare "---" or a lone null is empty too.
 	if doc.Kind == 0 || len(doc.Content) == 0 || isNull(deref(doc.Content[0])) {
-		return nil, nil, &Error{File: file, Msg: fmt.Sprintf("the file is empty: set at least vm.kernel and network.socket (%s)", ReadmeHint)}
-	}
-	root := deref(doc.Content[0])
-	if root.Kind != yaml.MappingNode {
-		return nil, nil, p.errf("", root, "the file must be a mapping of keys to values (%s)", ReadmeHint)
-	}
-
-	c := &Config{
-		File:          file,
-		AutostartVM:   true,
-		Notifications: true,
-		LogLevel:      logrus.InfoLevel,
-		VM:            VM{CPUs: DefaultCPUs, Memory: DefaultMemory, Accel: DefaultAccel, StopTimeout: DefaultStopTimeout},
-		Network:       Network{MTU: DefaultMTU},
-		Reconnect:     Reconnect{InitialBackoff: DefaultInitialBackoff, MaxBackoff: DefaultMaxBackoff},
-	}
-	top, err := p.mapping("", root)
-	if err != nil {
-		return nil, nil, err
+		if !opts.AllowNoVM {
+			return nil, nil, &Error{File: file, Err: ErrNoVM,
+				Msg: fmt.Sprintf("the file is empty: set at least vm.kernel%s (%s)", socketHint(opts), ReadmeHint)}
+		}
+	} else {
+		root := deref(doc.Content[0])
+		if root.Kind != yaml.MappingNode {
+			return nil, nil, p.errf("", root, "the file must be a mapping of keys to values (%s)", ReadmeHint)
+		}
+		var err error
+		if top, err = p.mapping("", root); err != nil {
+			return nil, nil, err
+		}
 	}
 	for _, kv := range top {
 		var err error
@@ -303,6 +338,11 @@ func parse(file string, data []byte, opts Options) (*Config, *yaml.Node, error) 
 				}
 				c.LogLevel = lvl
 			}
+		case "logout_stop_timeout":
+			err = p.duration(kv, &c.LogoutStopTimeout, durationRange{
+				min: time.Nanosecond, max: MaxLogoutStopTimeout, example: "5s or 20s",
+				whyMax: "macOS ends the app about a minute after a logout begins anyway (vm.stop_timeout bounds a stop from Quit)",
+			})
 		}
 		if err != nil {
 			return nil, nil, err
@@ -317,6 +357,19 @@ func parse(file string, data []byte, opts Options) (*Config, *yaml.Node, error) 
 	}
 	return c, &doc, nil
 }
+
+// socketHint is " and network.socket" where network.socket must be set
+// (no default socket on this system), else "".
+func socketHint(opts Options) string {
+	if len(opts.SocketCandidates) == 0 && opts.SocketFallback == "" {
+		return " and network.socket"
+	}
+	return ""
+}
+
+// VMConfigured reports whether the file configures a VM (vm.kernel is
+// set). Only Options.AllowNoVM loads a file that does not.
+func (c *Config) VMConfigured() bool { return c.VM.Kernel != "" }
 
 // keyValue is one checked mapping entry.
 type keyValue struct {
@@ -452,8 +505,11 @@ func (p *parser) leaf(c *Config, kv keyValue) error {
 // finish applies the defaults that depend on other keys or the machine and
 // checks the keys together.
 func (p *parser) finish(c *Config, opts Options) error {
-	if c.VM.Kernel == "" {
-		return p.keyErrf("vm.kernel", "is not set: point it at the guest's kernel image (%s)", ReadmeHint)
+	noVM := c.VM.Kernel == ""
+	if noVM && !opts.AllowNoVM {
+		e := p.keyErrf("vm.kernel", "is not set: point it at the guest's kernel image (%s)", ReadmeHint)
+		e.Err = ErrNoVM
+		return e
 	}
 	for _, f := range []struct {
 		key, path, what string
@@ -478,9 +534,6 @@ func (p *parser) finish(c *Config, opts Options) error {
 		c.VM.ConsoleLog = filepath.Join(dir, "console.log")
 	}
 	if c.Network.Socket == "" {
-		if len(opts.SocketCandidates) == 0 {
-			return p.keyErrf("network.socket", "is not set: point it at your socket_vmnet-compatible daemon's socket")
-		}
 		for _, s := range opts.SocketCandidates {
 			if _, err := os.Stat(s); err == nil {
 				c.Network.Socket = s
@@ -488,6 +541,15 @@ func (p *parser) finish(c *Config, opts Options) error {
 			}
 		}
 		if c.Network.Socket == "" {
+			// Not installed or not started yet: the link waits for it.
+			c.Network.Socket = opts.SocketFallback
+		}
+		switch {
+		case c.Network.Socket != "" || noVM:
+			// A file without a VM needs no socket yet.
+		case len(opts.SocketCandidates) == 0:
+			return p.keyErrf("network.socket", "is not set: point it at your socket_vmnet-compatible daemon's socket")
+		default:
 			return p.keyErrf("network.socket", "is not set and no socket_vmnet socket exists at %s: install and start socket_vmnet, or set network.socket",
 				strings.Join(opts.SocketCandidates, ", "))
 		}

@@ -73,11 +73,12 @@ func TestLoadDefaults(t *testing.T) {
 		File: filepath.Join(f.dir, "config.yaml"),
 		VM: VM{Kernel: f.kernel, CPUs: 2, Memory: 1 << 30, MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
 			ConsoleLog: "/state/console.log", Accel: "auto", StopTimeout: 30 * time.Second},
-		Network:       Network{Socket: f.sock, MTU: 1500},
-		Reconnect:     Reconnect{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second},
-		AutostartVM:   true,
-		Notifications: true,
-		LogLevel:      logrus.InfoLevel,
+		Network:           Network{Socket: f.sock, MTU: 1500},
+		Reconnect:         Reconnect{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second},
+		AutostartVM:       true,
+		Notifications:     true,
+		LogLevel:          logrus.InfoLevel,
+		LogoutStopTimeout: 5 * time.Second,
 	}
 	if got := *c; !equalConfig(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
@@ -91,7 +92,7 @@ func equalConfig(a, b Config) bool {
 	a.VM.MAC, b.VM.MAC = nil, nil
 	return a.File == b.File && reflect.DeepEqual(a.VM, b.VM) && a.Network == b.Network && a.Reconnect == b.Reconnect &&
 		a.AutostartVM == b.AutostartVM && a.Notifications == b.Notifications && a.LogLevel == b.LogLevel &&
-		a.MACGenerated == b.MACGenerated
+		a.MACGenerated == b.MACGenerated && a.LogoutStopTimeout == b.LogoutStopTimeout
 }
 
 func TestLoadKeys(t *testing.T) {
@@ -134,6 +135,9 @@ func TestLoadKeys(t *testing.T) {
 		{"autostart off", base + net + "autostart_vm: false\n", func(c *Config) bool { return !c.AutostartVM }},
 		{"notifications off", base + net + "notifications: no\n", func(c *Config) bool { return !c.Notifications }},
 		{"log_level", base + net + "log_level: debug\n", func(c *Config) bool { return c.LogLevel == logrus.DebugLevel }},
+		{"logout_stop_timeout", base + net + "logout_stop_timeout: 20s\n", func(c *Config) bool { return c.LogoutStopTimeout == 20*time.Second }},
+		{"logout_stop_timeout limit", base + net + "logout_stop_timeout: 1m\n", func(c *Config) bool { return c.LogoutStopTimeout == time.Minute }},
+		{"mtu largest", base + net + fmt.Sprintf("  mtu: %d\n", MaxMTU), func(c *Config) bool { return c.Network.MTU == MaxMTU }},
 		{"null values keep defaults", base + "  cpus:\n  memory: ~\n" + net + "reconnect:\nautostart_vm: null\n",
 			func(c *Config) bool { return c.VM.CPUs == 2 && c.VM.Memory == 1<<30 && c.AutostartVM }},
 		{"comments everywhere", "# top\n" + base + "  # inside\n" + net + "# end\n", func(c *Config) bool { return c.VM.Kernel == f.kernel }},
@@ -165,7 +169,7 @@ func TestLoadErrors(t *testing.T) {
 		{"null only", "~\n", "the file is empty"},
 		{"not yaml", "vm: [\n", "not valid YAML"},
 		{"not a mapping", "- a\n- b\n", "must be a mapping"},
-		{"unknown top key", vm + net + "autostart: true\n", `line 6: unknown key "autostart" at the top level (known keys: vm, network, reconnect, autostart_vm, notifications, log_level)`},
+		{"unknown top key", vm + net + "autostart: true\n", `line 6: unknown key "autostart" at the top level (known keys: vm, network, reconnect, autostart_vm, notifications, log_level, logout_stop_timeout)`},
 		{"unknown vm key", vm + "  memroy: 1GiB\n" + net, `line 4: unknown key "vm.memroy" in vm (known keys: kernel,`},
 		{"unknown network key", vm + net + "  port: 3\n", `unknown key "network.port" in network`},
 		{"unknown reconnect key", vm + net + "reconnect:\n  backoff: 1s\n", `unknown key "reconnect.backoff"`},
@@ -196,10 +200,12 @@ func TestLoadErrors(t *testing.T) {
 		{"stop_timeout long", vm + "  stop_timeout: 61m\n" + net, `line 4: vm.stop_timeout: "61m" is too long: use at most 1h: quitting would wait that long`},
 		{"stop_timeout zero", vm + "  stop_timeout: 0s\n" + net, `vm.stop_timeout: "0s" is not a positive duration`},
 		{"socket missing linux", vm, "network.socket is not set: point it at your socket_vmnet-compatible daemon's socket"},
-		{"mtu small", vm + net + "  mtu: 100\n", "network.mtu: 100 is out of range (use a number from 1280 to 65535)"},
+		{"mtu small", vm + net + "  mtu: 100\n", fmt.Sprintf("network.mtu: 100 is out of range (use a number from 1280 to %d)", MaxMTU)},
 		{"mtu big", vm + net + "  mtu: 70000\n", "network.mtu: 70000 is out of range"},
+		// MTU + 18 (Ethernet header and VLAN tag) must fit a 65535-byte frame.
+		{"mtu frame too big", vm + net + fmt.Sprintf("  mtu: %d\n", 65535-18+1), fmt.Sprintf("network.mtu: %d is out of range (use a number from 1280 to %d)", 65535-18+1, 65535-18)},
 		{"mtu words", vm + net + "  mtu: big\n", `network.mtu: "big" is not a whole number`},
-		{"mtu overflows", vm + net + "  mtu: 99999999999999999999\n", "line 6: network.mtu: 99999999999999999999 is too large (use a number from 1280 to 65535)"},
+		{"mtu overflows", vm + net + "  mtu: 99999999999999999999\n", fmt.Sprintf("line 6: network.mtu: 99999999999999999999 is too large (use a number from 1280 to %d)", MaxMTU)},
 		{"socket too long", vm + "network:\n  socket: /" + strings.Repeat("s", 103) + "\n",
 			"line 5: network.socket: /" + strings.Repeat("s", 103) + " is 104 bytes long, but a socket path can be at most 103 bytes (the sun_path limit): use a shorter path"},
 		{"socket relative too long", vm + "network:\n  socket: " + strings.Repeat("s", 103-len(f.dir)) + "\n",
@@ -223,6 +229,9 @@ func TestLoadErrors(t *testing.T) {
 		{"autostart bad", vm + net + "autostart_vm: maybe\n", `autostart_vm: "maybe" is not true or false`},
 		{"notifications bad", vm + net + "notifications: 2\n", `notifications: "2" is not true or false`},
 		{"log_level bad", vm + net + "log_level: loud\n", `log_level: "loud" is not a log level`},
+		{"logout_stop_timeout bad", vm + net + "logout_stop_timeout: soon\n", `line 6: logout_stop_timeout: "soon" is not a positive duration (use a positive duration up to 1m, e.g. 5s or 20s)`},
+		{"logout_stop_timeout zero", vm + net + "logout_stop_timeout: 0s\n", `line 6: logout_stop_timeout: "0s" is not a positive duration`},
+		{"logout_stop_timeout long", vm + net + "logout_stop_timeout: 61s\n", `line 6: logout_stop_timeout: "61s" is too long: use at most 1m: macOS ends the app about a minute after a logout begins anyway`},
 		{"key a mapping", vm + net + "? [a]\n: b\n", "keys must be plain names"},
 	}
 	for _, tt := range tests {
@@ -279,6 +288,22 @@ func TestSocketCandidates(t *testing.T) {
 	_, err = Load(p, o)
 	if err == nil || !strings.Contains(err.Error(), "network.socket is not set and no socket_vmnet socket exists at "+missing) {
 		t.Fatalf("got %v", err)
+	}
+
+	// socket_vmnet not installed or not started yet: the fallback (macOS:
+	// Homebrew's socket for the architecture), which the link waits for.
+	o.SocketFallback = HomebrewSocket("arm64")
+	c, err = Load(p, o)
+	if err != nil {
+		t.Fatalf("no candidate exists, with a fallback: %v", err)
+	}
+	if c.Network.Socket != "/opt/homebrew/var/run/socket_vmnet" {
+		t.Fatalf("socket %q, want the fallback", c.Network.Socket)
+	}
+	// An existing candidate still comes first.
+	o.SocketCandidates = []string{missing, f.sock}
+	if c, err = Load(p, o); err != nil || c.Network.Socket != f.sock {
+		t.Fatalf("socket %q (%v), want the existing candidate %q", c.Network.Socket, err, f.sock)
 	}
 }
 
@@ -447,8 +472,19 @@ func TestPaths(t *testing.T) {
 	if _, err := macPaths(""); err == nil {
 		t.Fatal("macPaths without home: no error")
 	}
-	if c := macSocketCandidates(); len(c) != 3 || c[0] != "/opt/homebrew/var/run/socket_vmnet" {
-		t.Fatalf("candidates %v", c)
+	for _, tt := range []struct {
+		goarch string
+		want   []string
+	}{
+		{"arm64", []string{"/opt/homebrew/var/run/socket_vmnet", "/usr/local/var/run/socket_vmnet", "/var/run/socket_vmnet"}},
+		{"amd64", []string{"/usr/local/var/run/socket_vmnet", "/opt/homebrew/var/run/socket_vmnet", "/var/run/socket_vmnet"}},
+	} {
+		if c := macSocketCandidates(tt.goarch); !reflect.DeepEqual(c, tt.want) {
+			t.Errorf("candidates on %s: %v, want %v", tt.goarch, c, tt.want)
+		}
+		if s := HomebrewSocket(tt.goarch); s != tt.want[0] {
+			t.Errorf("HomebrewSocket(%s) = %s, want %s", tt.goarch, s, tt.want[0])
+		}
 	}
 }
 
@@ -462,7 +498,7 @@ func TestDefaultPathsFollowXDG(t *testing.T) {
 	if p.ConfigFile != "/tmp/x/c/vmnetbar/config.yaml" || p.StateDir != "/tmp/x/s/vmnetbar" {
 		t.Fatalf("%+v", p)
 	}
-	if o := DefaultOptions(p); o.StateDir != p.StateDir || len(o.SocketCandidates) != 0 {
+	if o := DefaultOptions(p); o.StateDir != p.StateDir || len(o.SocketCandidates) != 0 || o.SocketFallback != "" || o.AllowNoVM {
 		t.Fatalf("options %+v", o)
 	}
 }

@@ -16,6 +16,16 @@
 // vm.mac: when it is absent a MAC address is generated once and inserted
 // into the file, keeping the user's comments and layout.
 //
+// On a first launch there is no file: WriteStarter writes a starter file
+// (StarterFile: every key with its default and what it means, commented
+// out) when nothing exists at the path, never replacing anything. Until
+// the user sets vm.kernel it configures no VM: Load refuses it with an
+// *Error wrapping ErrNoVM, and Options.AllowNoVM loads it (the app then
+// comes up "not configured"). On macOS an unset network.socket is the
+// first socket_vmnet socket that exists, else Homebrew's for the Mac's
+// architecture (HomebrewSocket), which the link waits for; on Linux it is
+// required.
+//
 // Paths follow the platform's conventions: ~/Library/... on macOS, the XDG
 // base directory variables on Linux (so a test can run an isolated instance
 // by pointing XDG_CONFIG_HOME, XDG_STATE_HOME and XDG_RUNTIME_DIR at

@@ -61,13 +61,34 @@ func macPaths(home string) (Paths, error) {
 	}, nil
 }
 
-// macSocketCandidates are socket_vmnet's usual socket paths on macOS, in the
-// order they are tried: Homebrew on Apple silicon, Homebrew on Intel, the
-// launchd install.
-func macSocketCandidates() []string {
-	return []string{
-		"/opt/homebrew/var/run/socket_vmnet",
-		"/usr/local/var/run/socket_vmnet",
-		"/var/run/socket_vmnet",
+// Homebrew's socket_vmnet sockets: Homebrew lives in /opt/homebrew on Apple
+// silicon and in /usr/local on Intel Macs.
+const (
+	homebrewSocketARM64 = "/opt/homebrew/var/run/socket_vmnet"
+	homebrewSocketAMD64 = "/usr/local/var/run/socket_vmnet"
+	// launchdSocket is where socket_vmnet's own launchd install puts it.
+	launchdSocket = "/var/run/socket_vmnet"
+)
+
+// HomebrewSocket is socket_vmnet's socket as Homebrew installs it on a Mac
+// of architecture goarch (a GOARCH value): /opt/homebrew/var/run/socket_vmnet
+// on arm64 (Apple silicon), /usr/local/var/run/socket_vmnet on amd64
+// (Intel). Other values get the arm64 path.
+func HomebrewSocket(goarch string) string {
+	if goarch == "amd64" {
+		return homebrewSocketAMD64
 	}
+	return homebrewSocketARM64
+}
+
+// macSocketCandidates are socket_vmnet's usual socket paths on a Mac of
+// architecture goarch, in the order they are tried: Homebrew for this
+// architecture, Homebrew for the other one (an Intel Homebrew under
+// Rosetta), the launchd install.
+func macSocketCandidates(goarch string) []string {
+	other := homebrewSocketAMD64
+	if HomebrewSocket(goarch) == homebrewSocketAMD64 {
+		other = homebrewSocketARM64
+	}
+	return []string{HomebrewSocket(goarch), other, launchdSocket}
 }

@@ -10,3 +10,6 @@ func DefaultPaths() (Paths, error) {
 
 // DefaultSocketCandidates is empty on Linux: network.socket must be set.
 func DefaultSocketCandidates() []string { return nil }
+
+// DefaultSocketFallback is "" on Linux: network.socket must be set.
+func DefaultSocketFallback() string { return "" }

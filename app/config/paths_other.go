@@ -12,3 +12,6 @@ func DefaultPaths() (Paths, error) {
 
 // DefaultSocketCandidates is empty: network.socket must be set.
 func DefaultSocketCandidates() []string { return nil }
+
+// DefaultSocketFallback is "": network.socket must be set.
+func DefaultSocketFallback() string { return "" }

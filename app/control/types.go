@@ -20,6 +20,10 @@ type VMStatus struct {
 	// the guest to answer the power button (it may still be booting)");
 	// "" when there is nothing to add.
 	Note string `json:"note,omitempty"`
+	// NotConfigured is true while the configuration names no VM yet (a
+	// first launch: vm.kernel is not set). State is then stopped, Note
+	// says which file to edit, and a start reads the file again.
+	NotConfigured bool `json:"not_configured,omitempty"`
 }
 
 // Status is what the control API reports. VM is nil when the server serves

@@ -62,8 +62,20 @@ type Options struct {
 	// it reads the configuration again, so a start after the user fixed
 	// the file uses the fix. Its VM and link configurations replace
 	// VMConfig and Link (Link's Logger and Now default as above). An error
-	// fails the start with the VM in state error.
+	// fails the start with the VM in state error. A VM configuration
+	// without a Kernel means the file configures no VM yet: the start
+	// fails with a *ConflictError and the controller is not configured
+	// (see below).
+	//
+	// With Reload set, VMConfig may have no Kernel: the controller starts
+	// not configured (a first launch, before the user has set vm.kernel).
+	// Its status then says so (VMStatus.NotConfigured, with a Note naming
+	// ConfigFile), and every StartVM reads the configuration again, so the
+	// user who fills the file in and clicks Start gets the VM.
 	Reload func() (vmhost.Config, netlink.Config, error)
+	// ConfigFile is the configuration file, named in what the controller
+	// says while no VM is configured; "" means "the configuration file".
+	ConfigFile string
 }
 
 // closeGrace is how long Close waits beyond the stop timeout for the VM to
@@ -89,6 +101,14 @@ func (e *ConflictError) Error() string { return e.Msg }
 // StatusCode is http.StatusConflict.
 func (e *ConflictError) StatusCode() int { return http.StatusConflict }
 
+// notConfiguredMsg says what to do while no VM is configured.
+func (c *Controller) notConfiguredMsg() string {
+	if c.opts.ConfigFile == "" {
+		return "no VM configured: set vm.kernel in the configuration file, then start"
+	}
+	return fmt.Sprintf("no VM configured: edit %s (vm.kernel), then start", c.opts.ConfigFile)
+}
+
 // ErrClosed is returned by actions after Close.
 var ErrClosed = &closedError{}
 
@@ -103,7 +123,11 @@ func (*closedError) StatusCode() int { return http.StatusServiceUnavailable }
 // netlink.State):
 //
 //	stopped  -> starting  StartVM: socketpair made, link running, VM booting
+//	stopped  -> stopped   StartVM without a VM configured: not configured,
+//	                      and the start answers a *ConflictError
 //	error    -> starting  StartVM (a failed VM may be started again)
+//	error    -> stopped   StartVM without a VM configured (as above)
+//	stopped  -> error     StartVM whose Reload failed
 //	starting -> running   the VM reports the guest running
 //	starting -> error     building or booting the VM failed
 //	starting -> stopped   the boot was cancelled before the VM launched
@@ -134,6 +158,11 @@ func (*closedError) StatusCode() int { return http.StatusServiceUnavailable }
 // supervisor (supervise) that follows the VM's events and the link's
 // updates; the supervisor owns the link goroutine and ends after it.
 // Close stops the VM and waits for all of them.
+//
+// Not configured (no VM in the configuration yet) is a flag beside the
+// state, which is stopped meanwhile: it is set by New and by a StartVM whose
+// Reload returns no kernel, and cleared by a StartVM whose Reload returns
+// one.
 type Controller struct {
 	opts       Options // VMConfig and Link are replaced by Reload, under op
 	log        logrus.FieldLogger
@@ -159,6 +188,7 @@ type Controller struct {
 	since    time.Time
 	errMsg   string
 	note     string         // what the VM host says it is waiting for in state; cleared by every state change
+	noVM     bool           // no VM is configured (see Options.Reload)
 	run      *vmRun         // the current (or last) run of the VM; nil before the first
 	lastLink netlink.Status // link status when no link runs
 
@@ -187,8 +217,8 @@ type vmRun struct {
 
 // New returns a Controller with the VM stopped.
 func New(opts Options) (*Controller, error) {
-	if opts.VMConfig.Kernel == "" {
-		return nil, errors.New("controller: VMConfig.Kernel is empty: set the VM's kernel image")
+	if opts.VMConfig.Kernel == "" && opts.Reload == nil {
+		return nil, errors.New("controller: VMConfig.Kernel is empty and there is no Reload to read it later: set the VM's kernel image")
 	}
 	if opts.NewVM == nil {
 		opts.NewVM = vmhost.New
@@ -225,6 +255,7 @@ func New(opts Options) (*Controller, error) {
 		since:      now(),
 		lastLink:   netlink.Status{State: netlink.StateStopped, Since: now()},
 		subs:       map[*subscriber]struct{}{},
+		noVM:       opts.VMConfig.Kernel == "",
 	}
 	c.setLinkConfig(opts.Link)
 	return c, nil
@@ -302,11 +333,38 @@ func (c *Controller) StartVM(ctx context.Context) error {
 		c.mu.Unlock()
 		return &ConflictError{Action: "start", State: st, Msg: fmt.Sprintf("cannot start the VM: it is %s", st)}
 	}
+	c.mu.Unlock()
+
+	// The configuration is read before the state changes: a file that
+	// configures no VM leaves the VM stopped (never starting).
+	if err := c.reload(); err != nil {
+		c.mu.Lock()
+		c.noVM = false // the error says what is wrong with the file
+		c.setStateLocked(vmhost.StateError, err.Error())
+		c.mu.Unlock()
+		c.notify()
+		return err
+	}
+	c.mu.Lock()
+	if c.opts.VMConfig.Kernel == "" {
+		changed := c.setStateLocked(vmhost.StateStopped, "")
+		changed = !c.noVM || changed
+		c.noVM = true
+		st := c.state
+		c.mu.Unlock()
+		if changed {
+			c.notify()
+		}
+		msg := c.notConfiguredMsg()
+		c.log.Warn(msg)
+		return &ConflictError{Action: "start", State: st, Msg: msg}
+	}
+	c.noVM = false
 	c.setStateLocked(vmhost.StateStarting, "")
 	c.mu.Unlock()
 	c.notify()
 
-	r, err := c.reloadAndBuild()
+	r, err := c.build()
 	if err != nil {
 		c.mu.Lock()
 		c.setStateLocked(vmhost.StateError, err.Error())
@@ -341,18 +399,22 @@ func (c *Controller) StartVM(ctx context.Context) error {
 	return nil
 }
 
-// reloadAndBuild reads the configuration again (Options.Reload) and builds
-// the run. The caller holds op.
-func (c *Controller) reloadAndBuild() (*vmRun, error) {
-	if c.opts.Reload != nil {
-		vmCfg, linkCfg, err := c.opts.Reload()
-		if err != nil {
-			return nil, err
-		}
-		c.opts.VMConfig = vmCfg
-		c.setLinkConfig(linkCfg)
+// reload reads the configuration again (Options.Reload), if it can. The
+// caller holds op; opts.VMConfig is read under op or mu, and written under
+// both.
+func (c *Controller) reload() error {
+	if c.opts.Reload == nil {
+		return nil
 	}
-	return c.build()
+	vmCfg, linkCfg, err := c.opts.Reload()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.opts.VMConfig = vmCfg
+	c.setLinkConfig(linkCfg)
+	c.mu.Unlock()
+	return nil
 }
 
 // build makes the socketpair, the link and the VM of a new run.
@@ -603,12 +665,13 @@ func (c *Controller) StopVM(ctx context.Context) error {
 	c.setStateLocked(vmhost.StateStopping, "")
 	c.mu.Unlock()
 	c.notify()
-	return c.stopRun(ctx, r)
+	return c.stopRun(ctx, r, r.stopTimeout)
 }
 
-// stopRun stops r's VM and waits for the run to end.
-func (c *Controller) stopRun(ctx context.Context, r *vmRun) error {
-	if err := r.vm.Stop(ctx, r.stopTimeout); err != nil {
+// stopRun stops r's VM, forcing it off after timeout, and waits for the
+// run to end.
+func (c *Controller) stopRun(ctx context.Context, r *vmRun, timeout time.Duration) error {
+	if err := r.vm.Stop(ctx, timeout); err != nil {
 		return fmt.Errorf("stopping the VM: %w", err)
 	}
 	select {
@@ -642,7 +705,10 @@ func (c *Controller) Reconnect() error {
 // Status is one snapshot of the VM and its link.
 func (c *Controller) Status() control.Status {
 	c.mu.Lock()
-	vm := &control.VMStatus{State: c.state, Since: c.since, Error: c.errMsg, Note: c.note}
+	vm := &control.VMStatus{State: c.state, Since: c.since, Error: c.errMsg, Note: c.note, NotConfigured: c.noVM}
+	if c.noVM {
+		vm.Note = c.notConfiguredMsg()
+	}
 	var link Link
 	if c.run != nil && c.state != vmhost.StateStopped && c.state != vmhost.StateError {
 		link = c.run.link
@@ -701,18 +767,50 @@ func (c *Controller) notify() {
 
 // Close stops the VM gracefully (bounded by the stop timeout, then forced),
 // shuts the link down, waits for every goroutine and closes all
-// subscriptions. Later actions return ErrClosed. It is idempotent.
-func (c *Controller) Close() error {
+// subscriptions. Later actions return ErrClosed. It is idempotent: once
+// one Close or CloseWithin has begun, the others wait for it and return
+// its result.
+func (c *Controller) Close() error { return c.close(0) }
+
+// CloseWithin is Close for when the system ends the app (logout, restart,
+// shutdown), which must not be held up for the full stop timeout: the
+// guest gets at most grace to power off (never more than the run's stop
+// timeout) before it is forced off. A stop already under way (StopVM, the
+// menu's Quit) is asked again with that bound. grace <= 0 means Close.
+func (c *Controller) CloseWithin(grace time.Duration) error { return c.close(grace) }
+
+// stopTimeoutWithin is r's stop timeout bounded by grace (0: unbounded).
+func stopTimeoutWithin(r *vmRun, grace time.Duration) time.Duration {
+	if grace > 0 && grace < r.stopTimeout {
+		return grace
+	}
+	return r.stopTimeout
+}
+
+func (c *Controller) close(grace time.Duration) error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
+		r := c.run
+		hasten := grace > 0 && r != nil && c.state == vmhost.StateStopping
 		c.mu.Unlock()
 		close(c.closing)
+		if hasten {
+			// A StopVM holds op until its stop, bounded by the full stop
+			// timeout, has ended: ask for the shorter one first.
+			timeout := stopTimeoutWithin(r, grace)
+			c.log.WithField("timeout", timeout).Info("the app is ending: stopping the VM within a shorter time")
+			ctx, cancel := context.WithTimeout(context.Background(), timeout+c.closeGrace)
+			if err := r.vm.Stop(ctx, timeout); err != nil {
+				c.log.WithError(err).Warn("stopping the VM within the shorter time failed")
+			}
+			cancel()
+		}
 		c.op <- struct{}{} // wait for a running StartVM or StopVM
 		defer c.release()
 
 		c.mu.Lock()
-		r := c.run
+		r = c.run
 		active := r != nil && c.state != vmhost.StateStopped && c.state != vmhost.StateError
 		changed := active && c.setStateLocked(vmhost.StateStopping, "")
 		c.mu.Unlock()
@@ -720,8 +818,9 @@ func (c *Controller) Close() error {
 			c.notify()
 		}
 		if active {
-			ctx, cancel := context.WithTimeout(context.Background(), r.stopTimeout+c.closeGrace)
-			if err := c.stopRun(ctx, r); err != nil {
+			timeout := stopTimeoutWithin(r, grace)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout+c.closeGrace)
+			if err := c.stopRun(ctx, r, timeout); err != nil {
 				c.closeErr = err
 				c.log.WithError(err).Error("the VM did not stop cleanly")
 			}

@@ -19,6 +19,11 @@ type fakeVM struct {
 	cfg      vmhost.Config
 	startErr error // Start fails with it (the VM then ends in error)
 	hangStop bool  // Stop does nothing: the VM never ends
+	// deafGuest: the guest never answers Stop's power button, so the VM
+	// is forced off when the shortest timeout asked for so far has passed
+	// since the first Stop (the contract asked of vmhost: a later Stop
+	// with a shorter timeout shortens the wait).
+	deafGuest bool
 
 	mu      sync.Mutex
 	state   vmhost.State
@@ -28,6 +33,11 @@ type fakeVM struct {
 	done    chan struct{}
 	stops   int
 	started int
+	// timeouts are the timeouts Stop was called with, in order.
+	timeouts  []time.Duration
+	firstStop time.Time
+	deadline  time.Time   // when force fires
+	force     *time.Timer // forces a deaf guest off
 }
 
 func newFakeVM(cfg vmhost.Config) *fakeVM {
@@ -38,10 +48,16 @@ func (v *fakeVM) setLocked(s vmhost.State, err error) {
 	if v.ended {
 		return
 	}
+	if s == v.state && (s == vmhost.StateStopping || s == vmhost.StateRunning) {
+		return // no change: no event
+	}
 	v.state, v.err = s, err
 	v.events <- vmhost.Event{State: s, At: time.Now(), Err: err}
 	if s == vmhost.StateStopped || s == vmhost.StateError {
 		v.ended = true
+		if v.force != nil {
+			v.force.Stop()
+		}
 		v.cfg.NIC.Close()
 		close(v.events)
 		close(v.done)
@@ -72,7 +88,23 @@ func (v *fakeVM) Start(ctx context.Context) error {
 func (v *fakeVM) Stop(ctx context.Context, timeout time.Duration) error {
 	v.mu.Lock()
 	v.stops++
-	if !v.hangStop && !v.ended {
+	v.timeouts = append(v.timeouts, timeout)
+	switch {
+	case v.ended || v.hangStop:
+	case v.deafGuest:
+		v.setLocked(vmhost.StateStopping, nil)
+		if v.firstStop.IsZero() {
+			v.firstStop = time.Now()
+		}
+		deadline := v.firstStop.Add(timeout)
+		if v.force == nil {
+			v.deadline = deadline
+			v.force = time.AfterFunc(time.Until(deadline), func() { v.set(vmhost.StateStopped, nil) })
+		} else if deadline.Before(v.deadline) {
+			v.deadline = deadline
+			v.force.Reset(time.Until(deadline))
+		}
+	default:
 		v.setLocked(vmhost.StateStopping, nil)
 		v.setLocked(vmhost.StateStopped, nil)
 	}
@@ -98,6 +130,13 @@ func (v *fakeVM) stopCount() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.stops
+}
+
+// stopTimeouts returns the timeouts Stop was called with, in order.
+func (v *fakeVM) stopTimeouts() []time.Duration {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]time.Duration(nil), v.timeouts...)
 }
 
 // fakeLink is a Link whose Run ends when its context does or when the test
@@ -207,14 +246,15 @@ func (l *fakeLink) Subscribe() (<-chan netlink.Status, func()) {
 
 // factory builds fake VMs and links and remembers them.
 type factory struct {
-	mu       sync.Mutex
-	vms      []*fakeVM
-	links    []*fakeLink
-	vmErr    error // NewVM fails with it
-	linkErr  error // NewLink fails with it
-	startErr error // the next VM's Start fails with it
-	hangStop bool  // the next VMs ignore Stop
-	failLink error // the next links fail on the VM side as soon as they run
+	mu        sync.Mutex
+	vms       []*fakeVM
+	links     []*fakeLink
+	vmErr     error // NewVM fails with it
+	linkErr   error // NewLink fails with it
+	startErr  error // the next VM's Start fails with it
+	hangStop  bool  // the next VMs ignore Stop
+	deafGuest bool  // the next VMs are forced off only at their stop timeout
+	failLink  error // the next links fail on the VM side as soon as they run
 }
 
 func (f *factory) newVM(cfg vmhost.Config, _ logrus.FieldLogger) (vmhost.VM, error) {
@@ -224,7 +264,7 @@ func (f *factory) newVM(cfg vmhost.Config, _ logrus.FieldLogger) (vmhost.VM, err
 		return nil, f.vmErr
 	}
 	v := newFakeVM(cfg)
-	v.startErr, v.hangStop = f.startErr, f.hangStop
+	v.startErr, v.hangStop, v.deafGuest = f.startErr, f.hangStop, f.deafGuest
 	f.vms = append(f.vms, v)
 	return v, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/controller"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
@@ -108,6 +109,20 @@ func (f *closingFake) Close() error {
 	return nil
 }
 
+// graceFake also has CloseWithin, as the app's controller does.
+type graceFake struct {
+	*closingFake
+	mu    sync.Mutex
+	grace []time.Duration // CloseWithin's arguments
+}
+
+func (f *graceFake) CloseWithin(grace time.Duration) error {
+	f.mu.Lock()
+	f.grace = append(f.grace, grace)
+	f.mu.Unlock()
+	return f.Close()
+}
+
 // systemExitAsync runs systemExit in a goroutine and returns a channel
 // closed when it returns.
 func systemExitAsync(tr *tray) chan struct{} {
@@ -193,6 +208,53 @@ func TestSystemExitCloses(t *testing.T) {
 		t.Errorf("StopVM called %d times, want Close only", n)
 	}
 }
+
+// TestSystemExitWithinLogoutTimeout: the system ending the app (logout)
+// closes a GraceCloser within the logout stop timeout (default 5s), not
+// the VM's full stop timeout; Close is not called on its own.
+func TestSystemExitWithinLogoutTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		opt, want time.Duration
+	}{
+		{0, 5 * time.Second},
+		{20 * time.Second, 20 * time.Second},
+	} {
+		f := &graceFake{closingFake: &closingFake{exitFake: newExitFake(vmhost.StateRunning), closed: make(chan struct{})}}
+		newTray(context.Background(), f, Options{LogoutStopTimeout: tt.opt}).systemExit()
+		f.mu.Lock()
+		got := f.grace
+		f.mu.Unlock()
+		if len(got) != 1 || got[0] != tt.want {
+			t.Errorf("LogoutStopTimeout %v: CloseWithin called with %v, want [%v]", tt.opt, got, tt.want)
+		}
+		if n := f.calls(); n != 0 {
+			t.Errorf("StopVM called %d times, want CloseWithin only", n)
+		}
+	}
+}
+
+// TestQuitKeepsFullStopTimeout: Quit from the menu stops the VM with
+// StopVM (its full stop timeout), never CloseWithin.
+func TestQuitKeepsFullStopTimeout(t *testing.T) {
+	f := &graceFake{closingFake: &closingFake{exitFake: newExitFake(vmhost.StateRunning), closed: make(chan struct{})}}
+	tr := newTray(context.Background(), f, Options{})
+	tr.loops.Add(1)
+	go tr.quit()
+	waitFor(t, "StopVM", func() bool { return f.calls() == 1 })
+	f.finish()
+	if err := <-tr.quitResult; err != nil {
+		t.Fatal(err)
+	}
+	tr.loops.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.grace) != 0 || returned(f.closed) {
+		t.Fatalf("Quit closed the controller (CloseWithin %v)", f.grace)
+	}
+}
+
+// The app's controller is a GraceCloser.
+var _ GraceCloser = (*controller.Controller)(nil)
 
 // waitFor polls cond until it holds, failing the test after 10s.
 func waitFor(t *testing.T, what string, cond func() bool) {

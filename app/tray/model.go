@@ -2,6 +2,7 @@ package tray
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -81,7 +82,13 @@ func BuildModel(st control.Status, ui UIState, now time.Time) Model {
 
 	m.Items[ItemVM] = Item{Label: vmLine, Visible: true}
 	var note string
-	if st.VM != nil {
+	switch {
+	case st.VM != nil && st.VM.NotConfigured && ui.HasConfig:
+		// The controller's note names the file; the menu has it below.
+		note = "Set vm.kernel with Open config, then Start VM"
+	case st.VM != nil && st.VM.NotConfigured:
+		note = "Set vm.kernel in the configuration file, then Start VM"
+	case st.VM != nil:
 		note = truncate(st.VM.Note, maxNoteLen)
 	}
 	m.Items[ItemVMNote] = Item{Label: note, Visible: note != ""}
@@ -93,8 +100,14 @@ func BuildModel(st control.Status, ui UIState, now time.Time) Model {
 	problem := ui.Problem
 	if problem == "" && st.Link.LastError != "" &&
 		(st.Link.State == netlink.StateConnecting || st.Link.State == netlink.StateReconnecting) {
-		// Why the link is not up yet (the daemon is missing, say).
+		// Why the link is not up yet.
 		problem = st.Link.LastError
+		if path, ok := waitingForDaemon(st.Link); ok {
+			// socket_vmnet is not installed or not started yet (at
+			// login, during brew reinstall): the link dials until it
+			// is there.
+			problem = "waiting for socket_vmnet at " + path
+		}
 	}
 	m.Items[ItemProblem] = Item{Label: "⚠ " + truncate(problem, maxErrorLen), Visible: problem != ""}
 
@@ -150,6 +163,9 @@ func BuildModel(st control.Status, ui UIState, now time.Time) Model {
 func vmText(vm *control.VMStatus, now time.Time) (line, short string) {
 	if vm == nil {
 		return "VM: none (standalone link)", "no VM"
+	}
+	if vm.NotConfigured {
+		return "VM: not configured", "VM not configured"
 	}
 	var s string
 	switch vm.State {
@@ -212,7 +228,28 @@ func linkText(st control.Status, now time.Time) (line, short string) {
 		parts = append(parts, l.State.String())
 		short = "link " + l.State.String()
 	}
+	if _, ok := waitingForDaemon(l); ok {
+		short = "waiting for socket_vmnet"
+	}
 	return "Link: " + strings.Join(parts, " · "), short
+}
+
+// dialMissing matches the link's error while the daemon's socket does not
+// exist, or nothing listens on it (a socket file left behind): netlink's
+// "dialing the daemon: " and Go's net.OpError for a UNIX socket.
+var dialMissing = regexp.MustCompile(`^dialing the daemon: dial unix (.+): connect: (?:no such file or directory|connection refused)$`)
+
+// waitingForDaemon returns the daemon's socket when the link is dialing
+// and the socket does not exist (or nothing listens on it).
+func waitingForDaemon(l netlink.Status) (string, bool) {
+	if l.State != netlink.StateConnecting && l.State != netlink.StateReconnecting {
+		return "", false
+	}
+	m := dialMissing.FindStringSubmatch(l.LastError)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
 }
 
 // icon picks the tray icon: errors first, then the VM's state, then the

@@ -274,13 +274,15 @@ func TestModelProblem(t *testing.T) {
 func TestModelLinkProblem(t *testing.T) {
 	running := vm(vmhost.StateRunning, time.Hour, "")
 	dialErr := "dialing the daemon: dial unix /var/run/socket_vmnet: connect: no such file or directory"
+	deniedErr := "dialing the daemon: dial unix /var/run/socket_vmnet: connect: permission denied"
 	for _, tc := range []struct {
 		name string
 		link netlink.Status
 		ui   UIState
 		want string // "" = hidden
 	}{
-		{"connecting", netlink.Status{State: netlink.StateConnecting, LastError: dialErr}, UIState{}, "⚠ " + truncate(dialErr, maxErrorLen)},
+		{"connecting", netlink.Status{State: netlink.StateConnecting, LastError: deniedErr}, UIState{}, "⚠ " + truncate(deniedErr, maxErrorLen)},
+		{"connecting, no socket", netlink.Status{State: netlink.StateConnecting, LastError: dialErr}, UIState{}, "⚠ waiting for socket_vmnet at /var/run/socket_vmnet"},
 		{"reconnecting", netlink.Status{State: netlink.StateReconnecting, LastError: "the daemon closed the connection"}, UIState{}, "⚠ the daemon closed the connection"},
 		{"up again: the old error is not shown", netlink.Status{State: netlink.StateUp, LastError: dialErr}, UIState{}, ""},
 		{"a failed action comes first", netlink.Status{State: netlink.StateConnecting, LastError: dialErr}, UIState{Problem: "Stop VM failed: boom"}, "⚠ Stop VM failed: boom"},
@@ -357,3 +359,80 @@ func TestModelVMNote(t *testing.T) {
 }
 
 func m2(st control.Status) Model { return BuildModel(st, allUI, now) }
+
+// TestModelNotConfigured: on a first launch (no VM in the configuration)
+// the menu says so and leads to Open config; Start stays enabled, since a
+// start reads the file again.
+func TestModelNotConfigured(t *testing.T) {
+	st := control.Status{VM: &control.VMStatus{State: vmhost.StateStopped, Since: now, NotConfigured: true,
+		Note: "no VM configured: edit /Users/u/Library/Application Support/vmnetbar/config.yaml (vm.kernel), then start"}}
+	m := BuildModel(st, allUI, now)
+	for id, want := range map[ItemID]Item{
+		ItemVM:     {Label: "VM: not configured", Visible: true},
+		ItemVMNote: {Label: "Set vm.kernel with Open config, then Start VM", Visible: true},
+		ItemLink:   {Label: "Link: down (the VM is not running)", Visible: true},
+		ItemStart:  {Label: "Start VM", Visible: true, Enabled: true},
+		ItemStop:   {Label: "Stop VM", Visible: true},
+		ItemConfig: {Label: "Open config", Visible: true, Enabled: true},
+	} {
+		if got := m.Items[id]; got != want {
+			t.Errorf("item %d: %+v, want %+v", id, got, want)
+		}
+	}
+	if m.Icon != assets.IconStopped || m.Tooltip != "vmnetbar: VM not configured · link down" {
+		t.Errorf("icon %q tooltip %q", m.Icon, m.Tooltip)
+	}
+	// Without a file to open, the note says where to set it.
+	ui := allUI
+	ui.HasConfig = false
+	if got := BuildModel(st, ui, now).Items[ItemVMNote].Label; got != "Set vm.kernel in the configuration file, then Start VM" {
+		t.Errorf("note without a config file: %q", got)
+	}
+	// A start in progress says so, as for a stopped VM.
+	ui = allUI
+	ui.VMBusy = true
+	if got := BuildModel(st, ui, now).Items[ItemStart]; got.Label != "Starting VM…" || got.Enabled {
+		t.Errorf("Start while starting: %+v", got)
+	}
+}
+
+// TestModelWaitingForDaemon: while socket_vmnet's socket does not exist
+// (not installed, not started yet, or being reinstalled) or nothing
+// listens on it, the menu says the link waits for it, instead of a dial
+// error.
+func TestModelWaitingForDaemon(t *testing.T) {
+	running := vm(vmhost.StateRunning, time.Hour, "")
+	const sock = "/opt/homebrew/var/run/socket_vmnet"
+	noFile := "dialing the daemon: dial unix " + sock + ": connect: no such file or directory"
+	refused := "dialing the daemon: dial unix " + sock + ": connect: connection refused"
+	denied := "dialing the daemon: dial unix " + sock + ": connect: permission denied"
+	for _, tc := range []struct {
+		name          string
+		link          netlink.Status
+		line, tooltip string
+		problem       string // "" = hidden
+	}{
+		{"connecting, no socket", netlink.Status{State: netlink.StateConnecting, Since: now.Add(-3 * time.Second), LastError: noFile},
+			"Link: connecting 3s", "vmnetbar: VM running 1h 0m · waiting for socket_vmnet", "⚠ waiting for socket_vmnet at " + sock},
+		{"reconnecting, socket left behind", netlink.Status{State: netlink.StateReconnecting, Since: now.Add(-12 * time.Second), LastError: refused, Reconnects: 2},
+			"Link: reconnecting 12s · 2 reconnects", "vmnetbar: VM running 1h 0m · waiting for socket_vmnet", "⚠ waiting for socket_vmnet at " + sock},
+		{"connecting, another error", netlink.Status{State: netlink.StateConnecting, Since: now, LastError: denied},
+			"Link: connecting 0s", "vmnetbar: VM running 1h 0m · link connecting", "⚠ " + truncate(denied, maxErrorLen)},
+		{"up, an old error", netlink.Status{State: netlink.StateUp, LastError: noFile},
+			"Link: up · 0 reconnects", "vmnetbar: VM running 1h 0m · link up", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := BuildModel(control.Status{VM: running, Link: tc.link}, allUI, now)
+			if got := m.Items[ItemLink].Label; got != tc.line {
+				t.Errorf("link line %q, want %q", got, tc.line)
+			}
+			if m.Tooltip != tc.tooltip {
+				t.Errorf("tooltip %q, want %q", m.Tooltip, tc.tooltip)
+			}
+			p := m.Items[ItemProblem]
+			if (tc.problem == "" && p.Visible) || (tc.problem != "" && (!p.Visible || p.Label != tc.problem)) {
+				t.Errorf("problem line %q (visible %v), want %q", p.Label, p.Visible, tc.problem)
+			}
+		})
+	}
+}

@@ -56,7 +56,16 @@ type Options struct {
 	// Opener opens a file in the user's default application; nil runs
 	// open (macOS) or xdg-open (Linux).
 	Opener func(path string) error
+	// LogoutStopTimeout bounds the VM's graceful stop when the system ends
+	// the app (logout, restart, shutdown), with a controller that is a
+	// GraceCloser; 0 means DefaultLogoutStopTimeout. Quit keeps the VM's
+	// full stop timeout.
+	LogoutStopTimeout time.Duration
 }
+
+// DefaultLogoutStopTimeout is Options.LogoutStopTimeout's default, as the
+// configuration's logout_stop_timeout.
+const DefaultLogoutStopTimeout = 5 * time.Second
 
 // Closer is an optional Controller feature, found by type assertion: Close
 // stops the VM for good (gracefully up to the VM's stop timeout, then
@@ -65,6 +74,15 @@ type Options struct {
 // exits.
 type Closer interface {
 	Close() error
+}
+
+// GraceCloser is an optional Controller feature, found by type assertion
+// and preferred to Closer: CloseWithin is Close with the VM's graceful
+// stop bounded by grace (never beyond its stop timeout), also for a stop
+// already under way, so that a logout is not held up for the full stop
+// timeout. The app's controller has it.
+type GraceCloser interface {
+	CloseWithin(grace time.Duration) error
 }
 
 // ErrUnavailable is wrapped by Run's error when the system has no tray to
@@ -306,11 +324,26 @@ func (t *tray) onExit() {
 // systemExit stops the VM before the process exits, on the main thread:
 // it calls no systray setter and waits for nothing that may call one.
 //
-// With a Closer, Close stops the VM (also one already stopping), forcing it
-// off at the stop timeout, and waits for it to end: the guest is never cut
-// off by the process exiting mid-stop. Without one, StopVM and the wait
-// while the VM stops are bounded by exitTimeout.
+// With a GraceCloser, CloseWithin stops the VM (also one already
+// stopping), forcing it off after Options.LogoutStopTimeout, and waits for
+// it to end: the guest is never cut off by the process exiting mid-stop,
+// and the logout is not held up for the VM's full stop timeout. With a
+// Closer, Close does the same with the full stop timeout. Without either,
+// StopVM and the wait while the VM stops are bounded by exitTimeout.
 func (t *tray) systemExit() {
+	if gc, ok := t.c.(GraceCloser); ok {
+		grace := t.opts.LogoutStopTimeout
+		if grace <= 0 {
+			grace = DefaultLogoutStopTimeout
+		}
+		if vmActive(t.c.Status()) {
+			t.log.WithField("timeout", grace).Warn("the system is ending the app: stopping the VM, forced off after the timeout")
+		}
+		if err := gc.CloseWithin(grace); err != nil {
+			t.log.WithError(err).Error("stopping the VM as the system ends the app failed")
+		}
+		return
+	}
 	if cl, ok := t.c.(Closer); ok {
 		if vmActive(t.c.Status()) {
 			t.log.Warn("the system is ending the app: stopping the VM")

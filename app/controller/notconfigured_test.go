@@ -1,0 +1,224 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/netlink"
+	"github.com/vmnetbar/vmnetbar/vmhost"
+)
+
+// A first launch: the configuration names no VM yet. The controller comes
+// up not configured, a start answers 409 saying which file to edit and
+// leaves the VM stopped (never starting), and once the file names a kernel
+// the next start boots the VM, without a new controller.
+func TestNotConfigured(t *testing.T) {
+	var mu sync.Mutex
+	kernel, reloadErr := "", error(nil)
+	h := newHarness(t, nil, func(o *Options) {
+		o.VMConfig = vmhost.Config{}
+		o.ConfigFile = "/home/u/.config/vmnetbar/config.yaml"
+		o.Reload = func() (vmhost.Config, netlink.Config, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if reloadErr != nil {
+				return vmhost.Config{}, netlink.Config{}, reloadErr
+			}
+			return vmhost.Config{Kernel: kernel, StopTimeout: time.Second}, netlink.Config{Socket: "/d.sock"}, nil
+		}
+	})
+	const msg = "no VM configured: edit /home/u/.config/vmnetbar/config.yaml (vm.kernel), then start"
+	check := func(when string, want bool) {
+		t.Helper()
+		vm := h.c.Status().VM
+		if vm.NotConfigured != want {
+			t.Fatalf("%s: NotConfigured %v, want %v (%+v)", when, vm.NotConfigured, want, vm)
+		}
+		if want && (vm.State != vmhost.StateStopped || vm.Note != msg || vm.Error != "") {
+			t.Fatalf("%s: status %+v, want stopped with the note %q", when, vm, msg)
+		}
+		if !want && vm.Note == msg {
+			t.Fatalf("%s: note %q", when, vm.Note)
+		}
+	}
+	check("at first", true)
+
+	sub, cancel := h.c.Subscribe()
+	defer cancel()
+	err := h.c.StartVM(context.Background())
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.StatusCode() != http.StatusConflict || ce.Error() != msg {
+		t.Fatalf("start without a VM: %v, want a 409 %q", err, msg)
+	}
+	if n := len(h.f.vms); n != 0 {
+		t.Fatalf("%d VMs built without a kernel", n)
+	}
+	check("after a start", true)
+	select {
+	case st := <-sub:
+		t.Fatalf("a start without a VM changed the status: %+v", st.VM)
+	default:
+	}
+
+	// A broken file while editing: the error shows, not "not configured".
+	mu.Lock()
+	reloadErr = errors.New("config.yaml: line 3: did not find expected key")
+	mu.Unlock()
+	h.do(step{do: "start", code: -1, state: vmhost.StateError, errText: "line 3"})
+	check("after a broken file", false)
+
+	mu.Lock()
+	kernel, reloadErr = "/k", nil
+	mu.Unlock()
+	h.do(step{do: "start", state: vmhost.StateStarting})
+	check("after the kernel was set", false)
+	if vm := h.f.vm(); vm == nil || vm.cfg.Kernel != "/k" {
+		t.Fatalf("VM %+v, want one with the reloaded kernel", vm)
+	}
+	h.do(step{do: "run", state: vmhost.StateRunning})
+	h.do(step{do: "stop", state: vmhost.StateStopped})
+
+	// The kernel removed again, after a failed run: not configured again.
+	mu.Lock()
+	kernel = ""
+	mu.Unlock()
+	h.do(step{do: "start", code: 409, state: vmhost.StateStopped})
+	check("after the kernel was removed", true)
+}
+
+// Not configured over the control API: the status says so and a start
+// answers 409 with the message.
+func TestNotConfiguredControlAPI(t *testing.T) {
+	h := newHarness(t, nil, func(o *Options) {
+		o.VMConfig = vmhost.Config{}
+		o.ConfigFile = "/c/config.yaml"
+		o.Reload = func() (vmhost.Config, netlink.Config, error) { return vmhost.Config{}, netlink.Config{}, nil }
+	})
+	dir, err := os.MkdirTemp("", "ctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	l, err := control.Listen(dir + "/control.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- control.NewServer(h.c, logrus.New()).Serve(ctx, l) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	cl := control.NewClient(dir + "/control.sock")
+	rctx, rcancel := context.WithTimeout(context.Background(), waitFor)
+	defer rcancel()
+	st, err := cl.Status(rctx)
+	if err != nil || st.VM == nil || !st.VM.NotConfigured || st.VM.State != vmhost.StateStopped {
+		t.Fatalf("status %+v, %v", st.VM, err)
+	}
+	var ce *control.Error
+	if err := cl.StartVM(rctx); !errors.As(err, &ce) || ce.Code != http.StatusConflict ||
+		ce.Message != "no VM configured: edit /c/config.yaml (vm.kernel), then start" {
+		t.Fatalf("start: %v, want a 409 naming the file", err)
+	}
+}
+
+func TestNewWithoutKernel(t *testing.T) {
+	if _, err := New(Options{}); err == nil || !strings.Contains(err.Error(), "Kernel") {
+		t.Fatalf("New without a kernel or Reload: %v", err)
+	}
+	c, err := New(Options{Reload: func() (vmhost.Config, netlink.Config, error) { return vmhost.Config{}, netlink.Config{}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if vm := c.Status().VM; !vm.NotConfigured || vm.Note != "no VM configured: set vm.kernel in the configuration file, then start" {
+		t.Fatalf("status %+v", vm)
+	}
+}
+
+// CloseWithin (the system ends the app) bounds the graceful stop by its
+// grace, but never beyond the stop timeout; Close keeps the stop timeout.
+func TestCloseWithinBoundsGracefulStop(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		close func(*Controller) error
+		want  time.Duration
+	}{
+		{"Close", (*Controller).Close, 30 * time.Second},
+		{"CloseWithin 5s", func(c *Controller) error { return c.CloseWithin(5 * time.Second) }, 5 * time.Second},
+		{"CloseWithin longer than the stop timeout", func(c *Controller) error { return c.CloseWithin(time.Hour) }, 30 * time.Second},
+		{"CloseWithin 0", func(c *Controller) error { return c.CloseWithin(0) }, 30 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil, func(o *Options) { o.VMConfig.StopTimeout = 30 * time.Second })
+			h.do(step{do: "start"})
+			h.do(step{do: "run", state: vmhost.StateRunning})
+			if err := tt.close(h.c); err != nil {
+				t.Fatal(err)
+			}
+			if got := h.f.vm().stopTimeouts(); !reflect.DeepEqual(got, []time.Duration{tt.want}) {
+				t.Fatalf("Stop timeouts %v, want [%v]", got, tt.want)
+			}
+			if st := h.c.Status().VM.State; st != vmhost.StateStopped {
+				t.Fatalf("VM %s after closing", st)
+			}
+		})
+	}
+}
+
+// A stop already under way with the full stop timeout (the menu's Stop VM
+// or Quit, whose StopVM holds the action slot until the VM has ended) is
+// asked again with the grace when the system ends the app: the logout is
+// not held up for the stop timeout.
+func TestCloseWithinHastensStopUnderWay(t *testing.T) {
+	h := newHarness(t, &factory{deafGuest: true}, func(o *Options) { o.VMConfig.StopTimeout = time.Hour })
+	h.do(step{do: "start"})
+	h.do(step{do: "run", state: vmhost.StateRunning})
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.c.StopVM(context.Background()) }()
+	h.waitState(vmhost.StateStopping)
+	vm := h.f.vm()
+	deadline := time.Now().Add(waitFor)
+	for len(vm.stopTimeouts()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("StopVM did not stop the VM")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	closed := make(chan error, 1)
+	go func() { closed <- h.c.CloseWithin(20 * time.Millisecond) }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitFor):
+		got := vm.stopTimeouts()
+		vm.set(vmhost.StateStopped, nil) // let StopVM and the cleanup's Close end
+		t.Fatalf("CloseWithin waited for the full stop timeout (Stop timeouts %v)", got)
+	}
+	if got := vm.stopTimeouts(); len(got) < 2 || got[0] != time.Hour || got[1] != 20*time.Millisecond {
+		t.Fatalf("Stop timeouts %v, want [1h 20ms ...]", got)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("StopVM: %v", err)
+	}
+	if st := h.c.Status().VM.State; st != vmhost.StateStopped {
+		t.Fatalf("VM %s", st)
+	}
+}

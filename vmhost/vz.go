@@ -1,0 +1,457 @@
+package vmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// The macOS backend. Its logic lives here, compiled and tested on every OS
+// against vzMachine; vmhost_darwin.go only adapts *vz.VirtualMachine to
+// vzMachine and builds the framework's configuration (the vzFactory).
+
+// vzState is the Virtualization framework's VM state
+// (vz.VirtualMachineState), as the adapter reports it.
+type vzState int
+
+const (
+	vzStopped vzState = iota
+	vzRunning
+	vzPaused
+	vzError
+	vzStarting
+	vzPausing
+	vzResuming
+	vzStopping
+	vzSaving
+	vzRestoring
+)
+
+var vzStateNames = [...]string{"stopped", "running", "paused", "error", "starting", "pausing", "resuming", "stopping", "saving", "restoring"}
+
+func (s vzState) String() string {
+	if s >= 0 && int(s) < len(vzStateNames) {
+		return vzStateNames[s]
+	}
+	return fmt.Sprintf("vzState(%d)", int(s))
+}
+
+// vzMachine is the part of a framework VM the backend uses. Every method
+// may be called from any goroutine, but NextState from one only.
+type vzMachine interface {
+	// Start boots the VM; it returns when the framework has started it
+	// or failed to.
+	Start() error
+	// CanRequestStop reports whether the guest can be asked to power
+	// off now (not while the VM starts).
+	CanRequestStop() bool
+	// RequestStop asks the guest to power off (a power button press);
+	// an error when the framework refused.
+	RequestStop() error
+	// CanStop reports whether Stop can work now.
+	CanStop() bool
+	// Stop forces the VM off; it returns when the framework has done so
+	// or failed to.
+	Stop() error
+	// State returns the framework's current state.
+	State() vzState
+	// NextState returns the next state change the framework reports, in
+	// order and none lost, or ok false once quit is closed.
+	NextState(quit <-chan struct{}) (s vzState, ok bool)
+}
+
+// vzFactory builds the framework VM for cfg (defaults applied) and its
+// NIC; errors are in the user's words. It is the darwin adapter.
+type vzFactory func(cfg Config) (vzMachine, error)
+
+// vzHost is what the macOS backend needs from the host.
+type vzHost struct {
+	limits limits    // the framework's and the host's bounds, the macOS version
+	build  vzFactory // makes the framework VM
+}
+
+// vzLimits narrows the portable limits l to the framework's CPU and memory
+// bounds, and an MTU of at least 1500 (the smallest it takes).
+func vzLimits(l limits, minCPUs, maxCPUs int, minMemory, maxMemory uint64) limits {
+	l.minCPUs = max(l.minCPUs, minCPUs)
+	l.maxCPUs = min(l.maxCPUs, maxCPUs)
+	l.minMemory = max(l.minMemory, minMemory)
+	if l.maxMemory == 0 || maxMemory < l.maxMemory {
+		l.maxMemory = maxMemory
+	}
+	l.minMTU = max(l.minMTU, 1500)
+	l.mtuHint = " (1500 is the smallest the Virtualization framework takes)"
+	l.cpuHint = "the host's CPU count and the Virtualization framework's limits"
+	l.memoryHint = "the host's memory and the Virtualization framework's limits"
+	return l
+}
+
+// Timing of a stop on the framework.
+const (
+	// vzAskPoll is how often a stop checks whether the guest can be asked
+	// to power off yet (it cannot while the VM starts).
+	vzAskPoll = 100 * time.Millisecond
+	// vzAskRepeat is how often a stop asks the guest again: a guest that
+	// is still booting misses the request (no ACPI button driver yet).
+	vzAskRepeat = time.Second
+	// vzForcePoll is how often a forced stop that failed (the framework
+	// cannot stop a VM that is starting) checks whether it can try again.
+	// A state change makes it try at once.
+	vzForcePoll = 100 * time.Millisecond
+)
+
+// Notes (Event.Note) while a stop waits, in addition to noteWaitButton.
+const (
+	noteWaitVZStart = "waiting for the VM to finish starting before asking the guest to power off"
+	noteForceRetry  = "forcing the VM off failed: trying again as soon as the Virtualization framework allows"
+)
+
+// newVZ validates cfg and builds a VM on the framework with h.build. The
+// order: the logger, the macOS version, the whole configuration (every
+// problem at once), then the console log is created (the framework appends
+// only to an existing file) and h.build runs the framework's own
+// validation.
+func newVZ(cfg Config, log logrus.FieldLogger, h vzHost) (*vzVM, error) {
+	if log == nil {
+		return nil, errors.New("vmhost.New: a logger is required")
+	}
+	if err := checkMacOS(h.limits.macOS); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(h.limits); err != nil {
+		return nil, fmt.Errorf("invalid VM configuration:\n%w", err)
+	}
+	cfg = cfg.withDefaults()
+	if cfg.ConsoleLog != "" {
+		// The framework's attachment appends to an existing file only.
+		f, err := os.OpenFile(cfg.ConsoleLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("vm.console_log: %w: choose a file in a directory you can write to", pathError(cfg.ConsoleLog, err))
+		}
+		f.Close()
+	}
+	vm, err := h.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log = log.WithField("vm", "vz")
+	return &vzVM{
+		cfg:        cfg,
+		vm:         vm,
+		macOS:      h.limits.macOS,
+		log:        log,
+		m:          newMachine(log, nil),
+		askPoll:    vzAskPoll,
+		askRepeat:  vzAskRepeat,
+		forcePoll:  vzForcePoll,
+		nicClosed:  make(chan struct{}),
+		startDone:  make(chan struct{}),
+		stateKicks: make(chan struct{}, 1),
+	}, nil
+}
+
+// vzVM is a VM on the Virtualization framework.
+//
+// Goroutines (both in running): Start launches watch, the only reader of
+// the framework's state changes; it returns when the NIC is closed, that is
+// when Start failed or the framework reported the VM stopped or failed. The
+// first Stop of a started VM launches stopper, which returns when the VM has
+// ended (or a forced stop failed for good: see forceStop). Both return
+// promptly once the VM has ended and the framework has reported it stopped
+// or failed.
+//
+// The NIC is closed only when the framework is done with it: after its
+// Start failed, or when it reports the VM stopped or failed (or when a VM
+// that never started is stopped). A forced stop that fails leaves it open.
+type vzVM struct {
+	cfg   Config // defaults applied; keeps cfg.NIC referenced
+	vm    vzMachine
+	macOS string
+	log   logrus.FieldLogger
+	m     *machine
+
+	askPoll, askRepeat, forcePoll time.Duration
+
+	running sync.WaitGroup // watch and stopper
+
+	mu       sync.Mutex
+	started  bool
+	stopOnce sync.Once
+	forced   bool // a forced stop was tried (under mu)
+
+	nicOnce    sync.Once
+	nicClosed  chan struct{} // closed with the NIC: watch returns
+	startDone  chan struct{} // closed when the framework's Start has returned
+	stateKicks chan struct{} // watch -> stopper: the framework's state changed
+}
+
+var _ VM = (*vzVM)(nil)
+
+// Start boots the VM and returns when the framework has started it (or
+// failed to). A Stop meanwhile does not wait for it.
+func (v *vzVM) Start(ctx context.Context) error {
+	v.mu.Lock()
+	if v.started {
+		v.mu.Unlock()
+		return errors.New("the VM was already started or stopped: make a new one with New")
+	}
+	v.started = true
+	if err := ctx.Err(); err != nil {
+		v.mu.Unlock()
+		v.m.end()
+		v.closeNIC()
+		return err
+	}
+	err := v.m.set(StateStarting, nil)
+	v.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	v.running.Go(v.watch)
+	err = v.vm.Start()
+	if err != nil {
+		if st, _ := v.m.get(); st == StateStopping && v.vm.State() == vzStopped {
+			// A stop forced the VM off before it had started.
+			v.log.WithError(err).Info("the VM was stopped while it started")
+			v.end(StateStopped, nil)
+			err = nil
+		} else {
+			// Before startDone: this error, the framework's reason,
+			// wins over the stopped or error state watch may have
+			// seen.
+			err = fmt.Errorf("starting the VM: %w", err)
+			v.end(StateError, err)
+		}
+	}
+	close(v.startDone)
+	return err
+}
+
+// watch maps the framework's state changes onto the machine and tells the
+// stopper about each.
+func (v *vzVM) watch() {
+	for {
+		s, ok := v.vm.NextState(v.nicClosed)
+		if !ok {
+			return
+		}
+		v.log.WithField("vz_state", s.String()).Debug("framework state")
+		select {
+		case v.stateKicks <- struct{}{}:
+		default: // the stopper has one pending already
+		}
+		switch s {
+		case vzRunning:
+			v.m.setIf(StateStarting, StateRunning, nil)
+		case vzStopping:
+			v.m.setIf(StateRunning, StateStopping, nil)
+		case vzStopped:
+			<-v.startDone // a failed Start reports its own error
+			if v.wasForced() {
+				v.log.Info("the VM was forced off")
+			}
+			v.end(StateStopped, nil)
+			return
+		case vzError:
+			<-v.startDone
+			v.end(StateError, errors.New("the Virtualization framework stopped the VM with an internal error"))
+			return
+		}
+	}
+}
+
+// end makes the state final (the first caller wins), then closes the NIC:
+// a link that sees the NIC close finds the VM already ended.
+func (v *vzVM) end(s State, err error) {
+	if e := v.m.set(s, err); e != nil {
+		v.log.WithError(e).Debug("final state already set")
+	}
+	v.closeNIC()
+}
+
+func (v *vzVM) closeNIC() {
+	v.nicOnce.Do(func() {
+		if err := v.cfg.NIC.Close(); err != nil {
+			v.log.WithError(err).Debug("closing the NIC")
+		}
+		close(v.nicClosed)
+	})
+}
+
+func (v *vzVM) wasForced() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.forced
+}
+
+// Stop asks the guest to power off (RequestStop) as soon as the framework
+// allows it, and again every second while it waits, since a guest that is
+// still booting misses the request; it notes that on the stopping state
+// (Event.Note). After timeout (0 = Config.StopTimeout) it forces the VM off
+// (Stop), and when that fails (the framework cannot stop a VM that is still
+// starting) it tries again as soon as the framework allows, until the VM
+// has stopped: it never leaves a guest running. The force happens at the
+// deadline even when ctx ends first. Stopping a VM that was never started
+// ends it (and closes the NIC).
+func (v *vzVM) Stop(ctx context.Context, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = v.cfg.StopTimeout
+	}
+	v.mu.Lock()
+	if !v.started {
+		v.started = true
+		v.m.end()
+		v.mu.Unlock()
+		v.closeNIC()
+		return nil
+	}
+	v.mu.Unlock()
+	v.stopOnce.Do(func() {
+		for _, from := range []State{StateStarting, StateRunning} {
+			if v.m.setIf(from, StateStopping, nil) {
+				break
+			}
+		}
+		// Also when the guest was already stopping by itself: it is
+		// forced off should it not finish in time.
+		if !v.m.isEnded() {
+			v.running.Go(func() { v.stopper(timeout) })
+		}
+	})
+	select {
+	case <-v.m.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopper asks the guest to power off as soon as the framework allows it,
+// and again every askRepeat, then forces the VM off after timeout.
+func (v *vzVM) stopper(timeout time.Duration) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(v.askPoll)
+	defer poll.Stop()
+	var (
+		repeat *time.Ticker
+		again  <-chan time.Time
+	)
+	defer func() {
+		if repeat != nil {
+			repeat.Stop()
+		}
+	}()
+	for {
+		if repeat == nil {
+			if v.vm.CanRequestStop() {
+				v.askGuest(true)
+				poll.Stop()
+				repeat = time.NewTicker(v.askRepeat)
+				again = repeat.C
+			} else if v.vm.State() == vzStarting {
+				v.m.setNote(StateStopping, noteWaitVZStart)
+			}
+		}
+		select {
+		case <-v.m.done:
+			return
+		case <-deadline.C:
+			v.forceStop()
+			return
+		case <-poll.C:
+		case <-again:
+			// The guest is still up: it may have missed the request.
+			v.m.setNote(StateStopping, noteWaitButton+"; it is forced off after "+timeout.String())
+			v.askGuest(false)
+		}
+	}
+}
+
+// askGuest asks the guest to power off; first says whether this is the
+// stop's first request.
+func (v *vzVM) askGuest(first bool) {
+	if err := v.vm.RequestStop(); err != nil {
+		e := v.log.WithError(err)
+		if first {
+			e.Warn("asking the guest to power off failed: asking again every second; it is forced off after the stop timeout")
+		} else {
+			e.Debug("asking the guest to power off again failed")
+		}
+		return
+	}
+	if first {
+		v.log.Info("asked the guest to power off")
+	} else {
+		v.log.Debug("asked the guest to power off again")
+	}
+}
+
+// forceStop forces the VM off without asking the guest. When the framework
+// refuses (a VM that is still starting cannot be stopped), it tries again
+// as soon as the framework allows it (CanStop) or its state changes, until
+// the VM has ended. The NIC stays open meanwhile: the framework may still
+// use it. Only a macOS that lacks Stop altogether ends the VM in error at
+// once (New refuses such a macOS).
+func (v *vzVM) forceStop() {
+	v.mu.Lock()
+	v.forced = true
+	v.mu.Unlock()
+	v.log.Warn("the guest did not power off in time: forcing the VM off")
+	err := v.vm.Stop()
+	if err == nil {
+		return // watch sees the framework report stopped
+	}
+	poll := time.NewTicker(v.forcePoll)
+	defer poll.Stop()
+	for attempt := 1; ; attempt++ {
+		if s := v.vm.State(); s == vzStopped || s == vzError {
+			v.log.WithError(err).Debug("forcing the VM off failed, but it has ended")
+			return // watch records it
+		}
+		if errors.Is(err, errMacOSTooOld) || errors.Is(err, errMacOSSDK) {
+			if e := v.m.set(StateError, macOSError(err, "forcing the VM off", v.macOS)); e != nil {
+				v.log.WithError(e).Debug("final state already set")
+			}
+			return
+		}
+		if attempt == 1 {
+			v.log.WithError(err).Warn("forcing the VM off failed: trying again as soon as the Virtualization framework allows")
+			v.m.setNote(StateStopping, noteForceRetry+" ("+err.Error()+")")
+		} else {
+			v.log.WithError(err).Debug("forcing the VM off failed again")
+		}
+		for {
+			select {
+			case <-v.m.done:
+				return
+			case <-v.stateKicks:
+			case <-poll.C:
+			}
+			if s := v.vm.State(); s == vzStopped || s == vzError {
+				return // watch records it
+			}
+			if v.vm.CanStop() {
+				break
+			}
+		}
+		if err = v.vm.Stop(); err == nil {
+			v.log.Info("forced the VM off on a later try")
+			return
+		}
+	}
+}
+
+// State returns the current state and, for StateError, its cause.
+func (v *vzVM) State() (State, error) { return v.m.get() }
+
+// Events delivers every state change; see VM.
+func (v *vzVM) Events() <-chan Event { return v.m.events }
+
+// Done is closed when the VM has ended.
+func (v *vzVM) Done() <-chan struct{} { return v.m.done }
