@@ -82,20 +82,22 @@ func TestIsTerminal(t *testing.T) {
 // login), and only then.
 func TestFailedLaunchAlerts(t *testing.T) {
 	d := isolate(t)
+	missing := filepath.Join(d.root, "missing.yaml")
 	for _, tc := range []struct {
 		args []string
+		code int
 		want string
 	}{
-		{[]string{"run", "--headless"}, d.configFile + ": the file does not exist"}, // after the log opened
-		{nil, d.configFile + ": the file does not exist"},                           // plain vmnetbar
-		{[]string{"tray", "--log-level", "loud"}, `unknown --log-level "loud"`},     // before it
+		{[]string{"run", "--headless"}, ExitFailure, "no VM configured: edit " + d.configFile}, // after the log opened
+		{[]string{"--config", missing}, ExitUsage, missing + ": the file does not exist"},      // plain vmnetbar
+		{[]string{"tray", "--log-level", "loud"}, ExitUsage, `unknown --log-level "loud"`},     // before it
 	} {
 		// Standard error is a pipe or a file: the alert shows.
 		a := &fakeAlerter{}
 		var stderr bytes.Buffer
 		code := Main(tc.args, Env{Version: "test", Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr, Alerter: a})
-		if code != ExitUsage {
-			t.Errorf("%q: exit %d, want %d; stderr %q", tc.args, code, ExitUsage, stderr.String())
+		if code != tc.code {
+			t.Errorf("%q: exit %d, want %d; stderr %q", tc.args, code, tc.code, stderr.String())
 		}
 		if len(a.alerts) != 1 || a.alerts[0][0] != alertTitle || !strings.Contains(a.alerts[0][1], tc.want) {
 			t.Errorf("%q: alerts %q, want one with %q", tc.args, a.alerts, tc.want)
@@ -106,8 +108,8 @@ func TestFailedLaunchAlerts(t *testing.T) {
 
 		// Standard error is a terminal: the user sees it there.
 		a = &fakeAlerter{}
-		if code := Main(tc.args, Env{Version: "test", Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: openPTY(t), Alerter: a}); code != ExitUsage {
-			t.Errorf("%q on a terminal: exit %d, want %d", tc.args, code, ExitUsage)
+		if code := Main(tc.args, Env{Version: "test", Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: openPTY(t), Alerter: a}); code != tc.code {
+			t.Errorf("%q on a terminal: exit %d, want %d", tc.args, code, tc.code)
 		}
 		if len(a.alerts) != 0 {
 			t.Errorf("%q on a terminal: alerts %q, want none", tc.args, a.alerts)

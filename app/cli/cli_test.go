@@ -141,12 +141,12 @@ func TestLaunchServicesArgumentsIgnored(t *testing.T) {
 	if r := runCLI(t, "-psn_0_4711", "version"); r.code != ExitOK || r.stdout != want.stdout {
 		t.Errorf("-psn_0_4711 version: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	// Plain vmnetbar, as Finder starts it: the tray, here refused for its
-	// missing configuration, not for the argument.
+	// Plain vmnetbar, as Finder starts it (headless here): refused because
+	// no VM is configured yet, not for the argument.
 	d := isolate(t)
-	r := runCLI(t, "-psn_0_4711")
-	if r.code != ExitUsage || !strings.Contains(r.stderr, d.configFile) || strings.Contains(r.stderr, "psn") {
-		t.Errorf("-psn_0_4711: exit %d, stderr %q; want %d and the missing configuration", r.code, r.stderr, ExitUsage)
+	r := runCLI(t, "-psn_0_4711", "--headless")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "no VM configured: edit "+d.configFile) || strings.Contains(r.stderr, "psn") {
+		t.Errorf("-psn_0_4711: exit %d, stderr %q; want %d and no VM configured", r.code, r.stderr, ExitFailure)
 	}
 	missing := filepath.Join(shortTempDir(t), "control.sock")
 	if r := runCLI(t, "status", "-psn_0_1", "--control", missing); r.code != ExitFailure || !strings.Contains(r.stderr, "not running") {

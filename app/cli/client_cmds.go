@@ -187,16 +187,24 @@ func writeStatus(w io.Writer, st control.Status, now time.Time) {
 	}
 	if st.VM != nil {
 		v := fmt.Sprintf("%s%s", st.VM.State, since(st.VM.Since, now))
+		if st.VM.NotConfigured {
+			v = "not configured"
+		}
 		if st.VM.Error != "" {
 			v += ": " + st.VM.Error
 		}
 		line("VM", "%s", v)
+		if st.VM.Note != "" {
+			line("Note", "%s", st.VM.Note)
+		}
 	}
 	l := st.Link
 	line("Link", "%s%s", l.State, since(l.Since, now))
 	line("Reconnects", "%d", l.Reconnects)
 	lastErr := l.LastError
-	if lastErr == "" {
+	if path, ok := waitingForDaemon(l); ok {
+		lastErr = "waiting for socket_vmnet at " + path + " (" + lastErr + ")"
+	} else if lastErr == "" {
 		lastErr = "none"
 	}
 	line("Last error", "%s", lastErr)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -141,8 +142,18 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	cfgFile := f.config
 	if cfgFile == "" {
 		cfgFile = paths.ConfigFile
+		// The first launch: a commented starter file with every key. A
+		// --config path that does not exist is a typo, not a first launch.
+		created, err := config.WriteStarter(cfgFile, paths)
+		if err != nil {
+			return fail(ExitFailure, "no configuration file yet, and %v", err)
+		}
+		if created {
+			log.WithField("config", cfgFile).Warn("wrote a starter configuration: set vm.kernel in it, then start the VM")
+		}
 	}
 	opts := config.DefaultOptions(paths)
+	opts.AllowNoVM = true
 	cfg, err := config.Load(cfgFile, opts)
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
@@ -150,11 +161,19 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	if f.logLevel == "" {
 		log.SetLevel(cfg.LogLevel)
 	}
+	configured := cfg.VMConfigured()
+	if !configured && f.headless {
+		return fail(ExitFailure, "no VM configured: edit %s (set vm.kernel), then run vmnetbar again", cfg.File)
+	}
 	// Everything that can be checked before anything starts is checked
 	// now (the host's CPUs and memory, the files, KVM): a VM that cannot
 	// start is refused at launch, naming the line to fix.
-	if err := checkVM(cfg); err != nil {
-		return fail(ExitUsage, "%v", err)
+	if configured {
+		if err := checkVM(cfg); err != nil {
+			return fail(ExitUsage, "%v", err)
+		}
+	} else {
+		log.WithField("config", cfg.File).Warn("no VM configured: set vm.kernel in the configuration file (the menu's Open config), then start the VM")
 	}
 	// QEMU directories that older versions left behind when they ended
 	// abnormally (this instance holds the lock: none is in use by it).
@@ -182,20 +201,22 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	defer holdActivity("vmnetbar forwards the VM's network")()
 
 	ctrl, err := controller.New(controller.Options{
-		VMConfig: cfg.VMConfig(),
-		Link:     linkConfig(cfg),
-		Logger:   log.WithField("component", "controller"),
+		VMConfig:   vmConfig(cfg),
+		Link:       linkConfig(cfg),
+		Logger:     log.WithField("component", "controller"),
+		ConfigFile: cfg.File,
 		// Every start reads the configuration again, so "fix it, then
-		// start the VM" works without restarting the app.
+		// start the VM" works without restarting the app (also the first
+		// time, once vm.kernel is set in the starter file).
 		Reload: func() (vmhost.Config, netlink.Config, error) {
 			c, err := config.Load(cfgFile, opts)
-			if err == nil {
+			if err == nil && c.VMConfigured() {
 				err = checkVM(c)
 			}
 			if err != nil {
 				return vmhost.Config{}, netlink.Config{}, err
 			}
-			return c.VMConfig(), linkConfig(c), nil
+			return vmConfig(c), linkConfig(c), nil
 		},
 	})
 	if err != nil {
@@ -211,11 +232,14 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	srv := control.NewServer(ctrl, log.WithField("component", "control"))
 	go func() { serveDone <- srv.Serve(serveCtx, listener) }()
 	log.WithFields(logrus.Fields{"control": sockPath, "config": cfg.File, "daemon": cfg.Network.Socket}).Info("vmnetbar running")
+	if _, err := os.Stat(cfg.Network.Socket); configured && err != nil {
+		log.WithField("daemon", cfg.Network.Socket).Warn("waiting for socket_vmnet: its socket is not there yet; the link connects as soon as it is (is socket_vmnet installed and started?)")
+	}
 
 	stopNotifier := startNotifier(ctrl, cfg.Notifications, log.WithField("component", "notify"))
 
 	var bg sync.WaitGroup
-	if cfg.AutostartVM && ctx.Err() == nil {
+	if cfg.AutostartVM && configured && ctx.Err() == nil {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
@@ -279,6 +303,15 @@ func newAppLogger(w io.Writer, file string, lvl logrus.Level) (*logrus.Logger, *
 	out.mu.Unlock()
 	log.WithField("file", file).Debug("logging to file")
 	return log, out
+}
+
+// vmConfig is cfg's VM, or the zero Config when no VM is configured yet
+// (the controller then reports that).
+func vmConfig(cfg *config.Config) vmhost.Config {
+	if !cfg.VMConfigured() {
+		return vmhost.Config{}
+	}
+	return cfg.VMConfig()
 }
 
 // checkVM checks cfg's VM against the host (everything but its network
@@ -353,7 +386,9 @@ func printStatusLines(ctx context.Context, w io.Writer, b control.Backend, now f
 // statusLine is the headless form of a status.
 func statusLine(st control.Status) string {
 	var b strings.Builder
-	if st.VM != nil {
+	if st.VM != nil && st.VM.NotConfigured {
+		b.WriteString("vm=not-configured ")
+	} else if st.VM != nil {
 		fmt.Fprintf(&b, "vm=%s ", st.VM.State)
 	}
 	l := st.Link
@@ -362,8 +397,19 @@ func statusLine(st control.Status) string {
 	if st.VM != nil && st.VM.Error != "" {
 		fmt.Fprintf(&b, " error=%q", st.VM.Error)
 	}
-	if l.LastError != "" && l.State != netlink.StateUp {
+	if path, ok := waitingForDaemon(l); ok {
+		fmt.Fprintf(&b, " waiting_for=%q", path)
+	} else if l.LastError != "" && l.State != netlink.StateUp {
 		fmt.Fprintf(&b, " link_error=%q", l.LastError)
 	}
+	if st.VM != nil && st.VM.Note != "" {
+		fmt.Fprintf(&b, " note=%q", st.VM.Note)
+	}
 	return b.String()
+}
+
+// waitingForDaemon returns the daemon's socket when the link is dialing and
+// the socket does not exist yet (or nobody listens on it).
+func waitingForDaemon(l netlink.Status) (string, bool) {
+	return human.WaitingForDaemon(l.State == netlink.StateConnecting || l.State == netlink.StateReconnecting, l.LastError)
 }

@@ -37,6 +37,14 @@ func TestStatusLine(t *testing.T) {
 		{control.Status{
 			Link: netlink.Status{State: netlink.StateUp, LastError: "old"},
 		}, "link=up reconnects=0 tx=0B rx=0B drops=0"},
+		{control.Status{
+			VM:   &control.VMStatus{State: vmhost.StateStopped, NotConfigured: true, Note: "no VM configured: edit /c.yaml (vm.kernel), then start"},
+			Link: netlink.Status{State: netlink.StateStopped},
+		}, `vm=not-configured link=stopped reconnects=0 tx=0B rx=0B drops=0 note="no VM configured: edit /c.yaml (vm.kernel), then start"`},
+		{control.Status{
+			VM:   &control.VMStatus{State: vmhost.StateRunning},
+			Link: netlink.Status{State: netlink.StateConnecting, LastError: "dialing the daemon: dial unix /opt/homebrew/var/run/socket_vmnet: connect: no such file or directory"},
+		}, `vm=running link=connecting reconnects=0 tx=0B rx=0B drops=0 waiting_for="/opt/homebrew/var/run/socket_vmnet"`},
 	}
 	for _, tt := range tests {
 		if got := statusLine(tt.st); got != tt.want {

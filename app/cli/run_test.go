@@ -118,16 +118,33 @@ func statusLines(p *proc) <-chan string {
 
 var statusLineRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ vm=\w+ link=\w+ reconnects=\d+ tx=\S+ rx=\S+ drops=\d+`)
 
+// TestRunWithoutConfig: the first headless launch writes a commented
+// starter file, names it and exits 1; it never overwrites the file.
 func TestRunWithoutConfig(t *testing.T) {
 	d := isolate(t)
 	r := runCLI(t, "run", "--headless")
-	if r.code != ExitUsage {
-		t.Fatalf("exit %d, want %d; stderr: %s", r.code, ExitUsage, r.stderr)
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "no VM configured: edit "+d.configFile+" (set vm.kernel)") {
+		t.Fatalf("exit %d, want %d naming the file; stderr: %s", r.code, ExitFailure, r.stderr)
 	}
-	for _, want := range []string{d.configFile, "does not exist: create it", "README"} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("stderr %q does not mention %q", r.stderr, want)
-		}
+	starter, err := os.ReadFile(d.configFile)
+	if err != nil || !strings.Contains(string(starter), "kernel:") {
+		t.Fatalf("no starter file at %s (%v):\n%s", d.configFile, err, starter)
+	}
+	if fi, _ := os.Stat(d.configFile); fi.Mode().Perm() != 0o600 {
+		t.Errorf("starter file mode %v", fi.Mode())
+	}
+	if !strings.Contains(r.stderr, "wrote a starter configuration") {
+		t.Errorf("the starter file was not announced: %s", r.stderr)
+	}
+	edited := append(starter, []byte("# mine\n")...)
+	if err := os.WriteFile(d.configFile, edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, "run", "--headless"); r.code != ExitFailure || strings.Contains(r.stderr, "wrote a starter") {
+		t.Fatalf("second launch: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if got, _ := os.ReadFile(d.configFile); string(got) != string(edited) {
+		t.Fatal("the second launch rewrote the configuration file")
 	}
 	other := filepath.Join(d.root, "other.yaml")
 	r = runCLI(t, "run", "--headless", "--config", other)
@@ -492,6 +509,37 @@ func TestStartReadsTheConfigurationAgain(t *testing.T) {
 	var st control.Status
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.VM.State != vmhost.StateError || !strings.Contains(st.VM.Error, "vm.cpus is 64") {
 		t.Fatalf("status after the refused start: %q (%v)", r.stdout, err)
+	}
+	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+}
+
+// TestFirstLaunchWithTheMenu: plain vmnetbar without a configuration (here
+// with no tray, so headless) writes the starter file and runs with the VM
+// "not configured"; once the user sets vm.kernel, a start boots it without a
+// restart of the app.
+func TestFirstLaunchWithTheMenu(t *testing.T) {
+	d := isolate(t)
+	p := startCLI(t, nil, false)
+	d.waitServing(t, p)
+	r := runCLI(t, "status", "--json")
+	var st control.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.VM == nil || !st.VM.NotConfigured || !strings.Contains(st.VM.Note, d.configFile) {
+		t.Fatalf("status of the first launch: %q (%v)", r.stdout, err)
+	}
+	if r := runCLI(t, "status"); !strings.Contains(r.stdout, "not configured") {
+		t.Errorf("status: %q", r.stdout)
+	}
+	if r := runCLI(t, "start"); r.code != ExitFailure || !strings.Contains(r.stderr, "no VM configured") {
+		t.Fatalf("start before vm.kernel is set: exit %d, stderr %q", r.code, r.stderr)
+	}
+	d.idleConfig(t) // the user fills in the file
+	runCLI(t, "start")
+	r = runCLI(t, "status", "--json")
+	st = control.Status{}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.VM.NotConfigured || st.VM.State == vmhost.StateStopped {
+		t.Fatalf("status after the start: %q (%v)", r.stdout, err)
 	}
 	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())

@@ -23,6 +23,9 @@ func runTray(ctx context.Context, c *controller.Controller, cfg *config.Config, 
 		ConfigFile: cfg.File,
 		Logger:     log.WithField("component", "tray"),
 		LoginItem:  appLoginItem(f.config, f.control, log),
+		// When the system ends the app (logout), the VM gets this long to
+		// stop gracefully before it is forced off.
+		LogoutStopTimeout: cfg.LogoutStopTimeout,
 	})
 }
 

@@ -2,7 +2,6 @@ package tray
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -234,22 +233,10 @@ func linkText(st control.Status, now time.Time) (line, short string) {
 	return "Link: " + strings.Join(parts, " · "), short
 }
 
-// dialMissing matches the link's error while the daemon's socket does not
-// exist, or nothing listens on it (a socket file left behind): netlink's
-// "dialing the daemon: " and Go's net.OpError for a UNIX socket.
-var dialMissing = regexp.MustCompile(`^dialing the daemon: dial unix (.+): connect: (?:no such file or directory|connection refused)$`)
-
 // waitingForDaemon returns the daemon's socket when the link is dialing
 // and the socket does not exist (or nothing listens on it).
 func waitingForDaemon(l netlink.Status) (string, bool) {
-	if l.State != netlink.StateConnecting && l.State != netlink.StateReconnecting {
-		return "", false
-	}
-	m := dialMissing.FindStringSubmatch(l.LastError)
-	if m == nil {
-		return "", false
-	}
-	return m[1], true
+	return human.WaitingForDaemon(l.State == netlink.StateConnecting || l.State == netlink.StateReconnecting, l.LastError)
 }
 
 // icon picks the tray icon: errors first, then the VM's state, then the

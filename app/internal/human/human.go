@@ -6,6 +6,7 @@ package human
 
 import (
 	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -54,4 +55,24 @@ func Duration(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%dd %dh", s/86400, s%86400/3600)
 	}
+}
+
+// dialMissing matches the link's error while the daemon's socket does not
+// exist, or nothing listens on it (a socket file left behind): netlink's
+// "dialing the daemon: " and Go's net.OpError for a UNIX socket.
+var dialMissing = regexp.MustCompile(`^dialing the daemon: dial unix (.+): connect: (?:no such file or directory|connection refused)$`)
+
+// WaitingForDaemon returns the daemon's socket path when a link that is
+// dialing (connecting or reconnecting) failed its last dial because the
+// socket does not exist or nobody listens on it: socket_vmnet is not
+// installed or not started yet, and the link waits for it.
+func WaitingForDaemon(dialing bool, lastError string) (string, bool) {
+	if !dialing {
+		return "", false
+	}
+	m := dialMissing.FindStringSubmatch(lastError)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
 }
