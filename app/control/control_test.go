@@ -203,7 +203,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func linkStatus(state netlink.State, reconnects uint64) Status {
+func testLinkStatus(state netlink.State, reconnects uint64) Status {
 	return Status{Link: netlink.Status{
 		State:      state,
 		Reconnects: reconnects,
@@ -217,7 +217,7 @@ func linkStatus(state netlink.State, reconnects uint64) Status {
 }
 
 func TestStatusRoundTrip(t *testing.T) {
-	want := linkStatus(netlink.StateUp, 3)
+	want := testLinkStatus(netlink.StateUp, 3)
 	want.Link.LastError = "read: connection reset by peer"
 	want.Link.Downtime = 1500 * time.Millisecond
 	path, _ := serve(t, newFakeBackend(want))
@@ -234,7 +234,7 @@ func TestStatusRoundTrip(t *testing.T) {
 }
 
 func TestStatusJSONShape(t *testing.T) {
-	st := linkStatus(netlink.StateReconnecting, 1)
+	st := testLinkStatus(netlink.StateReconnecting, 1)
 	st.VM = &VMStatus{State: vmhost.StateError, Since: st.Link.Since, Error: "guest panicked"}
 	path, _ := serve(t, newFakeBackend(st))
 	resp, body := rawRequest(t, path, http.MethodGet, "/v1/status")
@@ -263,7 +263,7 @@ func TestStatusJSONShape(t *testing.T) {
 }
 
 func TestWatchStreamsCurrentThenChanges(t *testing.T) {
-	b := newFakeBackend(linkStatus(netlink.StateConnecting, 0))
+	b := newFakeBackend(testLinkStatus(netlink.StateConnecting, 0))
 	path, _ := serve(t, b)
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
@@ -296,10 +296,10 @@ func TestWatchStreamsCurrentThenChanges(t *testing.T) {
 	}
 	waitFor(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
 	// An update equal to the last line sent is not repeated.
-	b.set(linkStatus(netlink.StateConnecting, 0))
+	b.set(testLinkStatus(netlink.StateConnecting, 0))
 	waitFor(t, "the server to take the update", b.drained)
 	for i, s := range []netlink.State{netlink.StateUp, netlink.StateReconnecting, netlink.StateUp} {
-		b.set(linkStatus(s, uint64(i)))
+		b.set(testLinkStatus(s, uint64(i)))
 		if st := next(); st.Link.State != s || st.Link.Reconnects != uint64(i) {
 			t.Fatalf("change %d: got %v/%d, want %v/%d", i, st.Link.State, st.Link.Reconnects, s, i)
 		}
@@ -316,7 +316,7 @@ func TestWatchStreamsCurrentThenChanges(t *testing.T) {
 }
 
 func TestWatchEndsWhenServerStops(t *testing.T) {
-	b := newFakeBackend(linkStatus(netlink.StateUp, 0))
+	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
 	path, stop := serve(t, b)
 	first := make(chan struct{})
 	errc := make(chan error, 1)
@@ -347,7 +347,7 @@ func TestWatchEndsWhenServerStops(t *testing.T) {
 }
 
 func TestWatchEndsWhenBackendClosesChannel(t *testing.T) {
-	b := newFakeBackend(linkStatus(netlink.StateUp, 0))
+	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
 	path, _ := serve(t, b)
 	errc := make(chan error, 1)
 	seen := make(chan struct{}, 1)
@@ -377,7 +377,7 @@ func TestWatchEndsWhenBackendClosesChannel(t *testing.T) {
 }
 
 func TestWatchCallbackErrorStops(t *testing.T) {
-	path, _ := serve(t, newFakeBackend(linkStatus(netlink.StateUp, 0)))
+	path, _ := serve(t, newFakeBackend(testLinkStatus(netlink.StateUp, 0)))
 	stopErr := errors.New("enough")
 	err := NewClient(path).Watch(ctxT(t), func(Status) error { return stopErr })
 	if !errors.Is(err, stopErr) {
@@ -386,7 +386,7 @@ func TestWatchCallbackErrorStops(t *testing.T) {
 }
 
 func TestReconnect(t *testing.T) {
-	b := newFakeBackend(linkStatus(netlink.StateUp, 0))
+	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
 	path, _ := serve(t, b)
 	c := NewClient(path)
 	if err := c.Reconnect(ctxT(t)); err != nil {
@@ -417,7 +417,7 @@ func TestReconnect(t *testing.T) {
 }
 
 func TestVMRoutesWithoutVM(t *testing.T) {
-	path, _ := serve(t, newFakeBackend(linkStatus(netlink.StateUp, 0)))
+	path, _ := serve(t, newFakeBackend(testLinkStatus(netlink.StateUp, 0)))
 	c := NewClient(path)
 	for name, f := range map[string]func(context.Context) error{"start": c.StartVM, "stop": c.StopVM} {
 		err := f(ctxT(t))
@@ -429,7 +429,7 @@ func TestVMRoutesWithoutVM(t *testing.T) {
 }
 
 func TestVMRoutes(t *testing.T) {
-	b := &fakeVMBackend{fakeBackend: newFakeBackend(linkStatus(netlink.StateUp, 0))}
+	b := &fakeVMBackend{fakeBackend: newFakeBackend(testLinkStatus(netlink.StateUp, 0))}
 	path, _ := serve(t, b)
 	c := NewClient(path)
 	if err := c.StartVM(ctxT(t)); err != nil {
@@ -454,7 +454,7 @@ func TestVMRoutes(t *testing.T) {
 }
 
 func TestWrongMethodAndUnknownPath(t *testing.T) {
-	path, _ := serve(t, newFakeBackend(linkStatus(netlink.StateUp, 0)))
+	path, _ := serve(t, newFakeBackend(testLinkStatus(netlink.StateUp, 0)))
 	for _, tc := range []struct {
 		method, path string
 		code         int

@@ -81,7 +81,7 @@ func (rc *rawConn) waitClosed(what string) {
 }
 
 func TestIdleKeepAliveConnectionClosed(t *testing.T) {
-	srv := NewServer(newFakeBackend(linkStatus(netlink.StateUp, 0)), testLogger(t))
+	srv := NewServer(newFakeBackend(testLinkStatus(netlink.StateUp, 0)), testLogger(t))
 	srv.IdleTimeout = 100 * time.Millisecond
 	path, _ := serveServer(t, srv)
 	rc := dialRaw(t, path)
@@ -91,7 +91,7 @@ func TestIdleKeepAliveConnectionClosed(t *testing.T) {
 }
 
 func TestSilentAndHalfSentHeadersClosed(t *testing.T) {
-	srv := NewServer(newFakeBackend(linkStatus(netlink.StateUp, 0)), testLogger(t))
+	srv := NewServer(newFakeBackend(testLinkStatus(netlink.StateUp, 0)), testLogger(t))
 	srv.HeaderTimeout = 100 * time.Millisecond
 	path, _ := serveServer(t, srv)
 	silent := dialRaw(t, path)
@@ -102,7 +102,7 @@ func TestSilentAndHalfSentHeadersClosed(t *testing.T) {
 }
 
 func TestBodyNeverSentClosedWithoutActing(t *testing.T) {
-	b := newFakeBackend(linkStatus(netlink.StateUp, 0))
+	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
 	srv := NewServer(b, testLogger(t))
 	srv.BodyTimeout = 100 * time.Millisecond
 	path, _ := serveServer(t, srv)
@@ -121,7 +121,7 @@ func TestBodyNeverSentClosedWithoutActing(t *testing.T) {
 }
 
 func TestRequestBodiesReadAndIgnored(t *testing.T) {
-	b := newFakeBackend(linkStatus(netlink.StateUp, 0))
+	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
 	path, _ := serve(t, b)
 	rc := dialRaw(t, path)
 	rc.send("POST /v1/link/reconnect HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
@@ -163,7 +163,7 @@ func (s slowStopBackend) StopVM(ctx context.Context) error {
 // The read timeouts must not end the context of an action that takes
 // longer than they do (net/http cancels it when a read deadline passes).
 func TestTimeoutsDoNotCutSlowActions(t *testing.T) {
-	b := slowStopBackend{newFakeBackend(linkStatus(netlink.StateUp, 0)), 500 * time.Millisecond}
+	b := slowStopBackend{newFakeBackend(testLinkStatus(netlink.StateUp, 0)), 500 * time.Millisecond}
 	srv := NewServer(b, testLogger(t))
 	srv.HeaderTimeout = 50 * time.Millisecond
 	srv.BodyTimeout = 50 * time.Millisecond
@@ -180,7 +180,7 @@ func TestTimeoutsDoNotCutSlowActions(t *testing.T) {
 }
 
 func TestWatchOutlivesIdleTimeout(t *testing.T) {
-	b := newFakeBackend(linkStatus(netlink.StateUp, 0))
+	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
 	srv := NewServer(b, testLogger(t))
 	const idle = 50 * time.Millisecond
 	srv.IdleTimeout = idle
@@ -211,7 +211,7 @@ func TestWatchOutlivesIdleTimeout(t *testing.T) {
 	for i := uint64(1); i <= 4; i++ {
 		// Quiet for several idle timeouts: the stream is not idle.
 		time.Sleep(3 * idle)
-		b.set(linkStatus(netlink.StateUp, i))
+		b.set(testLinkStatus(netlink.StateUp, i))
 		if st := next(); st.Link.Reconnects != i {
 			t.Fatalf("update %d: got reconnects %d", i, st.Link.Reconnects)
 		}
@@ -221,7 +221,7 @@ func TestWatchOutlivesIdleTimeout(t *testing.T) {
 }
 
 func TestConnectionCap(t *testing.T) {
-	b := newFakeBackend(linkStatus(netlink.StateUp, 0))
+	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
 	log, hook := logtest.NewNullLogger()
 	srv := NewServer(b, log)
 	srv.MaxConns = 3

@@ -3,6 +3,7 @@ package control
 import (
 	"sync"
 
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/latest"
 	"github.com/vmnetbar/vmnetbar/netlink"
 )
@@ -25,7 +26,13 @@ var _ Backend = (*LinkBackend)(nil)
 func NewLinkBackend(l LinkSource) *LinkBackend { return &LinkBackend{l: l} }
 
 // Status returns the link's status.
-func (b *LinkBackend) Status() Status { return Status{Link: b.l.Status()} }
+func (b *LinkBackend) Status() Status { return linkStatus(b.l.Status()) }
+
+// linkStatus is the standalone link's status: no VM, and the actions the
+// link allows (model.Allowed).
+func linkStatus(ls netlink.Status) Status {
+	return Status{Link: ls, Actions: model.Allowed(nil, ls.State)}
+}
 
 // Reconnect asks the link to redial.
 func (b *LinkBackend) Reconnect() error {
@@ -52,7 +59,7 @@ func (b *LinkBackend) Subscribe() (<-chan Status, func()) {
 				if !ok {
 					return
 				}
-				latest.Put(out, Status{Link: ls})
+				latest.Put(out, linkStatus(ls))
 			}
 		}
 	}()

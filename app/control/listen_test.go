@@ -83,7 +83,7 @@ func TestListenReplacesStaleSocket(t *testing.T) {
 }
 
 func TestListenRefusesLiveServer(t *testing.T) {
-	path, _ := serve(t, newFakeBackend(linkStatus(netlink.StateUp, 0)))
+	path, _ := serve(t, newFakeBackend(testLinkStatus(netlink.StateUp, 0)))
 	_, err := Listen(path)
 	if err == nil || !strings.Contains(err.Error(), "another instance is serving at "+path) {
 		t.Fatalf("Listen over a live server = %v", err)

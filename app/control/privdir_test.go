@@ -72,7 +72,9 @@ func TestListenMakesFallbackDirPrivate(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- NewServer(newFakeBackend(linkStatus(netlink.StateUp, 0)), testLogger(t)).Serve(ctx, l) }()
+	go func() {
+		done <- NewServer(newFakeBackend(testLinkStatus(netlink.StateUp, 0)), testLogger(t)).Serve(ctx, l)
+	}()
 	defer func() { cancel(); <-done }()
 	if _, err := NewClient(sock).Status(ctxT(t)); err != nil {
 		t.Errorf("client through the private fallback directory: %v", err)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/vmnetbar/vmnetbar/app/model"
 )
 
 const (
@@ -323,6 +325,16 @@ func (s *Server) vmAction(action func(VMBackend, context.Context) error) func(ht
 	}
 }
 
+// kindCoder is implemented by the controller's errors: their model.Kind
+// says which HTTP status answers them (kindCodes).
+type kindCoder interface{ ErrorKind() model.Kind }
+
+// kindCodes maps the kinds of failure of an action to HTTP statuses.
+var kindCodes = map[model.Kind]int{
+	model.KindConflict:    http.StatusConflict,
+	model.KindUnavailable: http.StatusServiceUnavailable,
+}
+
 // answer writes {"ok": true} for a nil error, else the error with its
 // status code (500 unless the error chooses one).
 func (s *Server) answer(w http.ResponseWriter, err error) {
@@ -332,7 +344,14 @@ func (s *Server) answer(w http.ResponseWriter, err error) {
 	}
 	code := http.StatusInternalServerError
 	var sc statusCoder
-	if errors.As(err, &sc) {
+	var kc kindCoder
+	switch {
+	case errors.As(err, &kc):
+		code = kindCodes[kc.ErrorKind()]
+		if code == 0 {
+			code = http.StatusInternalServerError
+		}
+	case errors.As(err, &sc):
 		if c := sc.StatusCode(); c >= 400 && c <= 599 {
 			code = c
 		}

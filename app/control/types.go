@@ -4,34 +4,17 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 
-	"github.com/vmnetbar/vmnetbar/netlink"
-	"github.com/vmnetbar/vmnetbar/vmhost"
+	"github.com/vmnetbar/vmnetbar/app/model"
 )
 
-// VMStatus is the VM part of a Status.
-type VMStatus struct {
-	State vmhost.State `json:"state"` // lifecycle state
-	Since time.Time    `json:"since"` // time of the last state change
-	Error string       `json:"error"` // the cause when State is error, else ""
-	// Note says what the VM host is doing while the VM is in State, when
-	// that is worth telling the user (for a stopping VM, say: "waiting for
-	// the guest to answer the power button (it may still be booting)");
-	// "" when there is nothing to add.
-	Note string `json:"note,omitempty"`
-	// NotConfigured is true while the configuration names no VM yet (a
-	// first launch: vm.kernel is not set). State is then stopped, Note
-	// says which file to edit, and a start reads the file again.
-	NotConfigured bool `json:"not_configured,omitempty"`
-}
+// VMStatus is the VM part of a Status (model.VM).
+type VMStatus = model.VM
 
-// Status is what the control API reports. VM is nil when the server serves
-// no VM (the standalone link).
-type Status struct {
-	VM   *VMStatus      `json:"vm,omitempty"`
-	Link netlink.Status `json:"link"`
-}
+// Status is what the control API reports (model.Status): the VM (nil when
+// the server serves no VM: the standalone link), its link and the actions
+// allowed now.
+type Status = model.Status
 
 // Backend is what a Server exposes.
 type Backend interface {

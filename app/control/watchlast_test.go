@@ -15,7 +15,7 @@ import (
 func TestWatchersSeeFinalStatusAtShutdown(t *testing.T) {
 	const watchers = 200
 	for round := 0; round < 3; round++ {
-		b := newFakeBackend(linkStatus(netlink.StateUp, 0))
+		b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
 		srv := NewServer(b, testLogger(t))
 		srv.MaxConns = watchers
 		path, stop := serveServer(t, srv)
@@ -56,8 +56,8 @@ func TestWatchersSeeFinalStatusAtShutdown(t *testing.T) {
 			return
 		}
 		waitFor(t, "every watch subscription", func() bool { n, _ := b.subscribers(); return n == watchers })
-		b.set(linkStatus(netlink.StateReconnecting, 1))
-		b.set(linkStatus(netlink.StateStopped, 1))
+		b.set(testLinkStatus(netlink.StateReconnecting, 1))
+		b.set(testLinkStatus(netlink.StateStopped, 1))
 		stop()
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
@@ -81,7 +81,7 @@ func TestWatchersSeeFinalStatusAtShutdown(t *testing.T) {
 // A backend whose status changed without a notification and that then
 // closes its subscriptions: the stream ends with that status.
 func TestWatchSendsStatusWhenSubscriptionCloses(t *testing.T) {
-	b := newFakeBackend(linkStatus(netlink.StateUp, 0))
+	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
 	path, _ := serve(t, b)
 	var (
 		mu   sync.Mutex
@@ -102,7 +102,7 @@ func TestWatchSendsStatusWhenSubscriptionCloses(t *testing.T) {
 	<-first
 	waitFor(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
 	b.mu.Lock()
-	b.st = linkStatus(netlink.StateStopped, 0)
+	b.st = testLinkStatus(netlink.StateStopped, 0)
 	for id, ch := range b.subs {
 		close(ch)
 		delete(b.subs, id)
@@ -122,7 +122,7 @@ func TestWatchSendsStatusWhenSubscriptionCloses(t *testing.T) {
 
 // A client that leaves gets nothing more, and the stream ends.
 func TestWatchClientLeavingEndsQuietly(t *testing.T) {
-	b := newFakeBackend(linkStatus(netlink.StateUp, 0))
+	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
 	path, _ := serve(t, b)
 	ctx, cancel := context.WithCancel(ctxT(t))
 	errc := make(chan error, 1)

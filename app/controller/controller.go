@@ -4,8 +4,9 @@
 //
 // It is plain Go: the VM and the link are built by injected factories, so
 // tests drive it with fakes. controller imports the standard library,
-// logrus, vmhost, netlink, control (for the status types it serves) and
-// internal/latest. It holds no global state.
+// logrus, vmhost, netlink, model (the status types it reports and the rule
+// for the actions a VM allows) and internal/latest; no transport. It holds
+// no global state.
 package controller
 
 import (
@@ -13,14 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/latest"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
@@ -88,8 +88,8 @@ const closeGrace = 10 * time.Second
 const linkGrace = 2 * time.Second
 
 // ConflictError is an action that is illegal in the current state (start
-// while running, stop while stopped, reconnect without a VM). It maps to
-// HTTP 409 Conflict.
+// while running, stop while stopped, reconnect without a VM): its kind is
+// model.KindConflict (409 in the control API).
 type ConflictError struct {
 	Action string       // "start", "stop" or "reconnect"
 	State  vmhost.State // the VM state that made it illegal
@@ -98,8 +98,8 @@ type ConflictError struct {
 
 func (e *ConflictError) Error() string { return e.Msg }
 
-// StatusCode is http.StatusConflict.
-func (e *ConflictError) StatusCode() int { return http.StatusConflict }
+// ErrorKind is model.KindConflict.
+func (e *ConflictError) ErrorKind() model.Kind { return model.KindConflict }
 
 // notConfiguredMsg says what to do while no VM is configured.
 func (c *Controller) notConfiguredMsg() string {
@@ -109,13 +109,8 @@ func (c *Controller) notConfiguredMsg() string {
 	return fmt.Sprintf("no VM configured: edit %s (vm.kernel), then start", c.opts.ConfigFile)
 }
 
-// ErrClosed is returned by actions after Close.
-var ErrClosed = &closedError{}
-
-type closedError struct{}
-
-func (*closedError) Error() string   { return "vmnetbar is shutting down" }
-func (*closedError) StatusCode() int { return http.StatusServiceUnavailable }
+// ErrClosed is returned by actions once Close has begun.
+var ErrClosed = model.ErrClosed
 
 // Controller owns one VM and its link.
 //
@@ -273,8 +268,6 @@ func (c *Controller) setLinkConfig(cfg netlink.Config) {
 	c.opts.Link = cfg
 }
 
-var _ control.VMBackend = (*Controller)(nil)
-
 // acquire takes the action slot, or fails when ctx ends first or the
 // controller is closing (ErrClosed, at once).
 func (c *Controller) acquire(ctx context.Context) error {
@@ -326,9 +319,7 @@ func (c *Controller) StartVM(ctx context.Context) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	switch c.state {
-	case vmhost.StateStopped, vmhost.StateError:
-	default:
+	if !model.Allowed(&model.VM{State: c.state}, 0).Start {
 		st := c.state
 		c.mu.Unlock()
 		return &ConflictError{Action: "start", State: st, Msg: fmt.Sprintf("cannot start the VM: it is %s", st)}
@@ -656,7 +647,7 @@ func (c *Controller) StopVM(ctx context.Context) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.state != vmhost.StateStarting && c.state != vmhost.StateRunning {
+	if !model.Allowed(&model.VM{State: c.state}, 0).Stop {
 		st := c.state
 		c.mu.Unlock()
 		return &ConflictError{Action: "stop", State: st, Msg: fmt.Sprintf("cannot stop the VM: it is %s", st)}
@@ -689,23 +680,32 @@ func (c *Controller) Reconnect() error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.run == nil || (c.state != vmhost.StateStarting && c.state != vmhost.StateRunning) {
-		st := c.state
-		c.mu.Unlock()
-		return &ConflictError{Action: "reconnect", State: st,
-			Msg: fmt.Sprintf("cannot reconnect: the VM is %s and has no link; start it first", st)}
+	st := c.state
+	var link Link
+	if c.run != nil {
+		link = c.run.link
 	}
-	link := c.run.link
 	c.mu.Unlock()
+	ls := netlink.StateStopped
+	if link != nil {
+		ls = link.Status().State
+	}
+	if link == nil || !model.Allowed(&model.VM{State: st}, ls).Reconnect {
+		msg := fmt.Sprintf("cannot reconnect: the VM is %s and has no link; start it first", st)
+		if st == vmhost.StateStarting || st == vmhost.StateRunning {
+			msg = fmt.Sprintf("cannot reconnect: the link is %s", ls)
+		}
+		return &ConflictError{Action: "reconnect", State: st, Msg: msg}
+	}
 	c.log.Info("reconnecting the network link")
 	link.Reconnect()
 	return nil
 }
 
 // Status is one snapshot of the VM and its link.
-func (c *Controller) Status() control.Status {
+func (c *Controller) Status() model.Status {
 	c.mu.Lock()
-	vm := &control.VMStatus{State: c.state, Since: c.since, Error: c.errMsg, Note: c.note, NotConfigured: c.noVM}
+	vm := &model.VM{State: c.state, Since: c.since, Error: c.errMsg, Note: c.note, NotConfigured: c.noVM}
 	if c.noVM {
 		vm.Note = c.notConfiguredMsg()
 	}
@@ -718,21 +718,21 @@ func (c *Controller) Status() control.Status {
 	if link != nil {
 		last = link.Status()
 	}
-	return control.Status{VM: vm, Link: last}
+	return model.Status{VM: vm, Link: last, Actions: model.Allowed(vm, last.State)}
 }
 
 // subscriber is one Subscribe call: a one-slot channel holding the latest
 // status not yet read.
 type subscriber struct {
-	ch chan control.Status
+	ch chan model.Status
 }
 
 // Subscribe delivers a status after every change. Updates are coalesced:
 // a slow reader gets the latest status, never a backlog, and the
 // controller never waits for it. The channel is closed by cancel (which is
 // idempotent) and by Close.
-func (c *Controller) Subscribe() (<-chan control.Status, func()) {
-	s := &subscriber{ch: make(chan control.Status, 1)}
+func (c *Controller) Subscribe() (<-chan model.Status, func()) {
+	s := &subscriber{ch: make(chan model.Status, 1)}
 	c.subMu.Lock()
 	if c.subsClosed {
 		c.subMu.Unlock()

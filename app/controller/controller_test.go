@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -130,7 +131,7 @@ func (h *harness) do(s step) {
 		h.t.Fatalf("%s: %v", s.do, err)
 	case s.code == 409:
 		var ce *ConflictError
-		if !errors.As(err, &ce) || ce.StatusCode() != http.StatusConflict || ce.Error() == "" {
+		if !errors.As(err, &ce) || ce.ErrorKind() != model.KindConflict || ce.Error() == "" {
 			h.t.Fatalf("%s: got %v, want a conflict", s.do, err)
 		}
 	case s.code == -1 && err == nil:

@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -57,7 +58,7 @@ func TestNotConfigured(t *testing.T) {
 	defer cancel()
 	err := h.c.StartVM(context.Background())
 	var ce *ConflictError
-	if !errors.As(err, &ce) || ce.StatusCode() != http.StatusConflict || ce.Error() != msg {
+	if !errors.As(err, &ce) || ce.ErrorKind() != model.KindConflict || ce.Error() != msg {
 		t.Fatalf("start without a VM: %v, want a 409 %q", err, msg)
 	}
 	if n := len(h.f.vms); n != 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/controller"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
@@ -31,7 +32,8 @@ func (f *exitFake) setState(s vmhost.State) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.state = s
-	st := control.Status{VM: &control.VMStatus{State: s}}
+	vm := &control.VMStatus{State: s}
+	st := control.Status{VM: vm, Actions: model.Allowed(vm, 0)}
 	for ch := range f.subs {
 		select {
 		case <-ch:
@@ -52,7 +54,8 @@ func (f *exitFake) finish() {
 func (f *exitFake) Status() control.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return control.Status{VM: &control.VMStatus{State: f.state}}
+	vm := &control.VMStatus{State: f.state}
+	return control.Status{VM: vm, Actions: model.Allowed(vm, 0)}
 }
 
 func (f *exitFake) subscribers() int {

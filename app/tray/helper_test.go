@@ -16,6 +16,7 @@ import (
 
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/loginitem"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -97,7 +98,7 @@ type fakeController struct {
 func newFakeController(out *lineWriter) *fakeController {
 	return &fakeController{
 		out:  out,
-		st:   control.Status{VM: &control.VMStatus{State: vmhost.StateStopped, Since: time.Now()}},
+		st:   control.Status{VM: &control.VMStatus{State: vmhost.StateStopped, Since: time.Now()}, Actions: model.Actions{Start: true}},
 		subs: map[chan control.Status]bool{},
 	}
 }
@@ -119,6 +120,7 @@ func (c *fakeController) readCommands(f *os.File) {
 		}
 		if quiet {
 			c.mu.Lock()
+			st.Actions = model.Allowed(st.VM, st.Link.State)
 			c.st = st
 			c.mu.Unlock()
 			continue
@@ -135,6 +137,7 @@ func (c *fakeController) set(f func(*control.Status)) {
 		c.st.VM = &vm
 	}
 	f(&c.st)
+	c.st.Actions = model.Allowed(c.st.VM, c.st.Link.State) // as the controller decides them
 	for ch := range c.subs {
 		select {
 		case ch <- c.st:

@@ -118,12 +118,12 @@ func BuildModel(st control.Status, ui UIState, now time.Time) Model {
 	m.Items[ItemStart] = Item{
 		Label:   "Start VM",
 		Visible: st.VM != nil,
-		Enabled: canAct && !ui.VMBusy && (vmState == vmhost.StateStopped || vmState == vmhost.StateError),
+		Enabled: canAct && !ui.VMBusy && st.Actions.Start,
 	}
 	m.Items[ItemStop] = Item{
 		Label:   "Stop VM",
 		Visible: st.VM != nil,
-		Enabled: canAct && !ui.VMBusy && (vmState == vmhost.StateStarting || vmState == vmhost.StateRunning),
+		Enabled: canAct && !ui.VMBusy && st.Actions.Stop,
 	}
 	if ui.VMBusy && !ui.Quitting {
 		switch vmState {
@@ -133,12 +133,13 @@ func BuildModel(st control.Status, ui UIState, now time.Time) Model {
 			m.Items[ItemStop].Label = "Stopping VM…"
 		}
 	}
-	linkAlive := st.Link.State == netlink.StateUp || st.Link.State == netlink.StateReconnecting ||
-		st.Link.State == netlink.StateConnecting
+	// What may be done is the status's Actions (model.Allowed, decided
+	// once for the API, the command line and the menu); the menu adds only
+	// that an action of its own is under way.
 	m.Items[ItemReconnect] = Item{
 		Label:   "Reconnect now",
 		Visible: true,
-		Enabled: canAct && !ui.ReconnectBusy && linkAlive && (st.VM == nil || vmState == vmhost.StateRunning),
+		Enabled: canAct && !ui.ReconnectBusy && st.Actions.Reconnect,
 	}
 	m.Items[ItemConsole] = Item{Label: "Open console log", Visible: true, Enabled: ui.HasConsoleLog}
 	m.Items[ItemConfig] = Item{Label: "Open config", Visible: true, Enabled: ui.HasConfig}

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/assets"
 	"github.com/vmnetbar/vmnetbar/internal/testbin"
 	"github.com/vmnetbar/vmnetbar/netlink"
@@ -138,7 +139,7 @@ func TestModelLabels(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := BuildModel(tc.st, allUI, now)
+			m := buildModel(tc.st, allUI, now)
 			for _, c := range []struct {
 				id   ItemID
 				want string
@@ -187,7 +188,7 @@ func TestModelEnablement(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := BuildModel(tc.st, tc.ui, now)
+			m := buildModel(tc.st, tc.ui, now)
 			got := en{
 				start:     m.Items[ItemStart].Enabled,
 				stop:      m.Items[ItemStop].Enabled,
@@ -206,19 +207,19 @@ func TestModelEnablement(t *testing.T) {
 }
 
 func TestModelBusyLabels(t *testing.T) {
-	m := BuildModel(control.Status{VM: vm(vmhost.StateStopped, 0, "")}, UIState{VMBusy: true}, now)
+	m := buildModel(control.Status{VM: vm(vmhost.StateStopped, 0, "")}, UIState{VMBusy: true}, now)
 	if got := m.Items[ItemStart].Label; got != "Starting VM…" {
 		t.Errorf("Start label while starting: %q", got)
 	}
-	m = BuildModel(control.Status{VM: vm(vmhost.StateRunning, 0, "")}, UIState{VMBusy: true}, now)
+	m = buildModel(control.Status{VM: vm(vmhost.StateRunning, 0, "")}, UIState{VMBusy: true}, now)
 	if got := m.Items[ItemStop].Label; got != "Stopping VM…" {
 		t.Errorf("Stop label while stopping: %q", got)
 	}
-	m = BuildModel(control.Status{VM: vm(vmhost.StateRunning, 0, "")}, UIState{Quitting: true}, now)
+	m = buildModel(control.Status{VM: vm(vmhost.StateRunning, 0, "")}, UIState{Quitting: true}, now)
 	if got := m.Items[ItemQuit].Label; got != "Stopping VM and quitting…" {
 		t.Errorf("Quit label while quitting: %q", got)
 	}
-	m = BuildModel(control.Status{VM: vm(vmhost.StateStopped, 0, "")}, UIState{Quitting: true}, now)
+	m = buildModel(control.Status{VM: vm(vmhost.StateStopped, 0, "")}, UIState{Quitting: true}, now)
 	if got := m.Items[ItemQuit].Label; got != "Quitting…" {
 		t.Errorf("Quit label while quitting a stopped VM: %q", got)
 	}
@@ -240,7 +241,7 @@ func TestModelOptionalItems(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := BuildModel(st, tc.ui, now)
+			m := buildModel(st, tc.ui, now)
 			if m.Items[ItemConsole].Enabled != tc.console || m.Items[ItemConfig].Enabled != tc.config {
 				t.Errorf("console/config enabled %v/%v, want %v/%v",
 					m.Items[ItemConsole].Enabled, m.Items[ItemConfig].Enabled, tc.console, tc.config)
@@ -256,12 +257,12 @@ func TestModelOptionalItems(t *testing.T) {
 
 func TestModelProblem(t *testing.T) {
 	st := control.Status{VM: vm(vmhost.StateStopped, 0, "")}
-	m := BuildModel(st, UIState{}, now)
+	m := buildModel(st, UIState{}, now)
 	if m.Items[ItemProblem].Visible {
 		t.Errorf("problem item visible without a problem: %q", m.Items[ItemProblem].Label)
 	}
 	long := "Start VM failed: " + strings.Repeat("x", 200)
-	m = BuildModel(st, UIState{Problem: long}, now)
+	m = buildModel(st, UIState{Problem: long}, now)
 	p := m.Items[ItemProblem]
 	if !p.Visible || p.Enabled {
 		t.Errorf("problem item visible=%v enabled=%v, want visible and disabled", p.Visible, p.Enabled)
@@ -288,7 +289,7 @@ func TestModelLinkProblem(t *testing.T) {
 		{"a failed action comes first", netlink.Status{State: netlink.StateConnecting, LastError: dialErr}, UIState{Problem: "Stop VM failed: boom"}, "⚠ Stop VM failed: boom"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := BuildModel(control.Status{VM: running, Link: tc.link}, tc.ui, now)
+			m := buildModel(control.Status{VM: running, Link: tc.link}, tc.ui, now)
 			p := m.Items[ItemProblem]
 			if tc.want == "" {
 				if p.Visible {
@@ -317,7 +318,7 @@ func TestModelIconForEveryState(t *testing.T) {
 	for _, v := range vms {
 		for l := netlink.State(0); l <= netlink.StateFailed+1; l++ {
 			st := control.Status{VM: v, Link: link(l, 0, 0)}
-			m := BuildModel(st, UIState{}, now)
+			m := buildModel(st, UIState{}, now)
 			if !known[m.Icon] {
 				t.Errorf("VM %+v link %v: icon %q is not embedded", v, l, m.Icon)
 			}
@@ -336,7 +337,7 @@ func TestModelVMNote(t *testing.T) {
 	const note = "waiting for the guest to answer the power button (it may still be booting)"
 	st := control.Status{VM: vm(vmhost.StateStopping, 12*time.Second, ""), Link: link(netlink.StateUp, time.Minute, 0)}
 	st.VM.Note = note
-	m := BuildModel(st, allUI, now)
+	m := buildModel(st, allUI, now)
 	if got := m.Items[ItemVM].Label; got != "VM: stopping 12s" {
 		t.Errorf("VM line %q, want %q", got, "VM: stopping 12s")
 	}
@@ -358,7 +359,7 @@ func TestModelVMNote(t *testing.T) {
 	}
 }
 
-func m2(st control.Status) Model { return BuildModel(st, allUI, now) }
+func m2(st control.Status) Model { return buildModel(st, allUI, now) }
 
 // TestModelNotConfigured: on a first launch (no VM in the configuration)
 // the menu says so and leads to Open config; Start stays enabled, since a
@@ -366,7 +367,7 @@ func m2(st control.Status) Model { return BuildModel(st, allUI, now) }
 func TestModelNotConfigured(t *testing.T) {
 	st := control.Status{VM: &control.VMStatus{State: vmhost.StateStopped, Since: now, NotConfigured: true,
 		Note: "no VM configured: edit /Users/u/Library/Application Support/vmnetbar/config.yaml (vm.kernel), then start"}}
-	m := BuildModel(st, allUI, now)
+	m := buildModel(st, allUI, now)
 	for id, want := range map[ItemID]Item{
 		ItemVM:     {Label: "VM: not configured", Visible: true},
 		ItemVMNote: {Label: "Set vm.kernel with Open config, then Start VM", Visible: true},
@@ -385,13 +386,13 @@ func TestModelNotConfigured(t *testing.T) {
 	// Without a file to open, the note says where to set it.
 	ui := allUI
 	ui.HasConfig = false
-	if got := BuildModel(st, ui, now).Items[ItemVMNote].Label; got != "Set vm.kernel in the configuration file, then Start VM" {
+	if got := buildModel(st, ui, now).Items[ItemVMNote].Label; got != "Set vm.kernel in the configuration file, then Start VM" {
 		t.Errorf("note without a config file: %q", got)
 	}
 	// A start in progress says so, as for a stopped VM.
 	ui = allUI
 	ui.VMBusy = true
-	if got := BuildModel(st, ui, now).Items[ItemStart]; got.Label != "Starting VM…" || got.Enabled {
+	if got := buildModel(st, ui, now).Items[ItemStart]; got.Label != "Starting VM…" || got.Enabled {
 		t.Errorf("Start while starting: %+v", got)
 	}
 }
@@ -422,7 +423,7 @@ func TestModelWaitingForDaemon(t *testing.T) {
 			"Link: up · 0 reconnects", "vmnetbar: VM running 1h 0m · link up", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := BuildModel(control.Status{VM: running, Link: tc.link}, allUI, now)
+			m := buildModel(control.Status{VM: running, Link: tc.link}, allUI, now)
 			if got := m.Items[ItemLink].Label; got != tc.line {
 				t.Errorf("link line %q, want %q", got, tc.line)
 			}
@@ -434,5 +435,25 @@ func TestModelWaitingForDaemon(t *testing.T) {
 				t.Errorf("problem line %q (visible %v), want %q", p.Label, p.Visible, tc.problem)
 			}
 		})
+	}
+}
+
+// buildModel is BuildModel on a status whose actions the controller's rule
+// decided, as every status the tray gets has them.
+func buildModel(st control.Status, ui UIState, now time.Time) Model {
+	st.Actions = model.Allowed(st.VM, st.Link.State)
+	return BuildModel(st, ui, now)
+}
+
+// The menu enables Start, Stop and Reconnect exactly as the status's
+// actions say, whatever the states: it keeps no rules of its own.
+func TestModelTakesActionsFromStatus(t *testing.T) {
+	running := vm(vmhost.StateRunning, time.Hour, "")
+	for _, a := range []model.Actions{{}, {Start: true}, {Stop: true}, {Reconnect: true}, {Start: true, Stop: true, Reconnect: true}} {
+		st := control.Status{VM: running, Link: link(netlink.StateUp, time.Hour, 0), Actions: a}
+		m := BuildModel(st, allUI, now)
+		if m.Items[ItemStart].Enabled != a.Start || m.Items[ItemStop].Enabled != a.Stop || m.Items[ItemReconnect].Enabled != a.Reconnect {
+			t.Errorf("actions %+v: start %v, stop %v, reconnect %v", a, m.Items[ItemStart].Enabled, m.Items[ItemStop].Enabled, m.Items[ItemReconnect].Enabled)
+		}
 	}
 }

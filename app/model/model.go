@@ -1,0 +1,98 @@
+// Package model is what vmnetbar knows and decides about a VM, below any
+// transport: the status types that the controller reports, the control API
+// serves, the command line prints and the tray renders, the one function
+// that decides which actions a VM allows now (Allowed), and the kinds of
+// error an action can end in. The control API maps those kinds to HTTP
+// codes; nothing here knows HTTP.
+//
+// model imports the standard library, vmhost (for its State) and netlink
+// (for its Status). It holds no state.
+package model
+
+import (
+	"time"
+
+	"github.com/vmnetbar/vmnetbar/netlink"
+	"github.com/vmnetbar/vmnetbar/vmhost"
+)
+
+// VM is a VM's part of a Status.
+type VM struct {
+	State vmhost.State `json:"state"` // lifecycle state
+	Since time.Time    `json:"since"` // time of the last state change
+	Error string       `json:"error"` // the cause when State is error, else ""
+	// Note says what the VM host is doing while the VM is in State, when
+	// that is worth telling the user (for a stopping VM, say: "waiting for
+	// the guest to answer the power button (it may still be booting)");
+	// "" when there is nothing to add.
+	Note string `json:"note,omitempty"`
+	// NotConfigured is true while the configuration names no VM yet (a
+	// first launch: vm.kernel is not set). State is then stopped, Note
+	// says which file to edit, and a start reads the file again.
+	NotConfigured bool `json:"not_configured,omitempty"`
+}
+
+// Actions are what a user may ask of a VM now. Every surface (the control
+// API, the command line, the tray) reads them from the status; none decides
+// them itself.
+type Actions struct {
+	Start     bool `json:"start"`
+	Stop      bool `json:"stop"`
+	Reconnect bool `json:"reconnect"`
+}
+
+// Status is one snapshot of a VM and its link, and what may be done now. VM
+// is nil when the server serves no VM (the standalone link); Actions is then
+// only about the link.
+type Status struct {
+	VM      *VM            `json:"vm,omitempty"`
+	Link    netlink.Status `json:"link"`
+	Actions Actions        `json:"actions"`
+}
+
+// Allowed decides which actions a VM (nil: a standalone link) with the
+// given link allows:
+//   - Start: the VM is stopped or failed (also a VM not configured yet: the
+//     start reads the configuration again and says what is missing);
+//   - Stop: the VM is starting or running;
+//   - Reconnect: the link runs (connecting, up or reconnecting) and the VM,
+//     if any, is starting or running.
+func Allowed(vm *VM, link netlink.State) Actions {
+	linkRuns := link == netlink.StateConnecting || link == netlink.StateUp || link == netlink.StateReconnecting
+	if vm == nil {
+		return Actions{Reconnect: linkRuns}
+	}
+	switch vm.State {
+	case vmhost.StateStopped, vmhost.StateError:
+		return Actions{Start: true}
+	case vmhost.StateStarting, vmhost.StateRunning:
+		return Actions{Stop: true, Reconnect: linkRuns}
+	}
+	return Actions{} // stopping
+}
+
+// Kind is what kind of failure an action ended in; transports map it to
+// their own codes (the control API: 409, 503).
+type Kind int
+
+const (
+	// KindConflict: the action is not allowed in the current state.
+	KindConflict Kind = 1
+	// KindUnavailable: vmnetbar is shutting down.
+	KindUnavailable Kind = 2
+)
+
+// Error is an action's failure of a known Kind.
+type Error struct {
+	Kind Kind
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// ErrorKind is e.Kind; errors of other types have the same method to say
+// their kind.
+func (e *Error) ErrorKind() Kind { return e.Kind }
+
+// ErrClosed is returned by actions once vmnetbar is shutting down.
+var ErrClosed = &Error{Kind: KindUnavailable, Msg: "vmnetbar is shutting down"}
