@@ -11,6 +11,7 @@ import (
 
 	"github.com/vmnetbar/vmnetbar/internal/testdaemon"
 	"github.com/vmnetbar/vmnetbar/internal/testguest"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 )
 
 // gvproxyPath finds gvproxy (make tools puts it in .tools/bin). Without it
@@ -41,7 +42,7 @@ func startGvproxy(t *testing.T, bin, path string) (stop func()) {
 		cmd.Wait()
 	}
 	t.Cleanup(stop)
-	waitFor(t, 10*time.Second, "gvproxy's socket", func() bool {
+	testwait.For(t, "gvproxy's socket", func() bool {
 		_, err := os.Stat(path)
 		return err == nil
 	})
@@ -113,9 +114,9 @@ func TestGvproxy(t *testing.T) {
 	askGateway(t, vm)
 
 	stop()
-	waitFor(t, 10*time.Second, "reconnecting", func() bool { return l.Status().State == StateReconnecting })
+	testwait.For(t, "reconnecting", func() bool { return l.Status().State == StateReconnecting })
 	startGvproxy(t, bin, path)
-	waitFor(t, 10*time.Second, "up again", func() bool { return l.Status().State == StateUp })
+	testwait.For(t, "up again", func() bool { return l.Status().State == StateUp })
 	askGateway(t, vm)
 	if st := l.Status(); st.Reconnects != 1 || st.TxFrames == 0 || st.RxFrames == 0 {
 		t.Errorf("status %+v: want 1 reconnect and traffic both ways", st)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -23,18 +25,6 @@ func TestMain(m *testing.M) {
 		os.Exit(benchChild(impl, path))
 	}
 	goleak.VerifyTestMain(m)
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // socketPath returns a short socket path in a fresh directory.
@@ -243,15 +233,5 @@ func readVM(vm *net.UnixConn, buf []byte, timeout time.Duration) ([]byte, error)
 // after the syscall that moved the frames, so they may trail the test's view.
 func waitStatus(t testing.TB, l *Link, what string, ok func(Status) bool) Status {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st := l.Status()
-		if ok(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status %+v: want %s", st, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	return testwait.ForValue(t, "status "+what, l.Status, ok)
 }

@@ -69,8 +69,13 @@ type Config struct {
 	// Logger receives the link's logs; nil discards them.
 	Logger logrus.FieldLogger
 	// Now is the clock for Status times and for how long a connection
-	// lasted; nil is time.Now.
+	// lasted; nil is Clock's Now.
 	Now func() time.Time
+	// Clock times the link's waits (backoff, the wait before redialing a
+	// short-lived connection, the VM-side checks) and, unless Now is set,
+	// reads the time; nil is the system clock. The bound of one dial
+	// attempt (5 s) is a context deadline on the system clock.
+	Clock Clock
 }
 
 // Link forwards frames between the host end of a VM's datagram socketpair
@@ -90,7 +95,8 @@ type Link struct {
 	initial time.Duration
 	max     time.Duration
 	log     logrus.FieldLogger
-	now     func() time.Time
+	clock   Clock
+	now     func() time.Time // clock.Now
 	// newProbe makes the VM-side probe (newPeerProbe; tests replace it).
 	newProbe func(rc syscall.RawConn) (*peerProbe, error)
 
@@ -116,7 +122,9 @@ type Link struct {
 	downSince  time.Time // start of the current outage after the first connection
 	downtime   time.Duration
 	warned     bool // the current outage was logged
-	subs       map[*subscriber]struct{}
+	// subs delivers the status; published and subscribed under mu, closed
+	// by finish.
+	subs latest.Hub[Status]
 }
 
 // New validates host and cfg and returns a Link ready to Run. host must be a
@@ -150,13 +158,11 @@ func New(host *os.File, cfg Config) (*Link, error) {
 		dial:     cfg.Dial,
 		initial:  cfg.InitialBackoff,
 		max:      cfg.MaxBackoff,
-		now:      cfg.Now,
 		newProbe: newPeerProbe,
 		manual:   make(chan struct{}, 1),
 		kick:     make(chan struct{}, 1),
 		changed:  make(chan struct{}),
 		state:    StateConnecting,
-		subs:     map[*subscriber]struct{}{},
 	}
 	if l.initial == 0 {
 		l.initial = DefaultInitialBackoff
@@ -164,9 +170,17 @@ func New(host *os.File, cfg Config) (*Link, error) {
 	if l.max == 0 {
 		l.max = DefaultMaxBackoff
 	}
-	if l.now == nil {
-		l.now = time.Now
+	switch {
+	case cfg.Clock == nil && cfg.Now == nil:
+		l.clock = realClock{now: time.Now}
+	case cfg.Clock == nil:
+		l.clock = realClock{now: cfg.Now}
+	case cfg.Now == nil:
+		l.clock = cfg.Clock
+	default:
+		l.clock = nowClock{Clock: cfg.Clock, now: cfg.Now}
 	}
+	l.now = l.clock.Now
 	if l.dial == nil {
 		d := &net.Dialer{}
 		l.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "unix", cfg.Socket) }
@@ -264,10 +278,7 @@ func (l *Link) finish(err error) {
 		tr = l.setStateLocked(StateStopped)
 	}
 	l.notifyLocked()
-	for s := range l.subs {
-		close(s.ch)
-		delete(l.subs, s)
-	}
+	l.subs.Close()
 	l.mu.Unlock()
 
 	l.logTransition(tr)
@@ -320,21 +331,18 @@ func (l *Link) logTransition(tr transition) {
 // dialed at most once per InitialBackoff. A manual reconnect always dials
 // at once with the backoff reset.
 func (l *Link) dialLoop(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	// wait sleeps d; ok is false when ctx ended; manual when a manual
-	// reconnect cut it short.
+	// wait waits d on the link's clock; ok is false when ctx ended;
+	// manual when a manual reconnect cut it short.
 	wait := func(d time.Duration) (manual, ok bool) {
-		timer.Reset(d)
+		fired, stop := l.clock.NewTimer(d)
 		select {
 		case <-ctx.Done():
-			timer.Stop()
+			stop()
 			return false, false
 		case <-l.manual:
-			timer.Stop()
+			stop()
 			return true, true
-		case <-timer.C:
+		case <-fired:
 			return false, true
 		}
 	}
@@ -560,8 +568,6 @@ func (l *Link) watchVM(ctx context.Context, vm *vmConn) error {
 		return nil
 	}
 	defer p.close()
-	t := time.NewTicker(probeInterval)
-	defer t.Stop()
 	for {
 		gone, err := p.gone()
 		l.probes.Add(1)
@@ -575,10 +581,12 @@ func (l *Link) watchVM(ctx context.Context, vm *vmConn) error {
 		if gone {
 			return fmt.Errorf("%w: %w", ErrVMSide, errPeerClosed)
 		}
+		fired, stop := l.clock.NewTimer(probeInterval)
 		select {
 		case <-ctx.Done():
+			stop()
 			return nil
-		case <-t.C:
+		case <-fired:
 		}
 	}
 }
@@ -856,43 +864,21 @@ func (l *Link) snapshotLocked() Status {
 	}
 }
 
-type subscriber struct {
-	ch chan Status
-}
-
 // Subscribe returns a channel that receives the current status at once and
 // a new snapshot on every change of state, reconnect count or last error.
 // A slow reader gets coalesced updates (the latest wins); the link never
 // waits for it. The channel is closed by cancel (idempotent) or after Run
 // returned and the final status was delivered.
 func (l *Link) Subscribe() (<-chan Status, func()) {
-	s := &subscriber{ch: make(chan Status, 1)}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s.ch <- l.snapshotLocked()
-	if l.state == StateStopped || l.state == StateFailed { // Run has returned
-		close(s.ch)
-		return s.ch, func() {}
-	}
-	l.subs[s] = struct{}{}
-	return s.ch, func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if _, ok := l.subs[s]; ok {
-			delete(l.subs, s)
-			close(s.ch)
-		}
-	}
+	// Once Run has returned the hub is closed: the channel holds the
+	// final status and is closed.
+	return l.subs.SubscribeWith(l.snapshotLocked())
 }
 
 // notifyLocked hands the current snapshot to every subscriber, replacing
-// one it has not read yet.
+// one it has not read yet (lock order: l.mu, then the hub's).
 func (l *Link) notifyLocked() {
-	if len(l.subs) == 0 {
-		return
-	}
-	st := l.snapshotLocked()
-	for s := range l.subs {
-		latest.Put(s.ch, st)
-	}
+	l.subs.PublishFunc(l.snapshotLocked)
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"golang.org/x/sys/unix"
+
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 )
 
 // TestPeerProbe: the probe sees the other end of a datagram socketpair
@@ -109,7 +111,7 @@ func TestQuietVMSideClosedRunError(t *testing.T) {
 // empty datagram would make QEMU's -netdev dgram stop reading).
 func TestVMSideProbeSendsNothing(t *testing.T) {
 	vm, _, l, _ := linked(t, Config{})
-	waitFor(t, 10*time.Second, "three probes of the VM side", func() bool { return l.probes.Load() >= 3 })
+	testwait.For(t, "three probes of the VM side", func() bool { return l.probes.Load() >= 3 })
 	if f, err := readVM(vm, make([]byte, MaxFrameSize+1), time.Millisecond); err != errTimeout {
 		t.Fatalf("the VM end received %d bytes (%v) from a link that had nothing to send", len(f), err)
 	}

@@ -11,15 +11,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmnetbar/vmnetbar/internal/testclock"
 )
-
-// fakeClock is a Config.Now the test moves forward.
-type fakeClock struct{ off atomic.Int64 }
-
-var clockBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-func (c *fakeClock) now() time.Time          { return clockBase.Add(time.Duration(c.off.Load())) }
-func (c *fakeClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // TestRedialAfterConnectionLoss: InitialBackoff is an hour, so only the
 // redial rules decide when the link dials. A connection that lasted at
@@ -29,14 +23,15 @@ func TestRedialAfterConnectionLoss(t *testing.T) {
 	_, host := vmPair(t)
 	d := newDaemon(t, socketPath(t))
 	d.start()
-	var clock fakeClock
-	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Hour, MaxBackoff: time.Hour, Now: clock.now})
+	clock := testclock.New(time.Time{})
+	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Hour, MaxBackoff: time.Hour, Clock: clock})
+	noProbe(l)
 	runLink(t, l)
 	c1 := d.next()
 	waitStatus(t, l, "up", func(st Status) bool { return st.State == StateUp })
 
 	// Up for two hours: the redial is immediate.
-	clock.advance(2 * time.Hour)
+	clock.Advance(2 * time.Hour)
 	c1.Close()
 	c2 := d.next()
 	waitStatus(t, l, "up again", func(st Status) bool { return st.State == StateUp && st.Reconnects == 1 })
@@ -44,7 +39,9 @@ func TestRedialAfterConnectionLoss(t *testing.T) {
 	// Up for a moment only: the link waits an hour before redialing.
 	c2.Close()
 	waitStatus(t, l, "reconnecting", func(st Status) bool { return st.State == StateReconnecting })
-	time.Sleep(100 * time.Millisecond) // no dial may happen meanwhile
+	if w := dialerWait(t, clock); w != time.Hour {
+		t.Fatalf("the link waits %v before redialing, want InitialBackoff (1h)", w)
+	}
 	if n := d.accepted.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2: a short-lived connection was redialed at once", n)
 	}

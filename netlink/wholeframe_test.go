@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 )
 
 // vmnetReader reads a stream the way socket_vmnet does: the 4-byte header
@@ -168,7 +170,7 @@ func TestStalledDaemonManualReconnect(t *testing.T) {
 			}()
 			// The link is stuck once the VM's writes stop progressing
 			// because the socketpair is full: wait for the sender to stall.
-			waitFor(t, 10*time.Second, "the VM sender to stall", func() bool {
+			testwait.For(t, "the VM sender to stall", func() bool {
 				s := sent.Load()
 				if s == 0 || s == tc.total {
 					return false

@@ -1,6 +1,9 @@
 // Package latest delivers values to slow readers without making the sender
 // wait: a channel with a buffer of one holds only the most recent value.
-// netlink and the app's controller use it for their status subscriptions.
+// Put is that delivery; Hub is the subscription bookkeeping built on it
+// (subscribe, publish, cancel, close), one for every status subscription
+// of the module (the link, the controller, the control API); Map relays a
+// subscription converted to another type.
 //
 // latest imports nothing but the language.
 package latest
