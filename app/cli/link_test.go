@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
@@ -228,7 +229,7 @@ func testCtx(t *testing.T) context.Context {
 func (s *linkSetup) waitLink(t *testing.T, what string, cond func(netlink.Status) bool) netlink.Status {
 	t.Helper()
 	var last netlink.Status
-	waitFor(t, what, func() bool {
+	testwait.For(t, what, func() bool {
 		st, err := s.client().Status(testCtx(t))
 		if err != nil {
 			return false

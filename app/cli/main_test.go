@@ -204,18 +204,6 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) time.Duration {
 	}
 }
 
-// waitFor polls cond until it holds or 10s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // shortTempDir returns a temporary directory short enough for socket paths.
 func shortTempDir(t *testing.T) string {
 	t.Helper()

@@ -17,6 +17,7 @@ import (
 	"github.com/vmnetbar/vmnetbar/internal/testbin"
 	"github.com/vmnetbar/vmnetbar/internal/testdaemon"
 	"github.com/vmnetbar/vmnetbar/internal/testguest"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -87,7 +88,7 @@ func guestApp(t *testing.T, o testguest.Options, fastReconnect bool) (appDirs, *
 func (d appDirs) waitServing(t *testing.T, p *proc) {
 	t.Helper()
 	cl := control.NewClient(d.sock)
-	waitFor(t, "the control API", func() bool {
+	testwait.For(t, "the control API", func() bool {
 		select {
 		case <-p.done:
 			t.Fatalf("vmnetbar exited early (code %d); stderr:\n%s", p.code, p.stderr.String())
@@ -245,7 +246,7 @@ func TestTrayFallsBackToHeadless(t *testing.T) {
 		t.Fatal("no status line on stdout")
 	}
 	// stderr is copied by its own goroutine: it may lag behind stdout.
-	waitFor(t, "the log line saying the tray is unavailable", func() bool {
+	testwait.For(t, "the log line saying the tray is unavailable", func() bool {
 		return strings.Contains(p.stderr.String(), "no tray available (no D-Bus session bus") &&
 			strings.Contains(p.stderr.String(), "running headless")
 	})
@@ -373,10 +374,10 @@ func TestRunGuestSurvivesHangupAndClosedOutput(t *testing.T) {
 	if err := daemon.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the app to notice its closed standard output", func() bool {
+	testwait.For(t, "the app to notice its closed standard output", func() bool {
 		return strings.Contains(p.stderr.String(), "standard output is closed")
 	})
-	waitFor(t, "the SIGHUP log line", func() bool { return strings.Contains(p.stderr.String(), "SIGHUP: ignored") })
+	testwait.For(t, "the SIGHUP log line", func() bool { return strings.Contains(p.stderr.String(), "SIGHUP: ignored") })
 	before, _ := testguest.ReadLog(console)
 	if _, err := testguest.WaitLog(ctx, console, p.done, "pings after the hangup and the daemon restart", func(l testguest.Log) bool {
 		return l.OKPings() >= before.OKPings()+2
@@ -390,7 +391,7 @@ func TestRunGuestSurvivesHangupAndClosedOutput(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the graceful stop to begin", func() bool { return strings.Contains(p.stderr.String(), "SIGTERM: stopping the VM gracefully") })
+	testwait.For(t, "the graceful stop to begin", func() bool { return strings.Contains(p.stderr.String(), "SIGTERM: stopping the VM gracefully") })
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +427,7 @@ func TestRunSurvivesClosedOutputAndSignals(t *testing.T) {
 	// A failing start changes the status: a line is written to the
 	// closed standard output.
 	runCLI(t, "start")
-	waitFor(t, "the app to notice its closed standard output", func() bool {
+	testwait.For(t, "the app to notice its closed standard output", func() bool {
 		return strings.Contains(p.stderr.String(), "standard output is closed")
 	})
 	if r := runCLI(t, "status", "--json"); r.code != ExitOK || !p.running() {

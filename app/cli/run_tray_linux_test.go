@@ -12,6 +12,7 @@ import (
 
 	"github.com/vmnetbar/vmnetbar/internal/testbus"
 	"github.com/vmnetbar/vmnetbar/internal/testguest"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 )
 
 // trayDesktop starts a private session bus with a tray host on it and
@@ -30,7 +31,7 @@ func clickMenu(t *testing.T, conn *dbus.Conn, pid int, prefix string) {
 	t.Helper()
 	obj := conn.Object(fmt.Sprintf("org.kde.StatusNotifierItem-%d-1", pid), "/StatusNotifierItem/menu")
 	var id int32 = -1
-	waitFor(t, "menu item "+prefix, func() bool {
+	testwait.For(t, "menu item "+prefix, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		call := obj.CallWithContext(ctx, "com.canonical.dbusmenu.GetLayout", 0, int32(0), int32(-1), []string{})
@@ -80,7 +81,7 @@ func TestTrayQuit(t *testing.T) {
 	p := startCLI(t, nil, true)
 	lines := statusLines(p)
 	d.waitServing(t, p)
-	waitFor(t, "the tray icon registered", func() bool { return len(host.Registered()) > 0 })
+	testwait.For(t, "the tray icon registered", func() bool { return len(host.Registered()) > 0 })
 	clickMenu(t, conn, p.cmd.Process.Pid, "Quit")
 	if took := p.wait(t, 20*time.Second); p.code != ExitOK {
 		t.Fatalf("exit %d %v after Quit; stderr:\n%s", p.code, took, p.stderr.String())
@@ -124,7 +125,7 @@ func TestTraySecondSignalKeepsGracefulStop(t *testing.T) {
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the tray to stop the VM", func() bool {
+		testwait.For(t, "the tray to stop the VM", func() bool {
 			return strings.Contains(p.stderr.String(), "stopping the VM before removing the tray")
 		})
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -145,7 +146,7 @@ func startTrayGuest(t *testing.T) (p *proc, conn *dbus.Conn, console string) {
 
 	p = startCLI(t, nil, false, "tray")
 	d.waitServing(t, p)
-	waitFor(t, "the tray icon registered", func() bool { return len(host.Registered()) > 0 })
+	testwait.For(t, "the tray icon registered", func() bool { return len(host.Registered()) > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	if _, err := testguest.WaitLog(ctx, console, p.done, "the guest ready", func(l testguest.Log) bool { return l.ACPID && l.Ready }); err != nil {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vmnetbar/vmnetbar/internal/latest"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -191,18 +192,6 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func testLinkStatus(state netlink.State, reconnects uint64) Status {
 	return Status{Link: netlink.Status{
 		State:      state,
@@ -294,10 +283,10 @@ func TestWatchStreamsCurrentThenChanges(t *testing.T) {
 	if st := next(); st.Link.State != netlink.StateConnecting {
 		t.Fatalf("first status %v, want connecting", st.Link.State)
 	}
-	waitFor(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
+	testwait.For(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
 	// An update equal to the last line sent is not repeated.
 	b.set(testLinkStatus(netlink.StateConnecting, 0))
-	waitFor(t, "the server to take the update", b.drained)
+	testwait.For(t, "the server to take the update", b.drained)
 	for i, s := range []netlink.State{netlink.StateUp, netlink.StateReconnecting, netlink.StateUp} {
 		b.set(testLinkStatus(s, uint64(i)))
 		if st := next(); st.Link.State != s || st.Link.Reconnects != uint64(i) {
@@ -309,7 +298,7 @@ func TestWatchStreamsCurrentThenChanges(t *testing.T) {
 		t.Errorf("Watch after cancel = %v, want context.Canceled", err)
 	}
 	// The server notices the client left and cancels its subscription.
-	waitFor(t, "the subscription to be cancelled", func() bool {
+	testwait.For(t, "the subscription to be cancelled", func() bool {
 		n, c := b.subscribers()
 		return n == 0 && c == 1
 	})
@@ -328,7 +317,7 @@ func TestWatchEndsWhenServerStops(t *testing.T) {
 		})
 	}()
 	<-first
-	waitFor(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
+	testwait.For(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
 	stop()
 	select {
 	case err := <-errc:
@@ -358,7 +347,7 @@ func TestWatchEndsWhenBackendClosesChannel(t *testing.T) {
 		})
 	}()
 	<-seen
-	waitFor(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
+	testwait.For(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
 	// The backend shuts down: it closes every subscription channel.
 	b.mu.Lock()
 	for id, ch := range b.subs {

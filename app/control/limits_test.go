@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
@@ -207,7 +208,7 @@ func TestWatchOutlivesIdleTimeout(t *testing.T) {
 		return Status{}
 	}
 	next()
-	waitFor(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
+	testwait.For(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
 	for i := uint64(1); i <= 4; i++ {
 		// Quiet for several idle timeouts: the stream is not idle.
 		time.Sleep(3 * idle)
@@ -275,14 +276,14 @@ func TestConnectionCap(t *testing.T) {
 
 	// Once one closes, new connections work again.
 	idle.c.Close()
-	waitFor(t, "a request to succeed after a connection closed", func() bool {
+	testwait.For(t, "a request to succeed after a connection closed", func() bool {
 		_, err := c.Status(ctxT(t))
 		return err == nil
 	})
 	cancel()
 	<-errc
 	half.c.Close()
-	waitFor(t, "three connections at once to fit again", func() bool { return fits(t, path, 3) })
+	testwait.For(t, "three connections at once to fit again", func() bool { return fits(t, path, 3) })
 }
 
 // fits reports whether n keep-alive connections at once get answers.

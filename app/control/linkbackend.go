@@ -1,8 +1,6 @@
 package control
 
 import (
-	"sync"
-
 	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/latest"
 	"github.com/vmnetbar/vmnetbar/netlink"
@@ -44,31 +42,6 @@ func (b *LinkBackend) Reconnect() error {
 // channel is closed, on cancel or when the link closes its own channel.
 // cancel waits for the relay goroutine to end.
 func (b *LinkBackend) Subscribe() (<-chan Status, func()) {
-	src, srcCancel := b.l.Subscribe()
-	out := make(chan Status, 1)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer close(out)
-		for {
-			select {
-			case <-stop:
-				return
-			case ls, ok := <-src:
-				if !ok {
-					return
-				}
-				latest.Put(out, linkStatus(ls))
-			}
-		}
-	}()
-	var once sync.Once
-	return out, func() {
-		once.Do(func() {
-			close(stop)
-			srcCancel()
-			<-done
-		})
-	}
+	src, cancel := b.l.Subscribe()
+	return latest.Map(src, cancel, linkStatus)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
@@ -45,7 +46,7 @@ func TestWatchersSeeFinalStatusAtShutdown(t *testing.T) {
 				}
 			}()
 		}
-		waitFor(t, "every watcher's first status", func() bool {
+		testwait.For(t, "every watcher's first status", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return seen == watchers || t.Failed()
@@ -55,7 +56,7 @@ func TestWatchersSeeFinalStatusAtShutdown(t *testing.T) {
 			wg.Wait()
 			return
 		}
-		waitFor(t, "every watch subscription", func() bool { n, _ := b.subscribers(); return n == watchers })
+		testwait.For(t, "every watch subscription", func() bool { n, _ := b.subscribers(); return n == watchers })
 		b.set(testLinkStatus(netlink.StateReconnecting, 1))
 		b.set(testLinkStatus(netlink.StateStopped, 1))
 		stop()
@@ -100,7 +101,7 @@ func TestWatchSendsStatusWhenSubscriptionCloses(t *testing.T) {
 		})
 	}()
 	<-first
-	waitFor(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
+	testwait.For(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
 	b.mu.Lock()
 	b.st = testLinkStatus(netlink.StateStopped, 0)
 	for id, ch := range b.subs {
@@ -130,7 +131,7 @@ func TestWatchClientLeavingEndsQuietly(t *testing.T) {
 		errc <- NewClient(path).Watch(ctx, func(Status) error { cancel(); return nil })
 	}()
 	<-errc
-	waitFor(t, "the subscription to be cancelled", func() bool { n, c := b.subscribers(); return n == 0 && c == 1 })
+	testwait.For(t, "the subscription to be cancelled", func() bool { n, c := b.subscribers(); return n == 0 && c == 1 })
 }
 
 func states(sts []Status) []netlink.State {

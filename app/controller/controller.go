@@ -187,10 +187,9 @@ type Controller struct {
 	run      *vmRun         // the current (or last) run of the VM; nil before the first
 	lastLink netlink.Status // link status when no link runs
 
-	// subMu guards the subscribers; it is taken before mu, never after.
-	subMu      sync.Mutex
-	subs       map[*subscriber]struct{}
-	subsClosed bool
+	// subs delivers status updates; its lock is taken before mu, never
+	// after (notify computes the status under it).
+	subs latest.Hub[model.Status]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -249,7 +248,6 @@ func New(opts Options) (*Controller, error) {
 		state:      vmhost.StateStopped,
 		since:      now(),
 		lastLink:   netlink.Status{State: netlink.StateStopped, Since: now()},
-		subs:       map[*subscriber]struct{}{},
 		noVM:       opts.VMConfig.Kernel == "",
 	}
 	c.setLinkConfig(opts.Link)
@@ -721,49 +719,15 @@ func (c *Controller) Status() model.Status {
 	return model.Status{VM: vm, Link: last, Actions: model.Allowed(vm, last.State)}
 }
 
-// subscriber is one Subscribe call: a one-slot channel holding the latest
-// status not yet read.
-type subscriber struct {
-	ch chan model.Status
-}
-
 // Subscribe delivers a status after every change. Updates are coalesced:
 // a slow reader gets the latest status, never a backlog, and the
 // controller never waits for it. The channel is closed by cancel (which is
 // idempotent) and by Close.
-func (c *Controller) Subscribe() (<-chan model.Status, func()) {
-	s := &subscriber{ch: make(chan model.Status, 1)}
-	c.subMu.Lock()
-	if c.subsClosed {
-		c.subMu.Unlock()
-		close(s.ch)
-		return s.ch, func() {}
-	}
-	c.subs[s] = struct{}{}
-	c.subMu.Unlock()
-	return s.ch, func() {
-		c.subMu.Lock()
-		defer c.subMu.Unlock()
-		if _, ok := c.subs[s]; ok {
-			delete(c.subs, s)
-			close(s.ch)
-		}
-	}
-}
+func (c *Controller) Subscribe() (<-chan model.Status, func()) { return c.subs.Subscribe() }
 
 // notify sends the current status to every subscriber, replacing a status
 // the subscriber has not read yet. It must not be called with c.mu held.
-func (c *Controller) notify() {
-	c.subMu.Lock()
-	defer c.subMu.Unlock()
-	if len(c.subs) == 0 {
-		return
-	}
-	st := c.Status()
-	for s := range c.subs {
-		latest.Put(s.ch, st)
-	}
-}
+func (c *Controller) notify() { c.subs.PublishFunc(c.Status) }
 
 // Close stops the VM gracefully (bounded by the stop timeout, then forced),
 // shuts the link down, waits for every goroutine and closes all
@@ -829,13 +793,7 @@ func (c *Controller) close(grace time.Duration) error {
 		c.cancel()
 		c.wg.Wait()
 
-		c.subMu.Lock()
-		c.subsClosed = true
-		for s := range c.subs {
-			close(s.ch)
-			delete(c.subs, s)
-		}
-		c.subMu.Unlock()
+		c.subs.Close()
 	})
 	return c.closeErr
 }

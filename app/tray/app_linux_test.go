@@ -22,6 +22,7 @@ import (
 	"github.com/vmnetbar/vmnetbar/internal/testbus"
 	"github.com/vmnetbar/vmnetbar/internal/testdaemon"
 	"github.com/vmnetbar/vmnetbar/internal/testguest"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -210,7 +211,7 @@ func TestAppTrayOverDBus(t *testing.T) {
 	n := reconnects(m)
 	// The second, gvproxy-made reconnect may be under way: wait for up.
 	var st control.Status
-	waitFor(t, "status --json to show the link up again", func() bool {
+	testwait.For(t, "status --json to show the link up again", func() bool {
 		st = statusJSON()
 		return st.Link.State == netlink.StateUp
 	})
@@ -233,7 +234,7 @@ func TestAppTrayOverDBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	outage := regexp.MustCompile(`^Link: reconnecting [1-9][0-9]*(\.[0-9])?s`)
-	waitFor(t, "the menu to say reconnecting", func() bool { _, ok := labels.seen(outage); return ok })
+	testwait.For(t, "the menu to say reconnecting", func() bool { _, ok := labels.seen(outage); return ok })
 	waitMenu("the link back up", func(m []entry) bool { _, ok := find(m, "Link: up · "); return ok && reconnects(m) > n })
 	app.waitIcon(assets.IconUp)
 	if st := statusJSON(); st.Link.Reconnects <= uint64(n) {

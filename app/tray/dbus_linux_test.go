@@ -23,6 +23,7 @@ import (
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/assets"
 	"github.com/vmnetbar/vmnetbar/internal/testbus"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -399,7 +400,7 @@ func (c *child) waitIcon(i assets.Icon) {
 	}
 	want := argb(c.t, imgs.Regular)
 	var got []byte
-	waitFor(c.t, "the "+string(i)+" icon", func() bool {
+	testwait.For(c.t, "the "+string(i)+" icon", func() bool {
 		got, err = c.icon()
 		return err == nil && bytes.Equal(got, want)
 	})
@@ -460,7 +461,7 @@ func TestTrayOverDBus(t *testing.T) {
 	if e, _ := find(m, "⚠"); e.Visible {
 		t.Errorf("the problem line is visible without a problem: %+v", e)
 	}
-	waitFor(t, "the tray to register with the tray host", func() bool { return len(w.Registered()) > 0 })
+	testwait.For(t, "the tray to register with the tray host", func() bool { return len(w.Registered()) > 0 })
 	if regs := w.Registered(); !strings.HasSuffix(regs[0], " /StatusNotifierItem") {
 		t.Errorf("the tray registered %q with the tray host, want /StatusNotifierItem", regs)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/controller"
 	"github.com/vmnetbar/vmnetbar/app/model"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
@@ -152,12 +153,12 @@ func TestSystemExitStopsRunningVM(t *testing.T) {
 	f := newExitFake(vmhost.StateRunning)
 	tr := newTray(context.Background(), f, Options{})
 	done := systemExitAsync(tr)
-	waitFor(t, "StopVM", func() bool { return f.calls() == 1 })
+	testwait.For(t, "StopVM", func() bool { return f.calls() == 1 })
 	if returned(done) {
 		t.Fatal("systemExit returned while the VM was stopping")
 	}
 	f.finish()
-	waitFor(t, "systemExit to return", func() bool { return returned(done) })
+	testwait.For(t, "systemExit to return", func() bool { return returned(done) })
 }
 
 // TestSystemExitWaitsForStoppingVM: a VM already stopping (a Stop VM click
@@ -166,12 +167,12 @@ func TestSystemExitWaitsForStoppingVM(t *testing.T) {
 	f := newExitFake(vmhost.StateStopping)
 	tr := newTray(context.Background(), f, Options{})
 	done := systemExitAsync(tr)
-	waitFor(t, "systemExit to watch the VM", func() bool { return f.subscribers() == 1 })
+	testwait.For(t, "systemExit to watch the VM", func() bool { return f.subscribers() == 1 })
 	if returned(done) {
 		t.Fatal("systemExit returned while the VM was stopping")
 	}
 	f.finish()
-	waitFor(t, "systemExit to return", func() bool { return returned(done) })
+	testwait.For(t, "systemExit to return", func() bool { return returned(done) })
 	if n := f.calls(); n != 0 {
 		t.Errorf("StopVM called %d times for a VM already stopping", n)
 	}
@@ -184,7 +185,7 @@ func TestSystemExitBounded(t *testing.T) {
 	tr := newTray(context.Background(), f, Options{})
 	tr.exitTimeout = 50 * time.Millisecond
 	done := systemExitAsync(tr)
-	waitFor(t, "systemExit to give up", func() bool { return returned(done) })
+	testwait.For(t, "systemExit to give up", func() bool { return returned(done) })
 	if f.Status().VM.State != vmhost.StateStopping {
 		t.Fatalf("VM %v, want still stopping", f.Status().VM.State)
 	}
@@ -243,7 +244,7 @@ func TestQuitKeepsFullStopTimeout(t *testing.T) {
 	tr := newTray(context.Background(), f, Options{})
 	tr.loops.Add(1)
 	go tr.quit()
-	waitFor(t, "StopVM", func() bool { return f.calls() == 1 })
+	testwait.For(t, "StopVM", func() bool { return f.calls() == 1 })
 	f.finish()
 	if err := <-tr.quitResult; err != nil {
 		t.Fatal(err)
@@ -258,15 +259,3 @@ func TestQuitKeepsFullStopTimeout(t *testing.T) {
 
 // The app's controller is a GraceCloser.
 var _ GraceCloser = (*controller.Controller)(nil)
-
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vmnetbar/vmnetbar/app/loginitem"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
@@ -182,7 +183,7 @@ func TestClicksNeverLost(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("items never clickable: %v (clicked: %q)", want, sent)
 	}
-	waitFor(t, "the tray to end after the early Quit click", func() bool { return returned(tr.finished) })
+	testwait.For(t, "the tray to end after the early Quit click", func() bool { return returned(tr.finished) })
 	if tr.result != nil {
 		t.Errorf("the tray ended with %v", tr.result)
 	}
@@ -242,12 +243,12 @@ func TestLoginCheckboxChecksLocation(t *testing.T) {
 		t.Run(tc.kind.String(), func(t *testing.T) {
 			l := &locatedLogin{where: &loginitem.LocationProblem{Kind: tc.kind, Exe: "/x/vmnetbar", Dir: "/x"}}
 			_, sh := startFakeTray(t, newExitFake(vmhost.StateStopped), Options{LoginItem: l}, false)
-			waitFor(t, "the login checkbox to be enabled", func() bool {
+			testwait.For(t, "the login checkbox to be enabled", func() bool {
 				_, en, vis, _ := sh.item("Launch at login")
 				return en && vis
 			})
 			sh.click(t, "Launch at login")
-			waitFor(t, fmt.Sprintf("the menu line %q", tc.line), func() bool {
+			testwait.For(t, fmt.Sprintf("the menu line %q", tc.line), func() bool {
 				label, _, vis, _ := sh.item("⚠")
 				_, en, _, _ := sh.item("Launch at login")
 				return vis && en && label == tc.line
@@ -262,12 +263,12 @@ func TestLoginCheckboxChecksLocation(t *testing.T) {
 	// Turning it off never asks where the program is.
 	l := &locatedLogin{on: true, where: &loginitem.LocationProblem{Kind: loginitem.PlaceTemporary}}
 	_, sh := startFakeTray(t, newExitFake(vmhost.StateStopped), Options{LoginItem: l}, false)
-	waitFor(t, "the checked login checkbox", func() bool {
+	testwait.For(t, "the checked login checkbox", func() bool {
 		_, en, _, checked := sh.item("Launch at login")
 		return en && checked
 	})
 	sh.click(t, "Launch at login")
-	waitFor(t, "the unchecked login checkbox", func() bool {
+	testwait.For(t, "the unchecked login checkbox", func() bool {
 		_, en, _, checked := sh.item("Launch at login")
 		return en && !checked
 	})
