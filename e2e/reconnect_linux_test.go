@@ -78,15 +78,15 @@ func TestGuestSurvivesDaemonRestarts(t *testing.T) {
 	}
 	console := filepath.Join(dir, "console.log")
 	vm, err := vmhost.New(vmhost.Config{
-		Kernel:     guest.Kernel,
-		Initrd:     guest.Initrd,
-		Cmdline:    testguest.Cmdline(testguest.Options{Forever: true, Interval: pingInterval}),
-		CPUs:       1,
-		Memory:     256 * vmhost.MiB,
-		MAC:        mac,
-		ConsoleLog: console,
-		Accel:      "tcg",
-		NIC:        vmEnd,
+		Kernel:      guest.Kernel,
+		Initrd:      guest.Initrd,
+		Cmdline:     testguest.Cmdline(testguest.Options{Forever: true, Interval: pingInterval}),
+		CPUs:        1,
+		Memory:      256 * vmhost.MiB,
+		MAC:         mac,
+		ConsoleLog:  console,
+		QEMUOptions: vmhost.QEMUOptions{Accel: "tcg"},
+		NIC:         vmEnd,
 	}, log.WithField("part", "vm"))
 	if err != nil {
 		vmEnd.Close()

@@ -69,9 +69,11 @@ func TestRestartAfterFiveSeconds(t *testing.T) {
 		t.Errorf("waits between failed dials %v, want %v (doubling from the default initial backoff up to the cap)", waits, want)
 	}
 
+	// The dial after the last wait has failed and the dialer waits again
+	// before the daemon comes back (else that dial could reach it).
+	w := dialerWait(t, clock)
 	d.start()
 	restarted := clock.Now()
-	w := dialerWait(t, clock)
 	clock.Advance(w)
 	c2 := d.next()
 	st := waitStatus(t, l, "up with one reconnect", func(st Status) bool { return st.State == StateUp && st.Reconnects == 1 })

@@ -8,12 +8,12 @@ import (
 
 // Config describes a VM. The zero value of each optional field means a
 // sensible default (documented per field). Validate reports every problem
-// before anything boots.
+// before anything boots; each problem is a *FieldError naming the field.
 type Config struct {
 	Kernel  string // path to the kernel image; required
 	Initrd  string // path to the initrd; optional
 	Cmdline string // kernel command line; "" = the backend default (DefaultCmdline)
-	CPUs    int    // virtual CPUs; 0 = 1
+	CPUs    int    // virtual CPUs; 0 = DefaultCPUs
 	Memory  uint64 // bytes; 0 = 1 GiB. ParseSize reads "1GiB", "512MiB" etc.
 	Disk    string // raw disk image attached as virtio-blk; optional
 
@@ -24,9 +24,10 @@ type Config struct {
 	ConsoleLog string
 	// MTU of the NIC; 0 = 1500.
 	MTU int
-	// Accel selects QEMU's accelerator: "auto" (or ""), "kvm" or "tcg".
-	// Ignored on macOS.
-	Accel string
+
+	// QEMUOptions are the options only the QEMU backend (Linux) uses; the
+	// macOS backend ignores them. Embedded, so c.Accel reads them too.
+	QEMUOptions
 
 	// NIC is the VM end of the netlink socketpair (SOCK_DGRAM). The VM
 	// host keeps it referenced and open for the VM's whole life and closes
@@ -36,4 +37,10 @@ type Config struct {
 	// StopTimeout bounds a graceful stop before the VM is forced off;
 	// 0 = 30s. (Stop's own argument overrides it when non-zero.)
 	StopTimeout time.Duration
+}
+
+// QEMUOptions are the options of the QEMU backend only.
+type QEMUOptions struct {
+	// Accel selects QEMU's accelerator: "auto" (or ""), "kvm" or "tcg".
+	Accel string
 }

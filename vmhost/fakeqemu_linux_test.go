@@ -134,11 +134,11 @@ func signalHelperMain() int {
 	log.SetOutput(os.Stderr)
 	log.SetLevel(logrus.DebugLevel)
 	cfg := Config{
-		Kernel: exe, // any readable, non-empty file: the fake boots nothing
-		Memory: 128 * MiB,
-		MAC:    net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
-		Accel:  "tcg",
-		NIC:    os.NewFile(uintptr(fds[0]), "vm-end"),
+		Kernel:      exe, // any readable, non-empty file: the fake boots nothing
+		Memory:      128 * MiB,
+		MAC:         net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
+		QEMUOptions: QEMUOptions{Accel: "tcg"},
+		NIC:         os.NewFile(uintptr(fds[0]), "vm-end"),
 	}
 	v, err := newQEMU(cfg, log, func(k string) string {
 		if k == QEMUEnv {

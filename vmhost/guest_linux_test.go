@@ -28,15 +28,15 @@ func guestVM(t *testing.T, cmdline string) (*qemuVM, Config, []byte) {
 		t.Fatal(err)
 	}
 	cfg := Config{
-		Kernel:     g.Kernel,
-		Initrd:     g.Initrd,
-		Cmdline:    cmdline,
-		CPUs:       1,
-		Memory:     256 * MiB,
-		MAC:        mac,
-		ConsoleLog: filepath.Join(t.TempDir(), "console.log"),
-		Accel:      "tcg",
-		NIC:        vmEnd,
+		Kernel:      g.Kernel,
+		Initrd:      g.Initrd,
+		Cmdline:     cmdline,
+		CPUs:        1,
+		Memory:      256 * MiB,
+		MAC:         mac,
+		ConsoleLog:  filepath.Join(t.TempDir(), "console.log"),
+		QEMUOptions: QEMUOptions{Accel: "tcg"},
+		NIC:         vmEnd,
 	}
 	vm, err := New(cfg, testLogger(t))
 	if err != nil {

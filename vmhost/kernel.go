@@ -53,7 +53,7 @@ func checkKernelFile(path, goos, goarch string) error {
 	}
 	h, err := readKernelHeader(path)
 	if err != nil {
-		return fmt.Errorf("vm.kernel: %w: set it to the path of a readable Linux kernel image", err)
+		return fieldErrorf("Kernel", "%w: set it to the path of a readable Linux kernel image", err)
 	}
 	return checkKernelFormat(path, h, goos, goarch)
 }
@@ -65,7 +65,7 @@ func checkKernelFile(path, goos, goarch string) error {
 // carries the magic "ARM\x64" at offset 0x38. A gzip-compressed kernel
 // (Image.gz, many distributions' vmlinuz) and an EFI zboot image are
 // refused with the command that extracts the Image; anything else is not an
-// arm64 Linux Image. Every message starts with vm.kernel.
+// arm64 Linux Image. Every error is a *FieldError about Kernel.
 func checkKernelFormat(path string, header []byte, goos, goarch string) error {
 	if goos != "darwin" || goarch != "arm64" {
 		return nil
@@ -77,14 +77,14 @@ func checkKernelFormat(path string, header []byte, goos, goarch string) error {
 	const needs = "the Virtualization framework on Apple silicon boots only an uncompressed arm64 Linux Image"
 	switch {
 	case bytes.HasPrefix(header, []byte{0x1f, 0x8b}):
-		return fmt.Errorf("vm.kernel: %s is gzip-compressed: %s: gunzip it (gunzip -c %s > Image) and point vm.kernel at the result",
+		return fieldErrorf("Kernel", "%s is gzip-compressed: %s: gunzip it (gunzip -c %s > Image) and point it at the result",
 			path, needs, shellQuote(path))
 	case bytes.HasPrefix(header, []byte("MZ")) && len(header) >= zbootCompOffset &&
 		string(header[zbootTypeOffset:zbootTypeOffset+len(zbootType)]) == zbootType:
-		return fmt.Errorf("vm.kernel: %s is a compressed EFI zboot image: %s: %s, and point vm.kernel at the result",
+		return fieldErrorf("Kernel", "%s is a compressed EFI zboot image: %s: %s, and point it at the result",
 			path, needs, zbootExtract(path, header))
 	}
-	return fmt.Errorf("vm.kernel: %s is not an arm64 Linux kernel Image (no ARM\\x64 magic at offset 0x38): %s (such as arch/arm64/boot/Image): point vm.kernel at one",
+	return fieldErrorf("Kernel", "%s is not an arm64 Linux kernel Image (no ARM\\x64 magic at offset 0x38): %s (such as arch/arm64/boot/Image): point it at one",
 		path, needs)
 }
 

@@ -40,12 +40,12 @@ func TestCheckKernelFormat(t *testing.T) {
 	}{
 		{"image", arm64Image(), ""},
 		{"image header only", arm64Image()[:0x3c], ""},
-		{"gzip", gzip, "vm.kernel: /k/vmlinuz is gzip-compressed: the Virtualization framework on Apple silicon boots only an uncompressed arm64 Linux Image: gunzip it (gunzip -c /k/vmlinuz > Image) and point vm.kernel at the result"},
-		{"zboot gzip", zbootImage("gzip"), "vm.kernel: /k/vmlinuz is a compressed EFI zboot image: the Virtualization framework on Apple silicon boots only an uncompressed arm64 Linux Image: extract it (tail -c +65537 /k/vmlinuz | head -c 12345678 | gzip -dc > Image), and point vm.kernel at the result"},
+		{"gzip", gzip, "Kernel: /k/vmlinuz is gzip-compressed: the Virtualization framework on Apple silicon boots only an uncompressed arm64 Linux Image: gunzip it (gunzip -c /k/vmlinuz > Image) and point it at the result"},
+		{"zboot gzip", zbootImage("gzip"), "Kernel: /k/vmlinuz is a compressed EFI zboot image: the Virtualization framework on Apple silicon boots only an uncompressed arm64 Linux Image: extract it (tail -c +65537 /k/vmlinuz | head -c 12345678 | gzip -dc > Image), and point it at the result"},
 		{"zboot zstd", zbootImage("zstd22"), "| zstd -dc > Image) (zstd from Homebrew: brew install zstd), and point"},
 		{"zboot xz", zbootImage("xz"), "| xz -dc > Image)"},
 		{"zboot unknown", zbootImage("foo"), `extract its payload (12345678 bytes at offset 65536, compressed with "foo") and decompress it`},
-		{"x86 bzImage", append(make([]byte, 0x1fe), 0x55, 0xaa), "vm.kernel: /k/vmlinuz is not an arm64 Linux kernel Image (no ARM\\x64 magic at offset 0x38)"},
+		{"x86 bzImage", append(make([]byte, 0x1fe), 0x55, 0xaa), "Kernel: /k/vmlinuz is not an arm64 Linux kernel Image (no ARM\\x64 magic at offset 0x38)"},
 		{"plain PE", append([]byte("MZ"), make([]byte, 0x40)...), "is not an arm64 Linux kernel Image"},
 		{"short", []byte("MZ"), "is not an arm64 Linux kernel Image"},
 		{"empty", nil, "is not an arm64 Linux kernel Image"},
@@ -57,6 +57,10 @@ func TestCheckKernelFormat(t *testing.T) {
 				t.Errorf("refused: %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Errorf("got %v\nwant %s", err, tc.want)
+			case tc.want != "":
+				if fe, ok := err.(*FieldError); !ok || fe.Field != "Kernel" {
+					t.Errorf("error %v is a %T, not a *FieldError about Kernel", err, err)
+				}
 			}
 			// Only the framework on Apple silicon is particular.
 			for _, host := range [][2]string{{"darwin", "amd64"}, {"linux", "arm64"}, {"linux", "amd64"}} {
@@ -104,7 +108,7 @@ func TestCheckKernelFileOnAppleSilicon(t *testing.T) {
 	}
 	c.Kernel = gz
 	err := c.check(mac)
-	if err == nil || !strings.Contains(err.Error(), "vm.kernel: "+gz+" is gzip-compressed") || !strings.Contains(err.Error(), "gunzip -c '"+gz+"' > Image") {
+	if err == nil || !strings.Contains(err.Error(), "Kernel: "+gz+" is gzip-compressed") || !strings.Contains(err.Error(), "gunzip -c '"+gz+"' > Image") {
 		t.Errorf("gzip kernel: %v", err)
 	}
 	linux := mac
@@ -114,7 +118,7 @@ func TestCheckKernelFileOnAppleSilicon(t *testing.T) {
 	}
 	// A kernel that cannot be read gets one message, not two.
 	c.Kernel = filepath.Join(dir, "missing")
-	if err := c.check(mac); err == nil || strings.Count(err.Error(), "vm.kernel") != 1 {
+	if err := c.check(mac); err == nil || len(err.(interface{ Unwrap() []error }).Unwrap()) != 1 {
 		t.Errorf("missing kernel: %v", err)
 	}
 }

@@ -11,13 +11,21 @@ import (
 
 // eventBuffer is the capacity of a machine's Events channel. A VM lives
 // once (stopped -> starting -> running -> stopping -> stopped|error), so
-// it produces at most four state changes, and a backend sets at most a few
-// notes (the QEMU backend two, while stopping): the buffer holds every event
-// a VM can ever emit and a send never blocks. Should it ever be full anyway (a
-// transition table that grew without this constant), the event is dropped
-// and counted rather than blocking the backend; State always reports the
-// current state.
+// it produces at most four state changes, and a backend sets a few notes
+// (the QEMU backend two while stopping, one more for each Stop that shortens
+// the wait): the buffer holds every event a VM normally emits and a send
+// never blocks. Notes that nobody reads stop being queued before they could
+// crowd out a state change (see maxStateChanges). Should the buffer ever be
+// full anyway (a transition table that grew without this constant), the
+// event is dropped and counted rather than blocking the backend; State
+// always reports the current state.
 const eventBuffer = 16
+
+// maxStateChanges is the most state changes a VM's life has (see
+// eventBuffer). A note is queued only while the Events buffer keeps room for
+// that many more events, so notes (a backend may set a new one for every
+// Stop that shortens the wait) can never crowd out a state change.
+const maxStateChanges = 4
 
 // transitions lists the legal state changes (see the table on State).
 var transitions = map[State][]State{
@@ -57,6 +65,12 @@ type machine struct {
 	dropped int
 	events  chan Event
 	done    chan struct{}
+
+	// The stop under way (see stopBy).
+	stopAsked   bool          // a Stop was called
+	stopAt      time.Time     // when the VM is forced off: the earliest deadline asked for
+	stopTimeout time.Duration // the timeout of the Stop that set stopAt
+	stopSooner  chan struct{} // a later Stop moved stopAt earlier (1-buffered)
 }
 
 func newMachine(log logrus.FieldLogger, now func() time.Time) *machine {
@@ -64,13 +78,53 @@ func newMachine(log logrus.FieldLogger, now func() time.Time) *machine {
 		now = time.Now
 	}
 	return &machine{
-		log:    log,
-		now:    now,
-		state:  StateStopped,
-		since:  now(),
-		events: make(chan Event, eventBuffer),
-		done:   make(chan struct{}),
+		log:        log,
+		now:        now,
+		state:      StateStopped,
+		since:      now(),
+		events:     make(chan Event, eventBuffer),
+		done:       make(chan struct{}),
+		stopSooner: make(chan struct{}, 1),
 	}
+}
+
+// stopBy records a Stop with timeout: the VM is to be forced off timeout
+// from now, unless a Stop before asked for an earlier time (the earliest
+// deadline wins; a later one changes nothing). It reports whether this is
+// the first Stop, which starts the backend's stop. When a later Stop moves
+// the deadline earlier, the backend's stopping goroutine is told on
+// stopSooner (signals pending at once are merged) and rereads stopDeadline.
+func (m *machine) stopBy(timeout time.Duration) (first bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	at := m.now().Add(timeout)
+	if !m.stopAsked {
+		m.stopAsked, m.stopAt, m.stopTimeout = true, at, timeout
+		return true
+	}
+	if !at.Before(m.stopAt) {
+		return false
+	}
+	m.log.WithFields(logrus.Fields{"timeout": timeout.String(), "was": m.stopTimeout.String()}).
+		Info("a new stop shortens the wait before the VM is forced off")
+	m.stopAt, m.stopTimeout = at, timeout
+	select {
+	case m.stopSooner <- struct{}{}:
+	default: // one is pending already
+	}
+	return false
+}
+
+// stopDeadline returns how long the stop under way still waits before it
+// forces the VM off (never negative) and the timeout of the Stop that set
+// that deadline. Before any Stop it returns zeros.
+func (m *machine) stopDeadline() (remaining, timeout time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.stopAsked {
+		return 0, 0
+	}
+	return max(m.stopAt.Sub(m.now()), 0), m.stopTimeout
 }
 
 // set moves the machine to state s with cause err (kept for StateError
@@ -147,6 +201,12 @@ func (m *machine) setNote(in State, note string) bool {
 	m.note = note
 	if note != "" {
 		m.log.WithField("state", m.state.String()).Info(note)
+	}
+	if cap(m.events)-len(m.events) <= maxStateChanges {
+		// Nobody has read the events for a while: keep the room for
+		// the state changes to come.
+		m.log.WithField("note", note).Debug("VM note not queued: the Events channel is nearly full")
+		return true
 	}
 	m.emitLocked(Event{State: m.state, At: m.now(), Note: note})
 	return true

@@ -208,3 +208,88 @@ func TestMachineNotes(t *testing.T) {
 		t.Fatal("note set after the end")
 	}
 }
+
+// manualClock reads the time it is set to.
+type manualClock struct{ t time.Time }
+
+func (c *manualClock) now() time.Time { return c.t }
+
+// The first Stop sets the deadline; a later one with an earlier deadline
+// brings it forward and tells the backend once; one with a later deadline
+// changes nothing.
+func TestMachineStopDeadline(t *testing.T) {
+	clk := &manualClock{t: time.Unix(1000, 0)}
+	m := newMachine(discardLogger(), clk.now)
+	sooner := func() bool {
+		select {
+		case <-m.stopSooner:
+			return true
+		default:
+			return false
+		}
+	}
+	if r, to := m.stopDeadline(); r != 0 || to != 0 {
+		t.Fatalf("deadline before any Stop: %v, %v", r, to)
+	}
+	if !m.stopBy(30 * time.Second) {
+		t.Fatal("the first Stop was not first")
+	}
+	if sooner() {
+		t.Fatal("the first Stop signalled an earlier deadline")
+	}
+	clk.t = clk.t.Add(10 * time.Second)
+	if m.stopBy(time.Hour) {
+		t.Fatal("a second Stop was first")
+	}
+	if r, to := m.stopDeadline(); r != 20*time.Second || to != 30*time.Second {
+		t.Fatalf("after a longer Stop: %v left of %v, want 20s of 30s", r, to)
+	}
+	if sooner() {
+		t.Fatal("a longer Stop signalled an earlier deadline")
+	}
+	// 25s from now is later than the first Stop's deadline (20s from now).
+	if m.stopBy(25*time.Second) || sooner() {
+		t.Fatal("a Stop whose deadline is later than the first's changed it")
+	}
+	m.stopBy(5 * time.Second)
+	m.stopBy(2 * time.Second)
+	if r, to := m.stopDeadline(); r != 2*time.Second || to != 2*time.Second {
+		t.Fatalf("after shorter Stops: %v left of %v, want 2s of 2s", r, to)
+	}
+	if !sooner() {
+		t.Fatal("a shorter Stop did not signal an earlier deadline")
+	}
+	if sooner() {
+		t.Fatal("two signals pending: they should merge")
+	}
+	clk.t = clk.t.Add(time.Minute)
+	if r, _ := m.stopDeadline(); r != 0 {
+		t.Fatalf("remaining %v past the deadline, want 0", r)
+	}
+}
+
+// Notes nobody reads never crowd the state changes out of the Events
+// buffer.
+func TestMachineNotesLeaveRoomForStates(t *testing.T) {
+	m := machineAt(t, StateStopping, &fakeClock{})
+	for i := range 3 * eventBuffer {
+		if !m.setNote(StateStopping, "waiting "+time.Duration(i).String()) {
+			t.Fatal("note refused")
+		}
+	}
+	if m.getNote() != "waiting "+time.Duration(3*eventBuffer-1).String() {
+		t.Fatalf("note %q: the latest note is not kept", m.getNote())
+	}
+	if err := m.set(StateStopped, nil); err != nil {
+		t.Fatal(err)
+	}
+	var last Event
+	n := 0
+	for ev := range m.events {
+		last = ev
+		n++
+	}
+	if last.State != StateStopped || last.Note != "" || m.dropped != 0 {
+		t.Fatalf("last event %+v after %d, %d dropped: the state change was lost", last, n, m.dropped)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,14 +160,80 @@ func guestConfig(t *testing.T, cmdline string) Config {
 		t.Fatal(err)
 	}
 	return Config{
-		Kernel:     g.Kernel,
-		Initrd:     g.Initrd,
-		Cmdline:    cmdline,
-		CPUs:       1,
-		Memory:     256 * MiB,
-		MAC:        mac,
-		ConsoleLog: filepath.Join(t.TempDir(), "console.log"),
-		Accel:      "tcg",
-		NIC:        vmEnd,
+		Kernel:      g.Kernel,
+		Initrd:      g.Initrd,
+		Cmdline:     cmdline,
+		CPUs:        1,
+		Memory:      256 * MiB,
+		MAC:         mac,
+		ConsoleLog:  filepath.Join(t.TempDir(), "console.log"),
+		QEMUOptions: QEMUOptions{Accel: "tcg"},
+		NIC:         vmEnd,
+	}
+}
+
+// A Stop with a shorter timeout while a stop waits for a guest that never
+// answers (the controller's CloseWithin after a Quit) kills QEMU at the
+// shorter deadline, and both Stop calls return.
+func TestQEMUSecondStopShortensTheWait(t *testing.T) {
+	t.Setenv("VMHOST_FAKE_QEMU", "qmp") // no VMHOST_FAKE_PRESSES: the guest never answers
+	t.Setenv("VMHOST_FAKE_OUT", filepath.Join(t.TempDir(), "fake-qemu.out"))
+	v := newTestVM(t, fakeConfig(t), testExe(t))
+	v.buttonRepeat = 10 * time.Millisecond
+	if err := v.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Should the stop keep its hour, the test fails without
+		// waiting for it (this runs before newTestVM's cleanup).
+		select {
+		case <-v.Done():
+		default:
+			syscall.Kill(v.pid(), syscall.SIGKILL)
+		}
+	})
+	for ev := range v.Events() {
+		if ev.State == StateRunning {
+			break
+		}
+	}
+	stop := func(timeout time.Duration) <-chan error {
+		ch := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			ch <- v.Stop(ctx, timeout)
+		}()
+		return ch
+	}
+	first := stop(time.Hour)
+	// The stop is under way with the hour: the button was pressed again.
+	var evs []Event
+	for ev := range v.Events() {
+		evs = append(evs, ev)
+		if strings.Contains(ev.Note, "forced off after 1h0m0s") {
+			break
+		}
+	}
+	second := stop(200 * time.Millisecond)
+	evs = append(evs, awaitDone(t, v, 5*time.Second)...)
+	for i, ch := range []<-chan error{first, second} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Errorf("Stop %d: %v", i+1, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Stop %d did not return after the VM ended", i+1)
+		}
+	}
+	if !v.forced.Load() {
+		t.Error("the VM was not forced off")
+	}
+	if st, err := v.State(); st != StateStopped {
+		t.Errorf("state %s (%v), want stopped", st, err)
+	}
+	if got := states(evs); !slices.Equal(got, []State{StateStopping, StateStopped}) {
+		t.Errorf("events after running: %v", got)
 	}
 }

@@ -6,17 +6,55 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
 
-// Defaults applied to zero Config fields.
+// Defaults applied to zero Config fields. The app's configuration file
+// uses the same defaults (app/config takes them from here).
 const (
-	DefaultCPUs        = 1
+	DefaultCPUs        = 2
 	DefaultMemory      = 1 * GiB
 	DefaultMTU         = 1500
 	DefaultStopTimeout = 30 * time.Second
+	// DefaultAccel is QEMUOptions.Accel's default: KVM when it is usable,
+	// else TCG.
+	DefaultAccel = "auto"
 )
+
+// FieldError is a problem with one field of Config. Check and Validate
+// report each problem as one; an app maps Field to the name its user knows
+// the setting by (a configuration file's key).
+type FieldError struct {
+	// Field is the Config field at fault, as a Go selector from Config:
+	// "Kernel", "CPUs", "MTU", "QEMUOptions.Accel", "NIC".
+	Field string
+	// Msg says what is wrong and what to do, without the field's name.
+	// It starts with "is " when it gives the value ("is 64: it must be
+	// between 1 and 8 (the host's CPU count)"), else it is the problem
+	// ("/k does not exist: set it to ...").
+	Msg string
+	// Err is the underlying error, if any.
+	Err error
+}
+
+// fieldErrorf makes a *FieldError whose Msg is fmt.Errorf(format,
+// args...) and whose Err is the error it wraps (%w), if any.
+func fieldErrorf(field, format string, args ...any) *FieldError {
+	err := fmt.Errorf(format, args...)
+	return &FieldError{Field: field, Msg: err.Error(), Err: errors.Unwrap(err)}
+}
+
+// Error is the field and the message: "CPUs is 64: ...", "Kernel: ...".
+func (e *FieldError) Error() string {
+	if strings.HasPrefix(e.Msg, "is ") {
+		return e.Field + " " + e.Msg
+	}
+	return e.Field + ": " + e.Msg
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
 
 // Limits every backend enforces. A backend may narrow them (see limits).
 const (
@@ -77,7 +115,7 @@ func (c Config) withDefaults() Config {
 		c.MTU = DefaultMTU
 	}
 	if c.Accel == "" {
-		c.Accel = "auto"
+		c.Accel = DefaultAccel
 	}
 	if c.Cmdline == "" {
 		c.Cmdline = DefaultCmdline
@@ -98,21 +136,21 @@ func (c Config) Validate() error {
 // Check checks everything in the configuration that does not need the NIC
 // (a VM's NIC is made only when it starts), so that an app can refuse a
 // bad configuration at launch, before it starts anything. It reports every
-// problem at once (errors.Join). Each message starts with the
-// configuration key it is about (vm.kernel, vm.initrd, vm.disk,
-// vm.console_log, vm.cpus, vm.memory, vm.mac, vm.accel, vm.stop_timeout,
-// network.mtu) and says what to do. Zero optional fields stand for their
-// defaults and are valid. The kernel and initrd must be readable, non-empty
-// regular files; the disk a regular file or block device the user can read
-// and write; the console log a file that can be appended to or created. The
-// bounds are the host's: 1 to runtime.NumCPU() CPUs, MinMemory to the
-// physical memory (a multiple of 1 MiB), MTU MinMTU..MaxMTU, each narrowed
-// by the backend (the Virtualization framework's own limits on macOS);
-// vm.accel kvm needs a usable /dev/kvm on Linux. On Apple silicon the
-// kernel must be an uncompressed arm64 Image (checkKernelFormat), and macOS
-// must be MinMacOS or later (the one message without a key). Check
-// never blocks on a
-// named pipe and changes nothing on disk.
+// problem at once (errors.Join): each is a *FieldError naming the Config
+// field it is about (Kernel, Initrd, Disk, ConsoleLog, CPUs, Memory, MAC,
+// QEMUOptions.Accel, StopTimeout, MTU) and saying what to do; the one
+// exception is a too old macOS, which no field can fix. Zero optional
+// fields stand for their defaults and are valid. The kernel and initrd
+// must be readable, non-empty regular files; the disk a regular file or
+// block device the user can read and write; the console log a file that
+// can be appended to or created. The bounds are the host's: 1 to
+// runtime.NumCPU() CPUs, MinMemory to the physical memory (a multiple of 1
+// MiB), MTU MinMTU..MaxMTU, each narrowed by the backend (the
+// Virtualization framework's own limits on macOS); Accel kvm needs a
+// usable /dev/kvm on Linux. On Apple silicon the kernel must be an
+// uncompressed arm64 Image (checkKernelFormat), and macOS must be MinMacOS
+// or later. Check never blocks on a named pipe and changes nothing on
+// disk.
 func (c Config) Check() error {
 	return c.check(hostLimits())
 }
@@ -121,9 +159,9 @@ func (c Config) Check() error {
 func (c Config) validate(l limits) error {
 	errs := c.checks(l)
 	if c.NIC == nil {
-		errs = append(errs, errors.New("nic is not set: pass the VM end of a SOCK_DGRAM socketpair (netlink.NewSocketPair)"))
+		errs = append(errs, fieldErrorf("NIC", "is not set: pass the VM end of a SOCK_DGRAM socketpair (netlink.NewSocketPair)"))
 	} else if err := checkDatagramSocket(c.NIC); err != nil {
-		errs = append(errs, fmt.Errorf("nic: %w", err))
+		errs = append(errs, fieldErrorf("NIC", "%w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -134,32 +172,32 @@ func (c Config) check(l limits) error { return errors.Join(c.checks(l)...) }
 // checks returns every problem but the NIC's.
 func (c Config) checks(l limits) []error {
 	var errs []error
-	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	add := func(field, format string, a ...any) { errs = append(errs, fieldErrorf(field, format, a...)) }
 
 	if err := checkMacOS(l.macOS); err != nil {
 		errs = append(errs, err)
 	}
 
 	if c.Kernel == "" {
-		add("vm.kernel is not set: set it to the path of the guest's Linux kernel image")
+		add("Kernel", "is not set: set it to the path of the guest's Linux kernel image")
 	} else if err := checkReadable(c.Kernel, "a kernel image"); err != nil {
-		add("vm.kernel: %w: set it to the path of a readable Linux kernel image", err)
+		add("Kernel", "%w: set it to the path of a readable Linux kernel image", err)
 	} else if err := checkKernelFile(c.Kernel, l.goos, l.goarch); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Initrd != "" {
 		if err := checkReadable(c.Initrd, "an initrd"); err != nil {
-			add("vm.initrd: %w: set it to a readable initrd, or leave it out", err)
+			add("Initrd", "%w: set it to a readable initrd, or leave it out", err)
 		}
 	}
 	if c.Disk != "" {
 		if err := checkWritable(c.Disk); err != nil {
-			add("vm.disk: %w: set it to a raw disk image you can read and write, or leave it out", err)
+			add("Disk", "%w: set it to a raw disk image you can read and write, or leave it out", err)
 		}
 	}
 	if c.ConsoleLog != "" {
 		if err := checkLogFile(c.ConsoleLog); err != nil {
-			add("vm.console_log: %w: choose a file in a directory you can write to", err)
+			add("ConsoleLog", "%w: choose a file in a directory you can write to", err)
 		}
 	}
 
@@ -168,7 +206,7 @@ func (c Config) checks(l limits) []error {
 		cpus = DefaultCPUs
 	}
 	if cpus < l.minCPUs || cpus > l.maxCPUs {
-		add("vm.cpus is %d: it must be between %d and %d (%s)", c.CPUs, l.minCPUs, l.maxCPUs, l.cpuHint)
+		add("CPUs", "is %d: it must be between %d and %d (%s)", cpus, l.minCPUs, l.maxCPUs, l.cpuHint)
 	}
 
 	mem := c.Memory
@@ -177,19 +215,19 @@ func (c Config) checks(l limits) []error {
 	}
 	switch {
 	case mem%MiB != 0:
-		add("vm.memory is %d bytes, not a whole number of MiB: use a size like %s", mem, FormatSize(suggestSize(mem, false)))
+		add("Memory", "is %d bytes, not a whole number of MiB: use a size like %s", mem, FormatSize(suggestSize(mem, false)))
 	case mem < l.minMemory:
-		add("vm.memory is %s: the smallest allowed is %s: use %s or more",
+		add("Memory", "is %s: the smallest allowed is %s: use %s or more",
 			FormatSize(mem), FormatSize(l.minMemory), FormatSize(roundSize(l.minMemory, niceStep(l.minMemory), false)))
 	case l.maxMemory != 0 && mem > l.maxMemory:
-		add("vm.memory is %s: the largest allowed is %s (%s): use %s or less",
+		add("Memory", "is %s: the largest allowed is %s (%s): use %s or less",
 			FormatSize(mem), FormatSize(l.maxMemory), l.memoryHint, FormatSize(roundSize(l.maxMemory, niceStep(l.maxMemory), true)))
 	}
 
 	if c.MAC == nil {
-		add("vm.mac is not set: set a unicast MAC address such as 52:54:00:12:34:56 (RandomMAC generates one)")
+		add("MAC", "is not set: set a unicast MAC address such as 52:54:00:12:34:56 (RandomMAC generates one)")
 	} else if err := checkMAC(c.MAC); err != nil {
-		add("vm.mac: %w", err)
+		add("MAC", "%w", err)
 	}
 
 	mtu := c.MTU
@@ -198,10 +236,10 @@ func (c Config) checks(l limits) []error {
 	}
 	switch {
 	case mtu > MaxMTU:
-		add("network.mtu is %d: it must be between %d and %d, since a frame (the MTU plus %d bytes of Ethernet header and VLAN tag) must fit in %d bytes",
-			c.MTU, l.minMTU, l.maxMTU, frameOverhead, maxFrame)
+		add("MTU", "is %d: it must be between %d and %d, since a frame (the MTU plus %d bytes of Ethernet header and VLAN tag) must fit in %d bytes",
+			mtu, l.minMTU, l.maxMTU, frameOverhead, maxFrame)
 	case mtu < l.minMTU || mtu > l.maxMTU:
-		add("network.mtu is %d: it must be between %d and %d%s", c.MTU, l.minMTU, l.maxMTU, l.mtuHint)
+		add("MTU", "is %d: it must be between %d and %d%s", mtu, l.minMTU, l.maxMTU, l.mtuHint)
 	}
 
 	switch c.Accel {
@@ -209,15 +247,15 @@ func (c Config) checks(l limits) []error {
 	case "kvm":
 		if l.kvm != nil {
 			if err := l.kvm(); err != nil {
-				add("vm.accel is kvm but %v: use auto or tcg", err)
+				add("QEMUOptions.Accel", "is kvm but %w: use auto or tcg", err)
 			}
 		}
 	default:
-		add("vm.accel is %q: use auto, kvm or tcg", c.Accel)
+		add("QEMUOptions.Accel", "is %q: use auto, kvm or tcg", c.Accel)
 	}
 
 	if c.StopTimeout < 0 {
-		add("vm.stop_timeout is %v: use a positive duration such as 30s, or leave it out", c.StopTimeout)
+		add("StopTimeout", "is %v: use a positive duration such as 30s, or leave it out", c.StopTimeout)
 	}
 	return errs
 }

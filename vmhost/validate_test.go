@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -38,8 +39,9 @@ func validConfig(t *testing.T) Config {
 		Memory:     512 * MiB,
 		MAC:        net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
 		MTU:        1500,
-		Accel:      "tcg",
 		NIC:        vmEnd,
+
+		QEMUOptions: QEMUOptions{Accel: "tcg"},
 	}
 }
 
@@ -114,51 +116,51 @@ func TestValidateNamesTheField(t *testing.T) {
 		want   []string // parts of the error
 		skip   bool
 	}{
-		{"kernel missing", func(c *Config) { c.Kernel = "" }, []string{"vm.kernel is not set"}, false},
-		{"kernel not found", func(c *Config) { c.Kernel = filepath.Join(dir, "nope") }, []string{"vm.kernel", "does not exist"}, false},
-		{"kernel is a dir", func(c *Config) { c.Kernel = dir }, []string{"vm.kernel", "is a directory"}, false},
-		{"kernel unreadable", func(c *Config) { c.Kernel = noRead }, []string{"vm.kernel", "permission denied"}, canRead == nil},
-		{"kernel unreadable even by root", func(c *Config) { c.Kernel = sysWriteOnly }, []string{"vm.kernel", "permission denied"}, noSysWO != nil},
-		{"kernel empty", func(c *Config) { c.Kernel = empty }, []string{"vm.kernel", "is empty (0 bytes)"}, false},
-		{"kernel /dev/null", func(c *Config) { c.Kernel = os.DevNull }, []string{"vm.kernel", "/dev/null is a character device", "regular file"}, false},
-		{"kernel a fifo", func(c *Config) { c.Kernel = fifo }, []string{"vm.kernel", "is a named pipe"}, false},
-		{"initrd /dev/null", func(c *Config) { c.Initrd = os.DevNull }, []string{"vm.initrd", "character device"}, false},
-		{"initrd empty", func(c *Config) { c.Initrd = empty }, []string{"vm.initrd", "is empty"}, false},
-		{"initrd a dir", func(c *Config) { c.Initrd = dir }, []string{"vm.initrd", "is a directory"}, false},
-		{"disk /dev/null", func(c *Config) { c.Disk = os.DevNull }, []string{"vm.disk", "character device"}, false},
-		{"disk a fifo", func(c *Config) { c.Disk = fifo }, []string{"vm.disk", "named pipe"}, false},
-		{"initrd not found", func(c *Config) { c.Initrd = filepath.Join(dir, "nope") }, []string{"vm.initrd", "does not exist"}, false},
-		{"disk not found", func(c *Config) { c.Disk = filepath.Join(dir, "nope") }, []string{"vm.disk", "does not exist"}, false},
-		{"disk is a dir", func(c *Config) { c.Disk = dir }, []string{"vm.disk"}, false},
-		{"console dir missing", func(c *Config) { c.ConsoleLog = filepath.Join(dir, "no", "console.log") }, []string{"vm.console_log", "does not exist"}, false},
-		{"console is a dir", func(c *Config) { c.ConsoleLog = dir }, []string{"vm.console_log", "is a directory"}, false},
-		{"console a fifo", func(c *Config) { c.ConsoleLog = fifo }, []string{"vm.console_log", "named pipe"}, false},
-		{"console dir read-only", func(c *Config) { c.ConsoleLog = filepath.Join(roDir, "console.log") }, []string{"vm.console_log", "not writable"}, canWrite == nil},
-		{"console file read-only", func(c *Config) { c.ConsoleLog = roFile }, []string{"vm.console_log", "permission denied"}, canWrite == nil},
-		{"console unwritable even by root", func(c *Config) { c.ConsoleLog = sysReadOnly }, []string{"vm.console_log", "permission denied"}, noSysRO != nil},
-		{"cpus negative", func(c *Config) { c.CPUs = -1 }, []string{"vm.cpus is -1", "between 1 and 4"}, false},
-		{"cpus too many", func(c *Config) { c.CPUs = 5 }, []string{"vm.cpus is 5"}, false},
-		{"memory too small", func(c *Config) { c.Memory = 32 * MiB }, []string{"vm.memory is 32MiB", "smallest allowed is 64MiB"}, false},
-		{"memory too large", func(c *Config) { c.Memory = 9 * GiB }, []string{"vm.memory is 9GiB", "largest allowed is 8GiB", "use 8GiB or less"}, false},
-		{"memory not MiB", func(c *Config) { c.Memory = 1e9 }, []string{"vm.memory", "not a whole number of MiB", "954MiB"}, false},
-		{"mac missing", func(c *Config) { c.MAC = nil }, []string{"vm.mac is not set"}, false},
-		{"mac multicast", func(c *Config) { c.MAC = net.HardwareAddr{1, 0, 0x5e, 0, 0, 1} }, []string{"vm.mac", "multicast"}, false},
-		{"mac short", func(c *Config) { c.MAC = net.HardwareAddr{2, 0, 0} }, []string{"vm.mac", "3 bytes"}, false},
-		{"mac long", func(c *Config) { c.MAC = make(net.HardwareAddr, 20) }, []string{"vm.mac", "20 bytes"}, false},
-		{"mac zero", func(c *Config) { c.MAC = make(net.HardwareAddr, 6) }, []string{"vm.mac", "all zeros"}, false},
-		{"mtu low", func(c *Config) { c.MTU = 576 }, []string{"network.mtu is 576", "between 1280 and 65517"}, false},
-		{"mtu high", func(c *Config) { c.MTU = 65536 }, []string{"network.mtu is 65536"}, false},
+		{"kernel missing", func(c *Config) { c.Kernel = "" }, []string{"Kernel is not set"}, false},
+		{"kernel not found", func(c *Config) { c.Kernel = filepath.Join(dir, "nope") }, []string{"Kernel: ", "does not exist"}, false},
+		{"kernel is a dir", func(c *Config) { c.Kernel = dir }, []string{"Kernel: ", "is a directory"}, false},
+		{"kernel unreadable", func(c *Config) { c.Kernel = noRead }, []string{"Kernel: ", "permission denied"}, canRead == nil},
+		{"kernel unreadable even by root", func(c *Config) { c.Kernel = sysWriteOnly }, []string{"Kernel: ", "permission denied"}, noSysWO != nil},
+		{"kernel empty", func(c *Config) { c.Kernel = empty }, []string{"Kernel: ", "is empty (0 bytes)"}, false},
+		{"kernel /dev/null", func(c *Config) { c.Kernel = os.DevNull }, []string{"Kernel: ", "/dev/null is a character device", "regular file"}, false},
+		{"kernel a fifo", func(c *Config) { c.Kernel = fifo }, []string{"Kernel: ", "is a named pipe"}, false},
+		{"initrd /dev/null", func(c *Config) { c.Initrd = os.DevNull }, []string{"Initrd: ", "character device"}, false},
+		{"initrd empty", func(c *Config) { c.Initrd = empty }, []string{"Initrd: ", "is empty"}, false},
+		{"initrd a dir", func(c *Config) { c.Initrd = dir }, []string{"Initrd: ", "is a directory"}, false},
+		{"disk /dev/null", func(c *Config) { c.Disk = os.DevNull }, []string{"Disk: ", "character device"}, false},
+		{"disk a fifo", func(c *Config) { c.Disk = fifo }, []string{"Disk: ", "named pipe"}, false},
+		{"initrd not found", func(c *Config) { c.Initrd = filepath.Join(dir, "nope") }, []string{"Initrd: ", "does not exist"}, false},
+		{"disk not found", func(c *Config) { c.Disk = filepath.Join(dir, "nope") }, []string{"Disk: ", "does not exist"}, false},
+		{"disk is a dir", func(c *Config) { c.Disk = dir }, []string{"Disk: "}, false},
+		{"console dir missing", func(c *Config) { c.ConsoleLog = filepath.Join(dir, "no", "console.log") }, []string{"ConsoleLog: ", "does not exist"}, false},
+		{"console is a dir", func(c *Config) { c.ConsoleLog = dir }, []string{"ConsoleLog: ", "is a directory"}, false},
+		{"console a fifo", func(c *Config) { c.ConsoleLog = fifo }, []string{"ConsoleLog: ", "named pipe"}, false},
+		{"console dir read-only", func(c *Config) { c.ConsoleLog = filepath.Join(roDir, "console.log") }, []string{"ConsoleLog: ", "not writable"}, canWrite == nil},
+		{"console file read-only", func(c *Config) { c.ConsoleLog = roFile }, []string{"ConsoleLog: ", "permission denied"}, canWrite == nil},
+		{"console unwritable even by root", func(c *Config) { c.ConsoleLog = sysReadOnly }, []string{"ConsoleLog: ", "permission denied"}, noSysRO != nil},
+		{"cpus negative", func(c *Config) { c.CPUs = -1 }, []string{"CPUs is -1", "between 1 and 4"}, false},
+		{"cpus too many", func(c *Config) { c.CPUs = 5 }, []string{"CPUs is 5"}, false},
+		{"memory too small", func(c *Config) { c.Memory = 32 * MiB }, []string{"Memory is 32MiB", "smallest allowed is 64MiB"}, false},
+		{"memory too large", func(c *Config) { c.Memory = 9 * GiB }, []string{"Memory is 9GiB", "largest allowed is 8GiB", "use 8GiB or less"}, false},
+		{"memory not MiB", func(c *Config) { c.Memory = 1e9 }, []string{"Memory is 1000000000 bytes", "not a whole number of MiB", "954MiB"}, false},
+		{"mac missing", func(c *Config) { c.MAC = nil }, []string{"MAC is not set"}, false},
+		{"mac multicast", func(c *Config) { c.MAC = net.HardwareAddr{1, 0, 0x5e, 0, 0, 1} }, []string{"MAC: ", "multicast"}, false},
+		{"mac short", func(c *Config) { c.MAC = net.HardwareAddr{2, 0, 0} }, []string{"MAC: ", "3 bytes"}, false},
+		{"mac long", func(c *Config) { c.MAC = make(net.HardwareAddr, 20) }, []string{"MAC: ", "20 bytes"}, false},
+		{"mac zero", func(c *Config) { c.MAC = make(net.HardwareAddr, 6) }, []string{"MAC: ", "all zeros"}, false},
+		{"mtu low", func(c *Config) { c.MTU = 576 }, []string{"MTU is 576", "between 1280 and 65517"}, false},
+		{"mtu high", func(c *Config) { c.MTU = 65536 }, []string{"MTU is 65536"}, false},
 		// A frame is the MTU plus 18 bytes (Ethernet header and VLAN
 		// tag): it must fit in 65535.
-		{"mtu frame too big", func(c *Config) { c.MTU = 65518 }, []string{"network.mtu is 65518: it must be between 1280 and 65517, since a frame (the MTU plus 18 bytes of Ethernet header and VLAN tag) must fit in 65535 bytes"}, false},
-		{"mtu 65535", func(c *Config) { c.MTU = 65535 }, []string{"network.mtu is 65535", "and 65517"}, false},
-		{"mtu negative", func(c *Config) { c.MTU = -1 }, []string{"network.mtu is -1"}, false},
-		{"accel unknown", func(c *Config) { c.Accel = "hvf" }, []string{`vm.accel is "hvf"`, "auto, kvm or tcg"}, false},
-		{"stop timeout negative", func(c *Config) { c.StopTimeout = -1 }, []string{"vm.stop_timeout"}, false},
-		{"nic nil", func(c *Config) { c.NIC = nil }, []string{"nic is not set"}, false},
-		{"nic stream", func(c *Config) { c.NIC = streamEnd }, []string{"nic", "SOCK_STREAM", "not SOCK_DGRAM"}, false},
-		{"nic closed", func(c *Config) { c.NIC = closed }, []string{"nic", "closed"}, false},
-		{"nic not a socket", func(c *Config) { c.NIC = plain }, []string{"nic", "not a socket"}, false},
+		{"mtu frame too big", func(c *Config) { c.MTU = 65518 }, []string{"MTU is 65518: it must be between 1280 and 65517, since a frame (the MTU plus 18 bytes of Ethernet header and VLAN tag) must fit in 65535 bytes"}, false},
+		{"mtu 65535", func(c *Config) { c.MTU = 65535 }, []string{"MTU is 65535", "and 65517"}, false},
+		{"mtu negative", func(c *Config) { c.MTU = -1 }, []string{"MTU is -1"}, false},
+		{"accel unknown", func(c *Config) { c.Accel = "hvf" }, []string{`QEMUOptions.Accel is "hvf"`, "auto, kvm or tcg"}, false},
+		{"stop timeout negative", func(c *Config) { c.StopTimeout = -1 }, []string{"StopTimeout is -1ns"}, false},
+		{"nic nil", func(c *Config) { c.NIC = nil }, []string{"NIC is not set"}, false},
+		{"nic stream", func(c *Config) { c.NIC = streamEnd }, []string{"NIC: ", "SOCK_STREAM", "not SOCK_DGRAM"}, false},
+		{"nic closed", func(c *Config) { c.NIC = closed }, []string{"NIC: ", "closed"}, false},
+		{"nic not a socket", func(c *Config) { c.NIC = plain }, []string{"NIC: ", "not a socket"}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -180,7 +182,49 @@ func TestValidateNamesTheField(t *testing.T) {
 			if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n != 1 {
 				t.Errorf("%d problems reported, want 1: %v", n, err)
 			}
+			checkFieldErrors(t, err)
 		})
+	}
+}
+
+// checkFieldErrors checks that every error joined in err is a *FieldError
+// naming a field of Config (a selector such as "QEMUOptions.Accel") whose
+// message starts with that name, so that an app can map it to its own
+// names for the settings.
+func checkFieldErrors(t *testing.T, err error) {
+	t.Helper()
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		fe, ok := e.(*FieldError)
+		if !ok {
+			t.Errorf("%q is a %T, not a *FieldError", e, e)
+			continue
+		}
+		typ := reflect.TypeOf(Config{})
+		for _, name := range strings.Split(fe.Field, ".") {
+			f, ok := typ.FieldByName(name)
+			if !ok {
+				t.Errorf("%q: Config has no field %s", e, fe.Field)
+				break
+			}
+			typ = f.Type
+		}
+		if !strings.HasPrefix(fe.Error(), fe.Field+" is ") && !strings.HasPrefix(fe.Error(), fe.Field+": ") {
+			t.Errorf("%q does not start with its field %s", fe, fe.Field)
+		}
+		if fe.Msg == "" || strings.Contains(fe.Msg, "vm.") || strings.Contains(fe.Msg, "network.") {
+			t.Errorf("%q: the message is empty or names a configuration key", fe)
+		}
+	}
+}
+
+// A FieldError reads "Field is ..." or "Field: ...", and unwraps to its cause.
+func TestFieldError(t *testing.T) {
+	e := fieldErrorf("Kernel", "%w: set it to a readable kernel", os.ErrPermission)
+	if e.Error() != "Kernel: permission denied: set it to a readable kernel" || !errors.Is(e, os.ErrPermission) {
+		t.Errorf("got %q (wraps ErrPermission: %v)", e, errors.Is(e, os.ErrPermission))
+	}
+	if e := fieldErrorf("CPUs", "is %d: too many", 9); e.Error() != "CPUs is 9: too many" || e.Err != nil {
+		t.Errorf("got %q, cause %v", e, e.Err)
 	}
 }
 
@@ -210,7 +254,7 @@ func TestCheckLeavesOutTheNIC(t *testing.T) {
 	if err := c.Check(); err != nil {
 		t.Fatalf("Check with the host's limits: %v", err)
 	}
-	if err := c.validate(testLimits); err == nil || !strings.Contains(err.Error(), "nic is not set") {
+	if err := c.validate(testLimits); err == nil || !strings.Contains(err.Error(), "NIC is not set") {
 		t.Fatalf("Validate without a NIC: %v", err)
 	}
 	c.Kernel, c.CPUs = "", 99
@@ -218,17 +262,17 @@ func TestCheckLeavesOutTheNIC(t *testing.T) {
 	if err == nil {
 		t.Fatal("Check accepted a bad config")
 	}
-	for _, want := range []string{"vm.kernel is not set", "vm.cpus is 99"} {
+	for _, want := range []string{"Kernel is not set", "CPUs is 99"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Check's error %q does not say %q", err, want)
 		}
 	}
-	if strings.Contains(err.Error(), "nic") {
+	if strings.Contains(err.Error(), "NIC: ") {
 		t.Errorf("Check's error names the NIC: %v", err)
 	}
 }
 
-// vm.accel kvm is refused when KVM is not usable.
+// Accel kvm is refused when KVM is not usable.
 func TestCheckKVM(t *testing.T) {
 	c := validConfig(t)
 	c.Accel = "kvm"
@@ -238,7 +282,7 @@ func TestCheckKVM(t *testing.T) {
 	}
 	l.kvm = func() error { return errors.New("/dev/kvm is not usable (permission denied)") }
 	err := c.check(l)
-	if err == nil || !strings.Contains(err.Error(), "vm.accel is kvm but /dev/kvm is not usable") || !strings.Contains(err.Error(), "use auto or tcg") {
+	if err == nil || !strings.Contains(err.Error(), "QEMUOptions.Accel is kvm but /dev/kvm is not usable") || !strings.Contains(err.Error(), "use auto or tcg") {
 		t.Fatalf("kvm without KVM: %v", err)
 	}
 	c.Accel = "auto"
@@ -262,7 +306,7 @@ func TestCheckMemoryMessageIsReadable(t *testing.T) {
 		t.Fatal("no error")
 	}
 	msg := err.Error()
-	for _, want := range []string{"vm.memory is 32GiB", "the largest allowed is about 23.54GiB (test)", "use 23.5GiB or less"} {
+	for _, want := range []string{"Memory is 32GiB", "the largest allowed is about 23.54GiB (test)", "use 23.5GiB or less"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not say %q", msg, want)
 		}
@@ -278,7 +322,7 @@ func TestCheckMemoryMessageIsReadable(t *testing.T) {
 }
 
 func TestValidateReportsEverything(t *testing.T) {
-	c := Config{CPUs: -2, Memory: 1, MAC: net.HardwareAddr{1, 2, 3, 4, 5, 6}, MTU: 10, Accel: "x"}
+	c := Config{CPUs: -2, Memory: 1, MAC: net.HardwareAddr{1, 2, 3, 4, 5, 6}, MTU: 10, QEMUOptions: QEMUOptions{Accel: "x"}}
 	err := c.validate(testLimits)
 	if err == nil {
 		t.Fatal("no error")
@@ -287,7 +331,7 @@ func TestValidateReportsEverything(t *testing.T) {
 	if !errors.As(err, &joined) {
 		t.Fatalf("error %T is not a joined error", err)
 	}
-	for _, field := range []string{"vm.kernel", "vm.cpus", "vm.memory", "vm.mac", "network.mtu", "vm.accel", "nic"} {
+	for _, field := range []string{"Kernel is not set", "CPUs is -2", "Memory is 1 bytes", "MAC: ", "MTU is 10", `QEMUOptions.Accel is "x"`, "NIC is not set"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error does not name %s:\n%v", field, err)
 		}
@@ -295,18 +339,19 @@ func TestValidateReportsEverything(t *testing.T) {
 	if n := len(joined.Unwrap()); n != 7 {
 		t.Errorf("%d problems reported, want 7:\n%v", n, err)
 	}
+	checkFieldErrors(t, err)
 }
 
 func TestValidateHostLimits(t *testing.T) {
 	c := validConfig(t)
 	c.CPUs = runtime.NumCPU() + 1
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "vm.cpus") {
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "CPUs is") {
 		t.Errorf("CPUs above the host's count: got %v", err)
 	}
 	c = validConfig(t)
 	if mem := physicalMemory(); mem != 0 {
 		c.Memory = (mem/MiB + 1024) * MiB
-		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "vm.memory") {
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "Memory is") {
 			t.Errorf("memory above the host's: got %v", err)
 		}
 	}
@@ -315,11 +360,11 @@ func TestValidateHostLimits(t *testing.T) {
 func TestWithDefaults(t *testing.T) {
 	c := Config{}.withDefaults()
 	if c.CPUs != DefaultCPUs || c.Memory != DefaultMemory || c.MTU != DefaultMTU ||
-		c.Accel != "auto" || c.Cmdline != DefaultCmdline || c.StopTimeout != DefaultStopTimeout {
+		c.Accel != DefaultAccel || c.Cmdline != DefaultCmdline || c.StopTimeout != DefaultStopTimeout {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
-	set := Config{CPUs: 2, Memory: 2 * GiB, MTU: 9000, Accel: "tcg", Cmdline: "x", StopTimeout: 1}
-	if got := set.withDefaults(); got.CPUs != 2 || got.Memory != 2*GiB || got.MTU != 9000 ||
+	set := Config{CPUs: 3, Memory: 2 * GiB, MTU: 9000, QEMUOptions: QEMUOptions{Accel: "tcg"}, Cmdline: "x", StopTimeout: 1}
+	if got := set.withDefaults(); got.CPUs != 3 || got.Memory != 2*GiB || got.MTU != 9000 ||
 		got.Accel != "tcg" || got.Cmdline != "x" || got.StopTimeout != 1 {
 		t.Fatalf("set fields changed: %+v", got)
 	}

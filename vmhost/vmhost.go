@@ -100,7 +100,11 @@ type VM interface {
 	// starts once; ctx bounds only the call, not the VM's life.
 	Start(ctx context.Context) error
 	// Stop asks the guest to power off, waits up to timeout, then forces
-	// it off. It returns when the VM is stopped or ctx ends.
+	// it off. It returns when the VM is stopped or ctx ends (the VM is
+	// still forced off at the deadline). A Stop called while a stop is
+	// under way with a shorter timeout shortens the remaining wait before
+	// the VM is forced off (the earliest deadline wins); a longer one
+	// changes nothing.
 	Stop(ctx context.Context, timeout time.Duration) error
 	// State returns the current state and, for StateError, its cause.
 	State() (State, error)

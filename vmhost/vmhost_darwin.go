@@ -48,7 +48,7 @@ func physicalMemory() uint64 {
 	return n
 }
 
-// kvmUsable: vm.accel is ignored on macOS.
+// kvmUsable: QEMUOptions.Accel is ignored on macOS.
 func kvmUsable() error { return nil }
 
 // macOSVersion returns the running macOS version ("13.6.1"), "" when
@@ -84,7 +84,7 @@ func buildVZ(cfg Config) (vzMachine, error) {
 	}
 	boot, err := vz.NewLinuxBootLoader(cfg.Kernel, opts...)
 	if err != nil {
-		return nil, fail(err, "the Linux boot loader (vm.kernel, vm.initrd)")
+		return nil, fail(err, "the Linux boot loader (Kernel, Initrd)")
 	}
 	c, err := vz.NewVirtualMachineConfiguration(boot, uint(cfg.CPUs), cfg.Memory)
 	if err != nil {
@@ -94,7 +94,7 @@ func buildVZ(cfg Config) (vzMachine, error) {
 	if cfg.ConsoleLog != "" { // newVZ has created it
 		att, err := vz.NewFileSerialPortAttachment(cfg.ConsoleLog, true)
 		if err != nil {
-			return nil, fail(err, "the console log (vm.console_log)")
+			return nil, fail(err, "the console log (ConsoleLog)")
 		}
 		con, err := vz.NewVirtioConsoleDeviceSerialPortConfiguration(att)
 		if err != nil {
@@ -112,7 +112,7 @@ func buildVZ(cfg Config) (vzMachine, error) {
 	if cfg.Disk != "" {
 		att, err := vz.NewDiskImageStorageDeviceAttachment(cfg.Disk, false)
 		if err != nil {
-			return nil, fail(err, "the disk (vm.disk)")
+			return nil, fail(err, "the disk (Disk)")
 		}
 		blk, err := vz.NewVirtioBlockDeviceConfiguration(att)
 		if err != nil {
@@ -125,11 +125,11 @@ func buildVZ(cfg Config) (vzMachine, error) {
 	// by the vzVM and open until the VM has ended.
 	nic, err := vz.NewFileHandleNetworkDeviceAttachment(cfg.NIC)
 	if err != nil {
-		return nil, fail(err, "the network attachment (nic)")
+		return nil, fail(err, "the network attachment (NIC)")
 	}
 	if cfg.MTU != DefaultMTU {
 		if err := nic.SetMaximumTransmissionUnit(cfg.MTU); err != nil {
-			return nil, fail(err, "an MTU other than 1500 (network.mtu)")
+			return nil, fail(err, "an MTU other than 1500 (MTU)")
 		}
 	}
 	net, err := vz.NewVirtioNetworkDeviceConfiguration(nic)
@@ -138,7 +138,7 @@ func buildVZ(cfg Config) (vzMachine, error) {
 	}
 	mac, err := vz.NewMACAddress(cfg.MAC)
 	if err != nil {
-		return nil, fail(err, "the MAC address (vm.mac)")
+		return nil, fail(err, "the MAC address (MAC)")
 	}
 	net.SetMACAddress(mac)
 	c.SetNetworkDevicesVirtualMachineConfiguration([]*vz.VirtioNetworkDeviceConfiguration{net})

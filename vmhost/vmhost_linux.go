@@ -128,11 +128,9 @@ type qemuVM struct {
 	bootTimeout  time.Duration
 	buttonRepeat time.Duration // between power button presses while stopping
 
-	mu          sync.Mutex
-	started     bool
-	stopOnce    sync.Once
-	stopCh      chan struct{} // closed by the first Stop
-	stopTimeout time.Duration // set before stopCh is closed
+	mu      sync.Mutex
+	started bool
+	stopCh  chan struct{} // closed by the first Stop; m has its deadline
 
 	// Set by Start before the supervisor runs.
 	cmd    *exec.Cmd
@@ -294,8 +292,9 @@ type qmpResult struct {
 
 // supervise owns the running process: it connects QMP, tracks the run
 // state, carries out Stop (system_powerdown, repeated every buttonRepeat
-// with a note on the state, then a kill after the timeout) and, when the
-// process has been reaped, makes the state final.
+// with a note on the state, then a kill at the stop's deadline, which a
+// later Stop may bring forward) and, when the process has been reaped,
+// makes the state final.
 func (v *qemuVM) supervise() {
 	exited := make(chan error, 1)
 	go func() { exited <- v.cmd.Wait() }()
@@ -379,7 +378,8 @@ func (v *qemuVM) supervise() {
 		case <-stopCh:
 			stopCh, stopping = nil, true
 			boot.Stop() // from now on the stop timeout bounds the wait
-			killT = time.NewTimer(v.currentStopTimeout())
+			remaining, _ := v.m.stopDeadline()
+			killT = time.NewTimer(remaining)
 			kill = killT.C
 			if q != nil {
 				startPressing()
@@ -395,8 +395,16 @@ func (v *qemuVM) supervise() {
 				press = nil // QEMU is going away: the kill timer stays
 				continue
 			}
-			v.m.setNote(StateStopping, noteWaitButton+"; it is forced off after "+v.currentStopTimeout().String())
+			_, timeout := v.m.stopDeadline()
+			v.m.setNote(StateStopping, noteWaitButton+"; it is forced off after "+timeout.String())
 			v.powerdown(q, false)
+
+		case <-v.m.stopSooner:
+			// A later Stop asked for an earlier kill.
+			if kill != nil {
+				remaining, _ := v.m.stopDeadline()
+				killT.Reset(remaining)
+			}
 
 		case <-kill:
 			kill, press = nil, nil
@@ -425,13 +433,6 @@ func (v *qemuVM) powerdown(q *qmpConn, first bool) {
 	} else {
 		v.log.Debug("pressed the guest's power button again")
 	}
-}
-
-// currentStopTimeout returns the timeout of the stop under way.
-func (v *qemuVM) currentStopTimeout() time.Duration {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.stopTimeout
 }
 
 // connectQMP negotiates QMP on the inherited socketpair and reports the
@@ -519,8 +520,9 @@ func (v *qemuVM) closeNIC() {
 // QEMU. While it waits it presses the button again every second, since a
 // guest that is still booting misses presses, and notes that on the
 // stopping state (Event.Note). The kill happens at the deadline even when
-// ctx ends first. Stopping a VM that was never started ends it (and closes
-// the NIC).
+// ctx ends first. A Stop while a stop is under way kills QEMU at its own
+// deadline when that is earlier (the earliest deadline wins). Stopping a
+// VM that was never started ends it (and closes the NIC).
 func (v *qemuVM) Stop(ctx context.Context, timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = v.cfg.StopTimeout
@@ -534,17 +536,14 @@ func (v *qemuVM) Stop(ctx context.Context, timeout time.Duration) error {
 		return nil
 	}
 	v.mu.Unlock()
-	v.stopOnce.Do(func() {
-		v.mu.Lock()
-		v.stopTimeout = timeout
-		v.mu.Unlock()
+	if v.m.stopBy(timeout) {
 		for _, from := range []State{StateStarting, StateRunning} {
 			if v.m.setIf(from, StateStopping, nil) {
 				break
 			}
 		}
 		close(v.stopCh)
-	})
+	}
 	select {
 	case <-v.m.done:
 		return nil

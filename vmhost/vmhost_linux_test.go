@@ -32,12 +32,12 @@ func fakeConfig(t *testing.T) Config {
 	dir := t.TempDir()
 	vmEnd, _ := socketPair(t, unix.SOCK_DGRAM)
 	return Config{
-		Kernel:     writeFile(t, dir, "vmlinuz"),
-		ConsoleLog: filepath.Join(dir, "console.log"),
-		Memory:     128 * MiB,
-		MAC:        net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
-		Accel:      "tcg",
-		NIC:        vmEnd,
+		Kernel:      writeFile(t, dir, "vmlinuz"),
+		ConsoleLog:  filepath.Join(dir, "console.log"),
+		Memory:      128 * MiB,
+		MAC:         net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
+		QEMUOptions: QEMUOptions{Accel: "tcg"},
+		NIC:         vmEnd,
 	}
 }
 
@@ -155,7 +155,7 @@ func TestNewRefusesInvalidConfig(t *testing.T) {
 	cfg := fakeConfig(t)
 	cfg.Kernel, cfg.MTU = "", 1
 	_, err := New(cfg, testLogger(t))
-	if err == nil || !strings.Contains(err.Error(), "vm.kernel") || !strings.Contains(err.Error(), "network.mtu") {
+	if err == nil || !strings.Contains(err.Error(), "Kernel is not set") || !strings.Contains(err.Error(), "MTU is 1") {
 		t.Fatalf("New with a bad config: %v", err)
 	}
 	if _, err := New(fakeConfig(t), nil); err == nil {

@@ -131,7 +131,7 @@ func newVZ(cfg Config, log logrus.FieldLogger, h vzHost) (*vzVM, error) {
 		// The framework's attachment appends to an existing file only.
 		f, err := os.OpenFile(cfg.ConsoleLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
-			return nil, fmt.Errorf("vm.console_log: %w: choose a file in a directory you can write to", pathError(cfg.ConsoleLog, err))
+			return nil, fieldErrorf("ConsoleLog", "%w: choose a file in a directory you can write to", pathError(cfg.ConsoleLog, err))
 		}
 		f.Close()
 	}
@@ -179,10 +179,9 @@ type vzVM struct {
 
 	running sync.WaitGroup // watch and stopper
 
-	mu       sync.Mutex
-	started  bool
-	stopOnce sync.Once
-	forced   bool // a forced stop was tried (under mu)
+	mu      sync.Mutex
+	started bool
+	forced  bool // a forced stop was tried (under mu)
 
 	nicOnce    sync.Once
 	nicClosed  chan struct{} // closed with the NIC: watch returns
@@ -296,8 +295,10 @@ func (v *vzVM) wasForced() bool {
 // (Stop), and when that fails (the framework cannot stop a VM that is still
 // starting) it tries again as soon as the framework allows, until the VM
 // has stopped: it never leaves a guest running. The force happens at the
-// deadline even when ctx ends first. Stopping a VM that was never started
-// ends it (and closes the NIC).
+// deadline even when ctx ends first. A Stop while a stop is under way forces
+// the VM off at its own deadline when that is earlier (the earliest
+// deadline wins). Stopping a VM that was never started ends it (and closes
+// the NIC).
 func (v *vzVM) Stop(ctx context.Context, timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = v.cfg.StopTimeout
@@ -311,7 +312,7 @@ func (v *vzVM) Stop(ctx context.Context, timeout time.Duration) error {
 		return nil
 	}
 	v.mu.Unlock()
-	v.stopOnce.Do(func() {
+	if v.m.stopBy(timeout) {
 		for _, from := range []State{StateStarting, StateRunning} {
 			if v.m.setIf(from, StateStopping, nil) {
 				break
@@ -320,9 +321,9 @@ func (v *vzVM) Stop(ctx context.Context, timeout time.Duration) error {
 		// Also when the guest was already stopping by itself: it is
 		// forced off should it not finish in time.
 		if !v.m.isEnded() {
-			v.running.Go(func() { v.stopper(timeout) })
+			v.running.Go(v.stopper)
 		}
-	})
+	}
 	select {
 	case <-v.m.done:
 		return nil
@@ -332,9 +333,11 @@ func (v *vzVM) Stop(ctx context.Context, timeout time.Duration) error {
 }
 
 // stopper asks the guest to power off as soon as the framework allows it,
-// and again every askRepeat, then forces the VM off after timeout.
-func (v *vzVM) stopper(timeout time.Duration) {
-	deadline := time.NewTimer(timeout)
+// and again every askRepeat, then forces the VM off at the stop's deadline,
+// which a later Stop may bring forward.
+func (v *vzVM) stopper() {
+	remaining, _ := v.m.stopDeadline()
+	deadline := time.NewTimer(remaining)
 	defer deadline.Stop()
 	poll := time.NewTicker(v.askPoll)
 	defer poll.Stop()
@@ -364,9 +367,14 @@ func (v *vzVM) stopper(timeout time.Duration) {
 		case <-deadline.C:
 			v.forceStop()
 			return
+		case <-v.m.stopSooner:
+			// A later Stop asked for an earlier force.
+			remaining, _ := v.m.stopDeadline()
+			deadline.Reset(remaining)
 		case <-poll.C:
 		case <-again:
 			// The guest is still up: it may have missed the request.
+			_, timeout := v.m.stopDeadline()
 			v.m.setNote(StateStopping, noteWaitButton+"; it is forced off after "+timeout.String())
 			v.askGuest(false)
 		}

@@ -517,14 +517,14 @@ func TestNewVZValidationOrder(t *testing.T) {
 	old.limits.macOS = "12.7.4"
 	bad := cfg
 	bad.CPUs = 99
-	if _, err := newVZ(bad, discardLogger(), old); err == nil || !strings.HasPrefix(err.Error(), "vmnetbar needs macOS 13 or later and this Mac runs macOS 12.7.4") || strings.Contains(err.Error(), "vm.cpus") {
+	if _, err := newVZ(bad, discardLogger(), old); err == nil || !strings.HasPrefix(err.Error(), "vmnetbar needs macOS 13 or later and this Mac runs macOS 12.7.4") || strings.Contains(err.Error(), "CPUs is") {
 		t.Errorf("macOS 12: %v (want the version alone)", err)
 	}
 	// Check (at launch) says so too, with the rest.
-	if err := bad.check(old.limits); err == nil || !strings.Contains(err.Error(), "vmnetbar needs macOS 13 or later") || !strings.Contains(err.Error(), "vm.cpus") {
+	if err := bad.check(old.limits); err == nil || !strings.Contains(err.Error(), "vmnetbar needs macOS 13 or later") || !strings.Contains(err.Error(), "CPUs is 99") {
 		t.Errorf("Check on macOS 12: %v", err)
 	}
-	if _, err := newVZ(bad, discardLogger(), h); err == nil || !strings.Contains(err.Error(), "invalid VM configuration") || !strings.Contains(err.Error(), "vm.cpus") {
+	if _, err := newVZ(bad, discardLogger(), h); err == nil || !strings.Contains(err.Error(), "invalid VM configuration") || !strings.Contains(err.Error(), "CPUs is 99") {
 		t.Errorf("bad config: %v", err)
 	}
 	if built != 0 {
@@ -569,7 +569,7 @@ func TestVZLimits(t *testing.T) {
 		t.Errorf("unknown host memory: %+v", l)
 	}
 	c := Config{Kernel: "/nonexistent", MAC: net.HardwareAddr{0x52, 0x54, 0, 1, 2, 3}, MTU: 1400}
-	if err := c.check(l); err == nil || !strings.Contains(err.Error(), "network.mtu is 1400: it must be between 1500 and 65517 (1500 is the smallest the Virtualization framework takes)") {
+	if err := c.check(l); err == nil || !strings.Contains(err.Error(), "MTU is 1400: it must be between 1500 and 65517 (1500 is the smallest the Virtualization framework takes)") {
 		t.Errorf("MTU 1400: %v", err)
 	}
 }
@@ -579,5 +579,45 @@ func TestVZStateNames(t *testing.T) {
 		if got := s.String(); got != want {
 			t.Errorf("%d: %q, want %q", int(s), got, want)
 		}
+	}
+}
+
+// A Stop with a shorter timeout while a stop waits for a guest that never
+// answers (the controller's CloseWithin after a Quit) forces the VM off at
+// the shorter deadline, and both Stop calls return.
+func TestVZSecondStopShortensTheWait(t *testing.T) {
+	f := newFakeVZ() // the guest never answers
+	vt := newVZTest(t, f)
+	t.Cleanup(func() {
+		// Should the stop keep its hour, the test fails without
+		// waiting for it (this runs before newVZTest's cleanup).
+		if f.State() != vzStopped {
+			f.setState(vzStopped)
+		}
+	})
+	if err := vt.v.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, vt.v, StateRunning)
+	first := stopAsync(vt.v, time.Hour)
+	waitFor(t, "the stop to wait with the hour", func() bool {
+		return strings.Contains(vt.v.m.getNote(), "forced off after 1h0m0s")
+	})
+	second := stopAsync(vt.v, 200*time.Millisecond)
+	evs := awaitDone(t, vt.v, 5*time.Second)
+	if err := recvErr(t, first, "the first Stop"); err != nil {
+		t.Error(err)
+	}
+	if err := recvErr(t, second, "the second Stop"); err != nil {
+		t.Error(err)
+	}
+	if got := states(evs); !slices.Equal(got, []State{StateStarting, StateRunning, StateStopping, StateStopped}) {
+		t.Errorf("events %v", got)
+	}
+	if _, _, stops := f.counts(); stops != 1 {
+		t.Errorf("%d forced stops, want 1", stops)
+	}
+	if f.State() != vzStopped {
+		t.Errorf("the framework's VM is %s", f.State())
 	}
 }

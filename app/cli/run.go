@@ -161,6 +161,9 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	if f.logLevel == "" {
 		log.SetLevel(cfg.LogLevel)
 	}
+	if err := oneVM(cfg); err != nil {
+		return fail(ExitUsage, "%v", err)
+	}
 	configured := cfg.VMConfigured()
 	if !configured && f.headless {
 		return fail(ExitFailure, "no VM configured: edit %s (set vm.kernel), then run vmnetbar again", cfg.File)
@@ -210,6 +213,9 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 		// time, once vm.kernel is set in the starter file).
 		Reload: func() (vmhost.Config, netlink.Config, error) {
 			c, err := config.Load(cfgFile, opts)
+			if err == nil {
+				err = oneVM(c)
+			}
 			if err == nil && c.VMConfigured() {
 				err = checkVM(c)
 			}
@@ -312,6 +318,16 @@ func vmConfig(cfg *config.Config) vmhost.Config {
 		return vmhost.Config{}
 	}
 	return cfg.VMConfig()
+}
+
+// oneVM refuses a configuration with more than one VM: the configuration
+// file can describe several (vms:), but this app runs one.
+func oneVM(cfg *config.Config) error {
+	if len(cfg.VMs) <= 1 {
+		return nil
+	}
+	return fmt.Errorf("config %s: vms: names %d VMs (%s), but this vmnetbar runs one VM: keep one of them in the file (move the others to files of their own)",
+		cfg.File, len(cfg.VMs), strings.Join(cfg.Names(), ", "))
 }
 
 // checkVM checks cfg's VM against the host (everything but its network

@@ -546,3 +546,31 @@ func TestFirstLaunchWithTheMenu(t *testing.T) {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
 	}
 }
+
+// TestRunOneVMOfSeveral: the configuration file may describe several VMs
+// (vms:), one of which this app runs; one VM in the vms: form runs, two are
+// refused naming them.
+func TestRunOneVMOfSeveral(t *testing.T) {
+	d := isolate(t)
+	kernel := filepath.Join(d.root, "vmlinuz")
+	if err := os.WriteFile(kernel, []byte("not a kernel"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vm := func(name string) string {
+		return fmt.Sprintf("  %s:\n    kernel: %s\n    autostart: false\n    network:\n      socket: %s\n", name, kernel, filepath.Join(d.root, "daemon.sock"))
+	}
+	d.writeConfig(t, "vms:\n"+vm("dev")+vm("build"))
+	r := runCLI(t, "run", "--headless")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "names 2 VMs (build, dev)") {
+		t.Fatalf("two VMs: exit %d, stderr %q", r.code, r.stderr)
+	}
+	d.writeConfig(t, "vms:\n"+vm("dev"))
+	p := startCLI(t, nil, false, "run", "--headless")
+	d.waitServing(t, p)
+	if r := runCLI(t, "status", "--json"); r.code != ExitOK || !strings.Contains(r.stdout, `"state": "stopped"`) {
+		t.Fatalf("one VM in the vms: form: exit %d, %q", r.code, r.stdout)
+	}
+	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
+		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+}

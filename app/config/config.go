@@ -8,11 +8,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -24,77 +22,138 @@ import (
 
 // Config is the parsed configuration file. Every field holds its final
 // value: defaults applied, relative paths made absolute.
+//
+// A file has one of two forms. The single-VM form (vm:, network: and
+// autostart_vm at the top level) configures one VM named DefaultVMName,
+// or none while vm.kernel is unset (see Options.AllowNoVM). The vms: form
+// configures any number of named VMs, each with every key of the vm:
+// section plus its own network:, autostart and reconnect: (which
+// overrides the top-level reconnect: defaults key by key). A file must
+// not mix them.
 type Config struct {
 	// File is the configuration file this was read from (absolute).
 	File string
 
-	VM        VM
-	Network   Network
-	Reconnect Reconnect
+	// VMs are the VMs the file configures, sorted by name. The single-VM
+	// form gives one, named DefaultVMName (none while vm.kernel is unset).
+	VMs []VM
+	// SingleVMForm is true when the file uses the single-VM form (vm:,
+	// network:, autostart_vm) rather than vms:. Errors about a VM's keys
+	// then say vm.cpus rather than vms.NAME.cpus.
+	SingleVMForm bool
 
-	// AutostartVM boots the VM when the app starts (autostart_vm, default true).
-	AutostartVM bool
+	// Reconnect is the top-level reconnect: section, the defaults of
+	// every VM's Reconnect.
+	Reconnect Reconnect
 	// Notifications enables desktop notifications (notifications, default true).
 	Notifications bool
 	// LogLevel is the app's log level (log_level, default info).
 	LogLevel logrus.Level
-	// LogoutStopTimeout bounds the graceful stop of the VM when the system
-	// ends the app (logout, restart, shutdown) before the VM is forced off
-	// (logout_stop_timeout, default 5s); vm.stop_timeout bounds it too.
-	// Quit and SIGTERM wait for vm.stop_timeout.
+	// LogoutStopTimeout bounds the graceful stop of the VMs when the system
+	// ends the app (logout, restart, shutdown) before they are forced off
+	// (logout_stop_timeout, default 5s); each VM's stop_timeout bounds it
+	// too. Quit and SIGTERM wait for the VMs' stop_timeout.
 	LogoutStopTimeout time.Duration
 
-	// MACGenerated is true when vm.mac was absent and Load generated one
-	// and wrote it to File.
+	// The single-VM view, for callers written for one VM. In the
+	// single-VM form VM, Network and AutostartVM are the vm: and network:
+	// sections and autostart_vm even while vm.kernel is unset (defaults
+	// applied); in the vms: form they mirror the VM when exactly one is
+	// configured and are zero otherwise. MACGenerated is the one VM's.
+	// New code uses VMs.
+	VM           Machine
+	Network      Network
+	AutostartVM  bool
 	MACGenerated bool
 
 	// lines maps each dotted key set in File to the line of its value.
 	lines map[string]int
 }
 
-// VM is the vm: section.
+// DefaultVMName is the name of the VM of the single-VM form.
+const DefaultVMName = "default"
+
+// VM is one configured VM: a section of vms:, or the single-VM form's
+// vm: and network: sections.
 type VM struct {
-	Kernel     string           // vm.kernel, required
-	Initrd     string           // vm.initrd, "" = none
-	Cmdline    string           // vm.cmdline, "" = the backend's default
-	CPUs       int              // vm.cpus, default 2
-	Memory     uint64           // vm.memory in bytes, default 1 GiB
-	Disk       string           // vm.disk, "" = none
-	MAC        net.HardwareAddr // vm.mac, generated once when absent
-	ConsoleLog string           // vm.console_log, default STATE_DIR/console.log
-	Accel      string           // vm.accel: auto, kvm or tcg (QEMU only), default auto
+	// Name is the section's name under vms: (DefaultVMName for the
+	// single-VM form): 1 to MaxVMNameLen lowercase letters, digits and
+	// '-', starting with a letter or digit.
+	Name string
+	// Machine is the VM's own settings (kernel, cpus, ...). Its MAC is
+	// always set: generated and written into the file when absent.
+	Machine
+	// Network is the VM's network: section (the top-level one in the
+	// single-VM form). Two VMs may share a socket: each opens its own
+	// connection to the daemon.
+	Network Network
+	// Reconnect is the VM's effective backoff: its own reconnect: keys,
+	// else the top-level ones, else the defaults.
+	Reconnect Reconnect
+	// Autostart boots the VM when the app starts (vms.NAME.autostart, or
+	// autostart_vm in the single-VM form; default true).
+	Autostart bool
+	// StateDir is the VM's own directory, STATE/vms/NAME (STATE is
+	// Options.StateDir), created with mode 0700 by Load. It holds the
+	// console log by default, except in the single-VM form, whose console
+	// log stays at STATE/console.log, where it always was.
+	StateDir string
+	// MACGenerated is true when the VM had no mac and Load generated one
+	// and wrote it into File.
+	MACGenerated bool
+
+	// file, prefix, netPrefix and lines let Locate name the user's keys:
+	// prefix is "vm." or "vms.NAME.", netPrefix "network." or
+	// "vms.NAME.network.".
+	file              string
+	prefix, netPrefix string
+	lines             map[string]int
+}
+
+// Machine is a VM's own settings: the vm: section, or the same keys in a
+// section of vms:.
+type Machine struct {
+	Kernel     string           // kernel, required
+	Initrd     string           // initrd, "" = none
+	Cmdline    string           // cmdline, "" = the backend's default
+	CPUs       int              // cpus, default DefaultCPUs
+	Memory     uint64           // memory in bytes, default 1 GiB
+	Disk       string           // disk, "" = none
+	MAC        net.HardwareAddr // mac, generated once when absent
+	ConsoleLog string           // console_log, see VM.StateDir for the default
+	Accel      string           // accel: auto, kvm or tcg (QEMU only), default auto
 	// StopTimeout bounds a graceful stop before the VM is forced off
-	// (vm.stop_timeout), default 30s.
+	// (stop_timeout), default 30s.
 	StopTimeout time.Duration
 }
 
-// Network is the network: section.
+// Network is a network: section.
 type Network struct {
-	// Socket is the daemon's stream socket (network.socket). On macOS the
+	// Socket is the daemon's stream socket (socket). On macOS the
 	// default is the first existing socket_vmnet socket, else Homebrew's
 	// socket for the Mac's architecture (the link waits for it to
-	// appear); Linux has none. "" only when the file configures no VM and
-	// Options.AllowNoVM is set.
+	// appear); Linux has none. "" only in the single-VM view of a file
+	// that configures no VM.
 	Socket string
-	// MTU of the VM's NIC (network.mtu), default 1500.
+	// MTU of the VM's NIC (mtu), default 1500.
 	MTU int
 }
 
-// Reconnect is the reconnect: section: the backoff between redials of the
+// Reconnect is a reconnect: section: the backoff between redials of the
 // daemon.
 type Reconnect struct {
-	InitialBackoff time.Duration // reconnect.initial_backoff, default 100ms
-	MaxBackoff     time.Duration // reconnect.max_backoff, default 2s
+	InitialBackoff time.Duration // initial_backoff, default 100ms
+	MaxBackoff     time.Duration // max_backoff, default 2s
 }
 
 // Defaults of optional keys.
 const (
-	DefaultCPUs           = 2
+	DefaultCPUs           = vmhost.DefaultCPUs
 	DefaultMemory         = vmhost.DefaultMemory
 	DefaultMTU            = vmhost.DefaultMTU
 	DefaultInitialBackoff = netlink.DefaultInitialBackoff
 	DefaultMaxBackoff     = netlink.DefaultMaxBackoff
-	DefaultAccel          = "auto"
+	DefaultAccel          = vmhost.DefaultAccel
 	DefaultStopTimeout    = vmhost.DefaultStopTimeout
 	// MinMTU and MaxMTU bound network.mtu; they are the VM host's limits
 	// (the IPv6 minimum up to the largest frame the daemon carries).
@@ -128,6 +187,8 @@ const (
 	// 108); the same limit is used everywhere, as app/control's
 	// MaxSocketPathLen does for the control socket.
 	MaxSocketPathLen = 103
+	// MaxVMNameLen is the longest VM name.
+	MaxVMNameLen = 32
 )
 
 // ReadmeHint points users at the example configuration.
@@ -136,26 +197,28 @@ const ReadmeHint = `see "Configuration" in the README for an example`
 // Options are the machine-dependent inputs of Load. The zero value of each
 // field means a sensible default.
 type Options struct {
-	// StateDir holds the console log when vm.console_log is unset. ""
-	// means the directory of the configuration file.
+	// StateDir holds each VM's state directory (vms/NAME) and the
+	// single-VM form's console log. "" means the directory of the
+	// configuration file.
 	StateDir string
-	// SocketCandidates are tried in order when network.socket is unset;
-	// the first that exists is used. Empty (and no SocketFallback) means
-	// network.socket is required.
+	// SocketCandidates are tried in order when a VM's network.socket is
+	// unset; the first that exists is used. Empty (and no SocketFallback)
+	// means network.socket is required.
 	SocketCandidates []string
 	// SocketFallback is network.socket when it is unset and none of
 	// SocketCandidates exists: the daemon is not installed or not started
 	// yet, and the link waits for its socket. "" means such a file is
 	// refused, naming the candidates.
 	SocketFallback string
-	// AllowNoVM loads a file that configures no VM yet (vm.kernel unset,
-	// or no key set at all, as in the starter file): the Config has an
-	// empty VM.Kernel (see VMConfigured), network.socket is not required
-	// and no MAC address is generated. Everything that is set is still
-	// checked. Without it such a file is an *Error wrapping ErrNoVM.
+	// AllowNoVM loads a file that configures no VM yet (the single-VM
+	// form without vm.kernel, no key set at all as in the starter file,
+	// or an empty vms:): the Config has no VMs (see VMConfigured),
+	// network.socket is not required and no MAC address is generated.
+	// Everything that is set is still checked. Without it such a file is
+	// an *Error wrapping ErrNoVM.
 	AllowNoVM bool
-	// NewMAC generates the MAC written back when vm.mac is absent;
-	// nil means vmhost.RandomMAC.
+	// NewMAC generates the MAC written back when a VM has none; nil means
+	// vmhost.RandomMAC.
 	NewMAC func() (net.HardwareAddr, error)
 	// Home expands a leading "~/" in paths; "" means os.UserHomeDir.
 	Home string
@@ -167,8 +230,9 @@ func DefaultOptions(p Paths) Options {
 }
 
 // ErrNoVM is wrapped by the *Error of a file that configures no VM: one
-// without vm.kernel, or with no key set at all (the starter file until the
-// user edits it). Options.AllowNoVM loads such a file instead.
+// without vm.kernel, with no key set at all (the starter file until the
+// user edits it), or with no VM under vms:. Options.AllowNoVM loads such a
+// file instead.
 var ErrNoVM = errors.New("no VM configured")
 
 // Error is a problem with the configuration file. Its message names the
@@ -202,8 +266,9 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Load reads and checks the configuration file at path. When vm.mac is
-// absent it generates one and writes it into the file.
+// Load reads and checks the configuration file at path. Each VM without a
+// mac gets one generated, written into its section of the file (comments
+// and layout kept); each VM's state directory is created.
 func Load(path string, opts Options) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -221,631 +286,255 @@ func Load(path string, opts Options) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.VM.MAC == nil && c.VMConfigured() {
-		newMAC := opts.NewMAC
-		if newMAC == nil {
-			newMAC = vmhost.RandomMAC
-		}
-		mac, err := newMAC()
-		if err != nil {
-			return nil, &Error{File: abs, Key: "vm.mac", Err: err,
-				Msg: fmt.Sprintf("not set, and generating one failed: %v; set it yourself", err)}
-		}
-		out, err := insertMAC(data, doc, mac)
-		if err == nil {
-			err = writeFileAtomic(abs, out)
-		}
-		if err != nil {
-			return nil, &Error{File: abs, Key: "vm.mac", Err: err,
-				Msg: fmt.Sprintf("not set, and writing the generated %s to the file failed: %v; set vm.mac yourself", mac, err)}
-		}
-		c.VM.MAC = mac
-		c.MACGenerated = true
+	newMAC := opts.NewMAC
+	if newMAC == nil {
+		newMAC = vmhost.RandomMAC
 	}
+	out, err := c.generateMACs(data, doc, newMAC)
+	if err != nil {
+		return nil, err
+	}
+	if out != nil {
+		if err := writeFileAtomic(abs, out); err != nil {
+			var keys []string
+			for _, v := range c.VMs {
+				if v.MACGenerated {
+					keys = append(keys, v.prefix+"mac")
+				}
+			}
+			return nil, &Error{File: abs, Key: keys[0], Err: err,
+				Msg: fmt.Sprintf("not set, and writing the generated address to the file failed: %v; set %s yourself", err, strings.Join(keys, " and "))}
+		}
+	}
+	for _, v := range c.VMs {
+		if err := os.MkdirAll(v.StateDir, 0o700); err != nil {
+			return nil, &Error{File: abs, Err: err,
+				Msg: fmt.Sprintf("cannot create the state directory of VM %s: %v: make its parent directory writable", v.Name, err)}
+		}
+	}
+	c.mirrorSingleVM()
 	return c, nil
 }
 
-// keys lists the known keys of each mapping, in documentation order.
-var keys = map[string][]string{
-	"":          {"vm", "network", "reconnect", "autostart_vm", "notifications", "log_level", "logout_stop_timeout"},
-	"vm":        {"kernel", "initrd", "cmdline", "cpus", "memory", "disk", "mac", "console_log", "accel", "stop_timeout"},
-	"network":   {"socket", "mtu"},
-	"reconnect": {"initial_backoff", "max_backoff"},
-}
-
-// parser reads one file.
-type parser struct {
-	file string
-	dir  string
-	home string
-	// vals maps each dotted key seen to its value node.
-	vals map[string]*yaml.Node
-}
-
-func (p *parser) errf(key string, n *yaml.Node, format string, args ...any) *Error {
-	e := &Error{File: p.file, Key: key, Msg: fmt.Sprintf(format, args...)}
-	if n != nil {
-		e.Line = n.Line
-	}
-	return e
-}
-
-// keyErrf is errf on the line of key's value (no line when the key is not
-// in the file).
-func (p *parser) keyErrf(key string, format string, args ...any) *Error {
-	return p.errf(key, p.vals[key], format, args...)
-}
-
-// lineOf describes where key is set: " (line N)", or "" when it is not.
-func (p *parser) lineOf(key string) string {
-	if n := p.vals[key]; n != nil {
-		return fmt.Sprintf(" (line %d)", n.Line)
-	}
-	return ""
-}
-
-func parse(file string, data []byte, opts Options) (*Config, *yaml.Node, error) {
-	p := &parser{file: file, dir: filepath.Dir(file), home: opts.Home, vals: map[string]*yaml.Node{}}
-	if p.home == "" {
-		p.home, _ = os.UserHomeDir()
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, yamlError(file, data, err)
-	}
-	c := &Config{
-		File:              file,
-		AutostartVM:       true,
-		Notifications:     true,
-		LogLevel:          logrus.InfoLevel,
-		LogoutStopTimeout: DefaultLogoutStopTimeout,
-		VM:                VM{CPUs: DefaultCPUs, Memory: DefaultMemory, Accel: DefaultAccel, StopTimeout: DefaultStopTimeout},
-		Network:           Network{MTU: DefaultMTU},
-		Reconnect:         Reconnect{InitialBackoff: DefaultInitialBackoff, MaxBackoff: DefaultMaxBackoff},
-	}
-	var top []keyValue
-	// A file of comments, a bare "---" or a lone null is empty too.
-	if doc.Kind == 0 || len(doc.Content) == 0 || isNull(deref(doc.Content[0])) {
-		if !opts.AllowNoVM {
-			return nil, nil, &Error{File: file, Err: ErrNoVM,
-				Msg: fmt.Sprintf("the file is empty: set at least vm.kernel%s (%s)", socketHint(opts), ReadmeHint)}
+// generateMACs gives every VM without a MAC address a new one, unique
+// among the VMs, and returns data with each written into its VM's section
+// (nil when every VM had one). doc is data's node tree; it is used up.
+func (c *Config) generateMACs(data []byte, doc *yaml.Node, newMAC func() (net.HardwareAddr, error)) ([]byte, error) {
+	used := map[string]bool{}
+	for _, v := range c.VMs {
+		if v.MAC != nil {
+			used[v.MAC.String()] = true
 		}
-	} else {
-		root := deref(doc.Content[0])
-		if root.Kind != yaml.MappingNode {
-			return nil, nil, p.errf("", root, "the file must be a mapping of keys to values (%s)", ReadmeHint)
+	}
+	var out []byte
+	for i := range c.VMs {
+		v := &c.VMs[i]
+		if v.MAC != nil {
+			continue
 		}
+		key := v.prefix + "mac"
+		var mac net.HardwareAddr
 		var err error
-		if top, err = p.mapping("", root); err != nil {
-			return nil, nil, err
-		}
-	}
-	for _, kv := range top {
-		var err error
-		switch kv.key {
-		case "vm", "network", "reconnect":
-			err = p.section(c, kv)
-		case "autostart_vm":
-			err = p.boolean(kv, &c.AutostartVM)
-		case "notifications":
-			err = p.boolean(kv, &c.Notifications)
-		case "log_level":
-			var s string
-			if s, err = p.str(kv); err == nil && s != "" {
-				lvl, perr := logrus.ParseLevel(s)
-				if perr != nil {
-					err = p.errf(kv.path, kv.val, "%q is not a log level (use panic, fatal, error, warn, info, debug or trace)", s)
-				}
-				c.LogLevel = lvl
+		// A generator that repeats itself gets a few more tries.
+		for try := 0; try < 16 && (mac == nil || used[mac.String()]); try++ {
+			if mac, err = newMAC(); err != nil {
+				return nil, &Error{File: c.File, Key: key, Err: err,
+					Msg: fmt.Sprintf("not set, and generating one failed: %v; set it yourself", err)}
 			}
-		case "logout_stop_timeout":
-			err = p.duration(kv, &c.LogoutStopTimeout, durationRange{
-				min: time.Nanosecond, max: MaxLogoutStopTimeout, example: "5s or 20s",
-				whyMax: "macOS ends the app about a minute after a logout begins anyway (vm.stop_timeout bounds a stop from Quit)",
-			})
+		}
+		if used[mac.String()] {
+			return nil, &Error{File: c.File, Key: key,
+				Msg: fmt.Sprintf("not set, and the generator gave only addresses other VMs have (%s); set it yourself", mac)}
+		}
+		if out == nil {
+			out = data
+		}
+		next, err := insertMAC(out, doc, v.sectionPath(), mac)
+		if err == nil {
+			err = yaml.Unmarshal(next, doc)
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, &Error{File: c.File, Key: key, Err: err,
+				Msg: fmt.Sprintf("not set, and writing the generated %s to the file failed: %v; set %s yourself", mac, err, key)}
 		}
-	}
-	if err := p.finish(c, opts); err != nil {
-		return nil, nil, err
-	}
-	c.lines = make(map[string]int, len(p.vals))
-	for k, n := range p.vals {
-		c.lines[k] = n.Line
-	}
-	return c, &doc, nil
-}
-
-// socketHint is " and network.socket" where network.socket must be set
-// (no default socket on this system), else "".
-func socketHint(opts Options) string {
-	if len(opts.SocketCandidates) == 0 && opts.SocketFallback == "" {
-		return " and network.socket"
-	}
-	return ""
-}
-
-// VMConfigured reports whether the file configures a VM (vm.kernel is
-// set). Only Options.AllowNoVM loads a file that does not.
-func (c *Config) VMConfigured() bool { return c.VM.Kernel != "" }
-
-// keyValue is one checked mapping entry.
-type keyValue struct {
-	key  string
-	path string // dotted path
-	keyN *yaml.Node
-	val  *yaml.Node
-}
-
-// mapping checks that n is a mapping with known, unique keys.
-func (p *parser) mapping(path string, n *yaml.Node) ([]keyValue, error) {
-	known := keys[path]
-	var out []keyValue
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := deref(n.Content[i]), deref(n.Content[i+1])
-		full := k.Value
-		if path != "" {
-			full = path + "." + k.Value
-		}
-		if k.Kind != yaml.ScalarNode {
-			return nil, p.errf(path, k, "keys must be plain names")
-		}
-		if !slices.Contains(known, k.Value) {
-			where := "at the top level"
-			if path != "" {
-				where = "in " + path
-			}
-			return nil, p.errf("", k, "unknown key %q %s (known keys: %s)", full, where, strings.Join(known, ", "))
-		}
-		if seen[k.Value] {
-			return nil, p.errf(full, k, "set twice: keep one")
-		}
-		seen[k.Value] = true
-		p.vals[full] = v
-		out = append(out, keyValue{key: k.Value, path: full, keyN: k, val: v})
+		out = next
+		used[mac.String()] = true
+		v.MAC, v.MACGenerated = mac, true
 	}
 	return out, nil
 }
 
-func (p *parser) section(c *Config, kv keyValue) error {
-	if isNull(kv.val) {
-		return nil
+// sectionPath is the path of the VM's section in the file: [vm] or
+// [vms NAME].
+func (v *VM) sectionPath() []string {
+	if v.prefix == "vm." {
+		return []string{"vm"}
 	}
-	if kv.val.Kind != yaml.MappingNode {
-		return p.errf(kv.path, kv.val, "must be a mapping of keys to values (%s)", ReadmeHint)
+	return []string{"vms", v.Name}
+}
+
+// mirrorSingleVM fills the single-VM view from the only VM of the vms:
+// form (the single-VM form has it from parse).
+func (c *Config) mirrorSingleVM() {
+	if len(c.VMs) == 1 {
+		v := c.VMs[0]
+		c.VM, c.Network, c.AutostartVM, c.MACGenerated = v.Machine, v.Network, v.Autostart, v.MACGenerated
 	}
-	entries, err := p.mapping(kv.path, kv.val)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := p.leaf(c, e); err != nil {
-			return err
+}
+
+// VMConfigured reports whether the file configures at least one VM. Only
+// Options.AllowNoVM loads a file that does not.
+func (c *Config) VMConfigured() bool { return len(c.VMs) > 0 }
+
+// Lookup returns the VM named name, or nil.
+func (c *Config) Lookup(name string) *VM {
+	for i := range c.VMs {
+		if c.VMs[i].Name == name {
+			return &c.VMs[i]
 		}
 	}
 	return nil
 }
 
-// leaf parses one key of a section.
-func (p *parser) leaf(c *Config, kv keyValue) error {
-	switch kv.path {
-	case "vm.kernel":
-		return p.path(kv, &c.VM.Kernel)
-	case "vm.initrd":
-		return p.path(kv, &c.VM.Initrd)
-	case "vm.disk":
-		return p.path(kv, &c.VM.Disk)
-	case "vm.console_log":
-		return p.path(kv, &c.VM.ConsoleLog)
-	case "network.socket":
-		return p.path(kv, &c.Network.Socket)
-	case "vm.cmdline":
-		s, err := p.str(kv)
-		c.VM.Cmdline = s
-		return err
-	case "vm.cpus":
-		return p.integer(kv, &c.VM.CPUs, 1, MaxCPUs)
-	case "network.mtu":
-		return p.integer(kv, &c.Network.MTU, MinMTU, MaxMTU)
-	case "vm.memory":
-		s, err := p.str(kv)
-		if err != nil || s == "" {
-			return err
-		}
-		const allowed = "use a size from 64MiB up to the host's memory, e.g. 1GiB or 512MiB"
-		size, err := vmhost.ParseSize(s)
-		switch {
-		case err != nil && strings.Contains(err.Error(), "too large"):
-			return p.errf(kv.path, kv.val, "%q is too large (%s)", s, allowed)
-		case err != nil:
-			return p.errf(kv.path, kv.val, "%q is not a size (%s)", s, allowed)
-		case size < MinMemory:
-			return p.errf(kv.path, kv.val, "%q is too small (%s)", s, allowed)
-		case size%vmhost.MiB != 0:
-			return p.errf(kv.path, kv.val, "%q is not a whole number of MiB (use e.g. %s)", s, vmhost.FormatSize((size/vmhost.MiB+1)*vmhost.MiB))
-		}
-		c.VM.Memory = size
-	case "vm.mac":
-		s, err := p.str(kv)
-		if err != nil || s == "" {
-			return err
-		}
-		mac, err := vmhost.ParseMAC(s)
-		if err != nil {
-			return p.errf(kv.path, kv.val, "%v (or remove the key to have one generated)", err)
-		}
-		c.VM.MAC = mac
-	case "vm.accel":
-		s, err := p.str(kv)
-		if err != nil || s == "" {
-			return err
-		}
-		switch s {
-		case "auto", "kvm", "tcg":
-			c.VM.Accel = s
-		default:
-			return p.errf(kv.path, kv.val, "%q is not an accelerator (use auto, kvm or tcg)", s)
-		}
-	case "vm.stop_timeout":
-		return p.duration(kv, &c.VM.StopTimeout, durationRange{
-			min: time.Nanosecond, max: MaxStopTimeout, example: "30s or 2m",
-			whyMax: "quitting would wait that long for the guest before forcing it off",
-		})
-	case "reconnect.initial_backoff":
-		return p.duration(kv, &c.Reconnect.InitialBackoff, backoffRange)
-	case "reconnect.max_backoff":
-		return p.duration(kv, &c.Reconnect.MaxBackoff, backoffRange)
+// Names are the VMs' names, sorted.
+func (c *Config) Names() []string {
+	names := make([]string, len(c.VMs))
+	for i, v := range c.VMs {
+		names[i] = v.Name
 	}
-	return nil
-}
-
-// finish applies the defaults that depend on other keys or the machine and
-// checks the keys together.
-func (p *parser) finish(c *Config, opts Options) error {
-	noVM := c.VM.Kernel == ""
-	if noVM && !opts.AllowNoVM {
-		e := p.keyErrf("vm.kernel", "is not set: point it at the guest's kernel image (%s)", ReadmeHint)
-		e.Err = ErrNoVM
-		return e
-	}
-	for _, f := range []struct {
-		key, path, what string
-		flag            int
-	}{
-		{"vm.kernel", c.VM.Kernel, "the guest's kernel image", os.O_RDONLY},
-		{"vm.initrd", c.VM.Initrd, "the guest's initrd, or remove the key", os.O_RDONLY},
-		{"vm.disk", c.VM.Disk, "a raw disk image you can read and write (or a block device), or remove the key", os.O_RDWR},
-	} {
-		if f.path == "" {
-			continue
-		}
-		if err := p.checkFile(f.key, f.path, f.what, f.flag); err != nil {
-			return err
-		}
-	}
-	if c.VM.ConsoleLog == "" {
-		dir := opts.StateDir
-		if dir == "" {
-			dir = p.dir
-		}
-		c.VM.ConsoleLog = filepath.Join(dir, "console.log")
-	}
-	if c.Network.Socket == "" {
-		for _, s := range opts.SocketCandidates {
-			if _, err := os.Stat(s); err == nil {
-				c.Network.Socket = s
-				break
-			}
-		}
-		if c.Network.Socket == "" {
-			// Not installed or not started yet: the link waits for it.
-			c.Network.Socket = opts.SocketFallback
-		}
-		switch {
-		case c.Network.Socket != "" || noVM:
-			// A file without a VM needs no socket yet.
-		case len(opts.SocketCandidates) == 0:
-			return p.keyErrf("network.socket", "is not set: point it at your socket_vmnet-compatible daemon's socket")
-		default:
-			return p.keyErrf("network.socket", "is not set and no socket_vmnet socket exists at %s: install and start socket_vmnet, or set network.socket",
-				strings.Join(opts.SocketCandidates, ", "))
-		}
-	}
-	if n := len(c.Network.Socket); n > MaxSocketPathLen {
-		return p.keyErrf("network.socket", "%s is %d bytes long, but a socket path can be at most %d bytes (the sun_path limit): use a shorter path to the socket (a symbolic link works)",
-			c.Network.Socket, n, MaxSocketPathLen)
-	}
-	// Each backoff is within backoffRange (see leaf); here they are
-	// checked against each other.
-	if initial, most := c.Reconnect.InitialBackoff, c.Reconnect.MaxBackoff; most < initial {
-		if p.vals["reconnect.max_backoff"] == nil {
-			return p.keyErrf("reconnect.initial_backoff", "%s is longer than reconnect.max_backoff (%s, its default): shorten it, or set reconnect.max_backoff to at least %s",
-				formatDuration(initial), formatDuration(most), formatDuration(initial))
-		}
-		at := p.lineOf("reconnect.initial_backoff")
-		if at == "" {
-			at = " (its default)"
-		}
-		return p.keyErrf("reconnect.max_backoff", "%s is shorter than reconnect.initial_backoff, %s%s: make it at least as long",
-			formatDuration(most), formatDuration(initial), at)
-	}
-	return nil
-}
-
-// checkFile checks that path, the value of key, is a non-empty regular
-// file that can be opened with flag; with O_RDWR (a disk) a block device
-// will do too. what says what key should point at. It never blocks on a
-// named pipe.
-func (p *parser) checkFile(key, path, what string, flag int) error {
-	st, err := os.Stat(path)
-	blockOK := flag&os.O_RDWR != 0
-	isBlock := st != nil && st.Mode()&fs.ModeDevice != 0 && st.Mode()&fs.ModeCharDevice == 0
-	switch {
-	case err != nil && errors.Is(err, fs.ErrNotExist):
-		return p.keyErrf(key, "%s does not exist: fix the path", path)
-	case err != nil:
-		e := p.keyErrf(key, "cannot use %s: %v", path, err)
-		e.Err = err
-		return e
-	case st.IsDir():
-		return p.keyErrf(key, "%s is a directory: point it at %s", path, what)
-	case blockOK && isBlock:
-	case !st.Mode().IsRegular():
-		return p.keyErrf(key, "%s is not a regular file (it is a %s): point it at %s", path, fileKind(st.Mode()), what)
-	case st.Size() == 0:
-		return p.keyErrf(key, "%s is empty (0 bytes): point it at %s", path, what)
-	}
-	// O_NONBLOCK: a named pipe swapped in after the Stat does not block.
-	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		access := "read"
-		if flag&os.O_RDWR != 0 {
-			access = "read and written"
-		}
-		e := p.keyErrf(key, "cannot use %s: %v", path, err)
-		if errors.Is(err, fs.ErrPermission) {
-			e = p.keyErrf(key, "%s cannot be %s (permission denied): fix its permissions, or point it at %s", path, access, what)
-		}
-		e.Err = err
-		return e
-	}
-	_ = f.Close() // opened read-only or not written: nothing to lose
-	return nil
-}
-
-// fileKind names the type of a file that is not a regular file.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "block device"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	}
-	return "special file"
-}
-
-// deref follows YAML aliases.
-func deref(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// str reads a scalar; null is "".
-func (p *parser) str(kv keyValue) (string, error) {
-	if kv.val.Kind != yaml.ScalarNode {
-		return "", p.errf(kv.path, kv.val, "must be a single value, not a list or mapping")
-	}
-	if isNull(kv.val) {
-		return "", nil
-	}
-	return kv.val.Value, nil
-}
-
-// path reads a file path: "~/" is the home directory, a relative path is
-// relative to the configuration file's directory.
-func (p *parser) path(kv keyValue, dst *string) error {
-	s, err := p.str(kv)
-	if err != nil || s == "" {
-		return err
-	}
-	if s == "~" || strings.HasPrefix(s, "~/") {
-		if p.home == "" {
-			return p.errf(kv.path, kv.val, "%q starts with ~ but the home directory is unknown: write the full path", s)
-		}
-		s = filepath.Join(p.home, strings.TrimPrefix(s, "~"))
-	}
-	if !filepath.IsAbs(s) {
-		s = filepath.Join(p.dir, s)
-	}
-	*dst = filepath.Clean(s)
-	return nil
-}
-
-func (p *parser) integer(kv keyValue, dst *int, lo, hi int) error {
-	s, err := p.str(kv)
-	if err != nil || s == "" {
-		return err
-	}
-	v, err := strconv.Atoi(s)
-	switch {
-	case errors.Is(err, strconv.ErrRange) && strings.HasPrefix(s, "-"):
-		return p.errf(kv.path, kv.val, "%s is too small (use a number from %d to %d)", s, lo, hi)
-	case errors.Is(err, strconv.ErrRange):
-		return p.errf(kv.path, kv.val, "%s is too large (use a number from %d to %d)", s, lo, hi)
-	case err != nil:
-		return p.errf(kv.path, kv.val, "%q is not a whole number (use a number from %d to %d)", s, lo, hi)
-	}
-	if v < lo || v > hi {
-		return p.errf(kv.path, kv.val, "%d is out of range (use a number from %d to %d)", v, lo, hi)
-	}
-	*dst = v
-	return nil
-}
-
-func (p *parser) boolean(kv keyValue, dst *bool) error {
-	s, err := p.str(kv)
-	if err != nil || s == "" {
-		return err
-	}
-	switch strings.ToLower(s) {
-	case "true", "yes", "on":
-		*dst = true
-	case "false", "no", "off":
-		*dst = false
-	default:
-		return p.errf(kv.path, kv.val, "%q is not true or false", s)
-	}
-	return nil
-}
-
-// durationRange bounds a duration key.
-type durationRange struct {
-	min, max       time.Duration
-	example        string // "30s or 2m"
-	whyMin, whyMax string // why shorter or longer is refused
-}
-
-// backoffRange bounds reconnect.initial_backoff and reconnect.max_backoff.
-var backoffRange = durationRange{
-	min: MinInitialBackoff, max: MaxMaxBackoff, example: "100ms or 2s",
-	whyMin: "a shorter wait spins a CPU core and floods the log while the daemon is down",
-	whyMax: "the link would stay down that long after the daemon is back",
-}
-
-// durationSyntax matches what time.ParseDuration accepts, whatever the
-// value: when it matches and ParseDuration fails, the value overflows.
-var durationSyntax = regexp.MustCompile(`^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
-
-func (p *parser) duration(kv keyValue, dst *time.Duration, r durationRange) error {
-	s, err := p.str(kv)
-	if err != nil || s == "" {
-		return err
-	}
-	why := func(reason string) string {
-		if reason == "" {
-			return ""
-		}
-		return ": " + reason
-	}
-	allowed := fmt.Sprintf("a duration from %s to %s", formatDuration(r.min), formatDuration(r.max))
-	if r.min <= time.Nanosecond {
-		allowed = "a positive duration up to " + formatDuration(r.max)
-	}
-	d, err := time.ParseDuration(s)
-	switch {
-	case err != nil && durationSyntax.MatchString(s) && !strings.HasPrefix(s, "-"):
-		return p.errf(kv.path, kv.val, "%q is too long (use %s, e.g. %s)", s, allowed, r.example)
-	case err != nil || d <= 0:
-		return p.errf(kv.path, kv.val, "%q is not a positive duration (use %s, e.g. %s)", s, allowed, r.example)
-	case d < r.min:
-		return p.errf(kv.path, kv.val, "%q is too short: use at least %s%s", s, formatDuration(r.min), why(r.whyMin))
-	case d > r.max:
-		return p.errf(kv.path, kv.val, "%q is too long: use at most %s%s", s, formatDuration(r.max), why(r.whyMax))
-	}
-	*dst = d
-	return nil
-}
-
-// formatDuration writes d as a user would: 1h and 1m rather than 1h0m0s
-// and 1m0s.
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return names
 }
 
 // VMConfig is the vmhost configuration of the VM, without its NIC.
-func (c *Config) VMConfig() vmhost.Config {
+func (v *VM) VMConfig() vmhost.Config {
 	return vmhost.Config{
-		Kernel:      c.VM.Kernel,
-		Initrd:      c.VM.Initrd,
-		Cmdline:     c.VM.Cmdline,
-		CPUs:        c.VM.CPUs,
-		Memory:      c.VM.Memory,
-		Disk:        c.VM.Disk,
-		MAC:         slices.Clone(c.VM.MAC),
-		ConsoleLog:  c.VM.ConsoleLog,
-		MTU:         c.Network.MTU,
-		Accel:       c.VM.Accel,
-		StopTimeout: c.VM.StopTimeout,
+		Kernel:      v.Kernel,
+		Initrd:      v.Initrd,
+		Cmdline:     v.Cmdline,
+		CPUs:        v.CPUs,
+		Memory:      v.Memory,
+		Disk:        v.Disk,
+		MAC:         slices.Clone(v.MAC),
+		ConsoleLog:  v.ConsoleLog,
+		MTU:         v.Network.MTU,
+		QEMUOptions: vmhost.QEMUOptions{Accel: v.Accel},
+		StopTimeout: v.StopTimeout,
 	}
 }
 
-// Locate turns errors about this configuration whose messages start with
-// a dotted key, such as vmhost.Config's checks ("vm.cpus is 64: it must be
-// between 1 and 8 (the host's CPU count)", "vm.kernel: ..."), into *Error
-// values naming File and the line where that key is set (no line when the
-// key is not in the file: its default is at fault). An errors.Join of such
-// errors becomes an errors.Join of *Error values, in the same order. An
-// error that does not start with a known key, or is an *Error already, is
-// kept as it is; nil stays nil.
-func (c *Config) Locate(err error) error {
+// LinkConfig is the netlink configuration of the VM's link, without its
+// VM end.
+func (v *VM) LinkConfig() netlink.Config {
+	return netlink.Config{
+		Socket:         v.Network.Socket,
+		InitialBackoff: v.Reconnect.InitialBackoff,
+		MaxBackoff:     v.Reconnect.MaxBackoff,
+	}
+}
+
+// VMConfig is the vmhost configuration of the single-VM view (see
+// Config.VM), without its NIC. New code uses VM.VMConfig.
+func (c *Config) VMConfig() vmhost.Config {
+	v := VM{Machine: c.VM, Network: c.Network}
+	return v.VMConfig()
+}
+
+// fieldKeys maps the fields of vmhost.Config (as vmhost.FieldError names
+// them) to the keys of a VM's section; MTU is in its network: section and
+// NIC is no key.
+var fieldKeys = map[string]string{
+	"Kernel":            "kernel",
+	"Initrd":            "initrd",
+	"Cmdline":           "cmdline",
+	"CPUs":              "cpus",
+	"Memory":            "memory",
+	"Disk":              "disk",
+	"MAC":               "mac",
+	"ConsoleLog":        "console_log",
+	"QEMUOptions.Accel": "accel",
+	"StopTimeout":       "stop_timeout",
+}
+
+// Locate turns the VM host's errors about this VM's configuration
+// (*vmhost.FieldError, as VMConfig().Check() returns them) into *Error
+// values naming File, the key the user writes for that field (vm.cpus in
+// the single-VM form, vms.NAME.cpus in the vms: form; MTU is
+// network.mtu or vms.NAME.network.mtu) and the line where it is set (no
+// line when the key is not in the file: its default is at fault). An
+// errors.Join of such errors becomes an errors.Join of *Error values, in
+// the same order. Any other error (the NIC's, a too old macOS, an *Error)
+// is kept as it is; nil stays nil.
+func (v *VM) Locate(err error) error {
 	if err == nil {
 		return nil
-	}
-	if _, ok := err.(*Error); ok {
-		return err
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, e := range j.Unwrap() {
-			out = append(out, c.Locate(e))
+			out = append(out, v.Locate(e))
 		}
 		return errors.Join(out...)
 	}
-	msg := err.Error()
-	for section, names := range keys {
-		for _, name := range names {
-			key := name
-			if section != "" {
-				key = section + "." + name
-			} else if keys[name] != nil {
-				continue // a section, not a key
-			}
-			rest, ok := strings.CutPrefix(msg, key)
-			if !ok || rest == "" || (rest[0] != ':' && rest[0] != ' ') {
-				continue
-			}
-			rest = strings.TrimSpace(strings.TrimPrefix(rest, ":"))
-			return &Error{File: c.File, Key: key, Line: c.lines[key], Msg: rest, Err: err}
+	fe, ok := err.(*vmhost.FieldError)
+	if !ok {
+		return err
+	}
+	key := v.netPrefix + "mtu"
+	if fe.Field != "MTU" {
+		name, ok := fieldKeys[fe.Field]
+		if !ok {
+			return err
 		}
+		key = v.prefix + name
+	}
+	return &Error{File: v.file, Key: key, Line: v.lines[key], Msg: fe.Msg, Err: err}
+}
+
+// Locate is VM.Locate for the single-VM view: the only VM (or, while the
+// single-VM form configures none, its vm: section). With several VMs
+// errors are kept as they are: use VM.Locate.
+func (c *Config) Locate(err error) error {
+	switch {
+	case len(c.VMs) == 1:
+		return c.VMs[0].Locate(err)
+	case len(c.VMs) == 0 && c.SingleVMForm:
+		v := VM{file: c.File, prefix: "vm.", netPrefix: "network.", lines: c.lines}
+		return v.Locate(err)
 	}
 	return err
 }
 
-// insertMAC returns data with vm.mac set to mac. doc is data's node tree.
-// When vm is a block mapping without a mac key, the line is inserted
-// textually so every comment, blank line and indent stays as written;
-// otherwise the node tree is edited and encoded again.
-func insertMAC(data []byte, doc *yaml.Node, mac net.HardwareAddr) ([]byte, error) {
-	root := deref(doc.Content[0])
-	var vm *yaml.Node
-	var vmKey *yaml.Node
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value == "vm" {
-			vmKey, vm = root.Content[i], root.Content[i+1]
+// insertMAC returns data with mac set as the mac key of the VM section at
+// path ([vm] or [vms NAME]). doc is data's node tree. When the section is
+// a block mapping without a mac key, the line is inserted textually so
+// every comment, blank line and indent stays as written; otherwise the
+// node tree is edited and encoded again.
+func insertMAC(data []byte, doc *yaml.Node, path []string, mac net.HardwareAddr) ([]byte, error) {
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, errors.New("the file is empty")
+	}
+	parent := deref(doc.Content[0])
+	var vm, vmKey *yaml.Node
+	for depth, name := range path {
+		vm, vmKey = nil, nil
+		if parent.Kind != yaml.MappingNode {
+			break
+		}
+		for i := 0; i+1 < len(parent.Content); i += 2 {
+			if parent.Content[i].Value == name {
+				vmKey, vm = parent.Content[i], parent.Content[i+1]
+			}
+		}
+		if vm == nil || vm.Kind == yaml.AliasNode {
+			break
+		}
+		if depth < len(path)-1 {
+			parent = vm
 		}
 	}
+	section := strings.Join(path, ".")
 	if vm == nil || vm.Kind == yaml.AliasNode {
-		return nil, errors.New("the vm section is missing or an alias")
+		return nil, fmt.Errorf("the %s section is missing or an alias", section)
 	}
 	var macVal *yaml.Node
 	for i := 0; i+1 < len(vm.Content); i += 2 {

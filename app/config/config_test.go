@@ -17,6 +17,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -25,7 +27,7 @@ var fixedMAC = net.HardwareAddr{0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc}
 
 // fixture is a config directory holding a kernel, an initrd and a disk.
 type fixture struct {
-	dir, kernel, initrd, disk, sock string
+	dir, kernel, initrd, disk, sock, state string
 }
 
 func newFixture(t *testing.T) fixture {
@@ -36,6 +38,7 @@ func newFixture(t *testing.T) fixture {
 		initrd: filepath.Join(dir, "initrd.gz"),
 		disk:   filepath.Join(dir, "disk.raw"),
 		sock:   filepath.Join(dir, "daemon.sock"),
+		state:  filepath.Join(dir, "state"),
 	}
 	for _, p := range []string{f.kernel, f.initrd, f.disk, f.sock} {
 		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
@@ -46,7 +49,7 @@ func newFixture(t *testing.T) fixture {
 }
 
 func (f fixture) opts() Options {
-	return Options{StateDir: "/state", Home: "/home/u",
+	return Options{StateDir: f.state, Home: "/home/u",
 		NewMAC: func() (net.HardwareAddr, error) { return fixedMAC, nil }}
 }
 
@@ -70,9 +73,10 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		File: filepath.Join(f.dir, "config.yaml"),
-		VM: VM{Kernel: f.kernel, CPUs: 2, Memory: 1 << 30, MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
-			ConsoleLog: "/state/console.log", Accel: "auto", StopTimeout: 30 * time.Second},
+		File:         filepath.Join(f.dir, "config.yaml"),
+		SingleVMForm: true,
+		VM: Machine{Kernel: f.kernel, CPUs: 2, Memory: 1 << 30, MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
+			ConsoleLog: f.state + "/console.log", Accel: "auto", StopTimeout: 30 * time.Second},
 		Network:           Network{Socket: f.sock, MTU: 1500},
 		Reconnect:         Reconnect{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second},
 		AutostartVM:       true,
@@ -92,7 +96,7 @@ func equalConfig(a, b Config) bool {
 	a.VM.MAC, b.VM.MAC = nil, nil
 	return a.File == b.File && reflect.DeepEqual(a.VM, b.VM) && a.Network == b.Network && a.Reconnect == b.Reconnect &&
 		a.AutostartVM == b.AutostartVM && a.Notifications == b.Notifications && a.LogLevel == b.LogLevel &&
-		a.MACGenerated == b.MACGenerated && a.LogoutStopTimeout == b.LogoutStopTimeout
+		a.MACGenerated == b.MACGenerated && a.LogoutStopTimeout == b.LogoutStopTimeout && a.SingleVMForm == b.SingleVMForm
 }
 
 func TestLoadKeys(t *testing.T) {
@@ -169,7 +173,7 @@ func TestLoadErrors(t *testing.T) {
 		{"null only", "~\n", "the file is empty"},
 		{"not yaml", "vm: [\n", "not valid YAML"},
 		{"not a mapping", "- a\n- b\n", "must be a mapping"},
-		{"unknown top key", vm + net + "autostart: true\n", `line 6: unknown key "autostart" at the top level (known keys: vm, network, reconnect, autostart_vm, notifications, log_level, logout_stop_timeout)`},
+		{"unknown top key", vm + net + "autostart: true\n", `line 6: unknown key "autostart" at the top level (known keys: vms, vm, network, reconnect, autostart_vm, notifications, log_level, logout_stop_timeout)`},
 		{"unknown vm key", vm + "  memroy: 1GiB\n" + net, `line 4: unknown key "vm.memroy" in vm (known keys: kernel,`},
 		{"unknown network key", vm + net + "  port: 3\n", `unknown key "network.port" in network`},
 		{"unknown reconnect key", vm + net + "reconnect:\n  backoff: 1s\n", `unknown key "reconnect.backoff"`},
@@ -414,7 +418,7 @@ func TestVMConfig(t *testing.T) {
 	}
 	v := c.VMConfig()
 	if v.Kernel != f.kernel || v.CPUs != 2 || v.Memory != 1<<30 || v.MTU != 9000 || v.Accel != "auto" ||
-		v.ConsoleLog != "/state/console.log" || v.StopTimeout != 30*time.Second || v.MAC.String() != "52:54:00:12:34:56" || v.NIC != nil {
+		v.ConsoleLog != f.state+"/console.log" || v.StopTimeout != 30*time.Second || v.MAC.String() != "52:54:00:12:34:56" || v.NIC != nil {
 		t.Fatalf("VMConfig %+v", v)
 	}
 	v.MAC[0] = 0xff
@@ -597,8 +601,8 @@ func TestLoadUnreadableFiles(t *testing.T) {
 	}
 }
 
-// TestLocate: errors from the VM host's checks, which start with the key,
-// are given the file and the line the key is set on.
+// TestLocate: the VM host's errors name its fields; Locate gives them the
+// file, the key the user wrote and its line.
 func TestLocate(t *testing.T) {
 	f := newFixture(t)
 	c, err := Load(f.write(t, minimal[:len("vm:\n")]+"  cpus: 64\n"+minimal[len("vm:\n"):]), f.opts())
@@ -606,11 +610,13 @@ func TestLocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(f.dir, "config.yaml")
-	other := errors.New("nic is not set")
+	other := errors.New("NIC is not set")
 	joined := errors.Join(
-		errors.New("vm.cpus is 64: it must be between 1 and 2 (the host's CPU count)"),
-		fmt.Errorf("vm.kernel: %w: set it to the path of a readable Linux kernel image", fs.ErrPermission),
-		errors.New("vm.memory is 1GiB: the largest allowed is 512MiB"),
+		&vmhost.FieldError{Field: "CPUs", Msg: "is 64: it must be between 1 and 2 (the host's CPU count)"},
+		&vmhost.FieldError{Field: "Kernel", Msg: "permission denied: set it to the path of a readable Linux kernel image", Err: fs.ErrPermission},
+		&vmhost.FieldError{Field: "Memory", Msg: "is 1GiB: the largest allowed is 512MiB"},
+		&vmhost.FieldError{Field: "MTU", Msg: "is 1500: it must be between 1500 and 1500"},
+		&vmhost.FieldError{Field: "QEMUOptions.Accel", Msg: "is kvm but /dev/kvm is missing: use auto or tcg"},
 		other,
 	)
 	got := c.Locate(joined)
@@ -618,7 +624,9 @@ func TestLocate(t *testing.T) {
 		"config " + file + ": line 2: vm.cpus is 64: it must be between 1 and 2 (the host's CPU count)",
 		"config " + file + ": line 3: vm.kernel: permission denied: set it to the path of a readable Linux kernel image",
 		"config " + file + ": vm.memory is 1GiB: the largest allowed is 512MiB",
-		"nic is not set",
+		"config " + file + ": network.mtu is 1500: it must be between 1500 and 1500",
+		"config " + file + ": vm.accel is kvm but /dev/kvm is missing: use auto or tcg",
+		"NIC is not set",
 	}
 	if got.Error() != strings.Join(want, "\n") {
 		t.Fatalf("got\n%s\nwant\n%s", got, strings.Join(want, "\n"))
@@ -634,9 +642,67 @@ func TestLocate(t *testing.T) {
 		t.Error("Locate(nil) is not nil")
 	}
 	if e := c.Locate(other); e != other {
-		t.Errorf("an error without a key became %v", e)
+		t.Errorf("an error without a field became %v", e)
 	}
-	if e := c.Locate(errors.New("vm.cpusx: no")); e.Error() != "vm.cpusx: no" {
-		t.Errorf("a key prefix matched: %v", e)
+	unknown := &vmhost.FieldError{Field: "Nope", Msg: "no"}
+	if e := c.Locate(unknown); e != unknown {
+		t.Errorf("an unknown field became %v", e)
 	}
+}
+
+// The vms: form: Locate names vms.NAME.KEY, and vms.NAME.network.mtu for
+// the MTU; the real check's errors come out on the lines of the keys.
+func TestLocateVMs(t *testing.T) {
+	f := newFixture(t)
+	text := "vms:\n  dev:\n    kernel: vmlinuz\n    mac: \"52:54:00:12:34:56\"\n    cpus: 256\n    network:\n      socket: daemon.sock\n      mtu: 1500\n"
+	c, err := Load(f.write(t, text), f.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := c.Lookup("dev")
+	err = v.Locate(v.VMConfig().Check())
+	file := filepath.Join(f.dir, "config.yaml")
+	if want := "config " + file + ": line 5: vms.dev.cpus is 256: it must be between 1 and "; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+	mtu := v.Locate(&vmhost.FieldError{Field: "MTU", Msg: "is 1500: no"})
+	if mtu.Error() != "config "+file+": line 8: vms.dev.network.mtu is 1500: no" {
+		t.Fatalf("got %v", mtu)
+	}
+}
+
+// Every field of vmhost.Config but the NIC maps to a key of a VM's
+// section, so no FieldError stays without a key.
+func TestEveryVMHostFieldHasAKey(t *testing.T) {
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for i := 0; i < typ.NumField(); i++ {
+			fl := typ.Field(i)
+			name := prefix + fl.Name
+			switch {
+			case fl.Anonymous && fl.Type.Kind() == reflect.Struct:
+				walk(name+".", fl.Type)
+			case name == "NIC":
+			case name == "MTU":
+				if !slicesContains(keys["network"], "mtu") {
+					t.Error("no network.mtu key")
+				}
+			default:
+				k, ok := fieldKeys[name]
+				if !ok || !slicesContains(keys["vm"], k) || !slicesContains(vmEntryKeys, k) {
+					t.Errorf("vmhost.Config.%s has no key (%q)", name, k)
+				}
+			}
+		}
+	}
+	walk("", reflect.TypeOf(vmhost.Config{}))
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }

@@ -11,10 +11,16 @@
 // within the sun_path limit, vm.kernel and vm.initrd readable non-empty
 // regular files, vm.disk a non-empty regular file (or a block device) that
 // can be read and written. What depends on the host (CPU count, memory
-// size, KVM) is vmhost's to check; Config.Locate puts its key-prefixed
-// messages on the file's lines. The one value the app writes back is
-// vm.mac: when it is absent a MAC address is generated once and inserted
-// into the file, keeping the user's comments and layout.
+// size, KVM) is vmhost's to check; VM.Locate maps its errors, which name
+// vmhost.Config's fields (*vmhost.FieldError), to the keys the user wrote
+// (vm.cpus, or vms.NAME.cpus) and their lines. The one value the app
+// writes back is each VM's mac: when it is absent a MAC address is
+// generated once and inserted into that VM's section, keeping the user's
+// comments and layout.
+//
+// A file configures one VM (vm:, network:, autostart_vm: the VM named
+// "default") or several (vms:, one section per VM); Config.VMs lists them
+// by name. Compare says what a reload changes, VM by VM.
 //
 // On a first launch there is no file: WriteStarter writes a starter file
 // (StarterFile: every key with its default and what it means, commented

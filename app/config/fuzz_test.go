@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -44,6 +45,19 @@ func FuzzParse(f *testing.F) {
 		"vm:\n  kernel: vmlinuz\nreconnect:\n  initial_backoff: 1ns\n",
 		"vm:\r\n  kernel: vmlinuz\r\nnetwork:\r\n  socket: s\r\n",
 		"- a\n- b\n",
+		// The vms: form.
+		"vms:\n  dev:\n    kernel: vmlinuz\n    network:\n      socket: daemon.sock\n",
+		"# two VMs\nvms:\n  dev:\n    # the kernel\n    kernel: vmlinuz\n    cpus: 2\n    network:\n      socket: daemon.sock\n      mtu: 1500\n" +
+			"    autostart: false\n    reconnect:\n      max_backoff: 5s\n  build-2:\n    kernel: vmlinuz\n    mac: \"52:54:00:12:34:56\"\n" +
+			"    network: {socket: daemon.sock}\nreconnect:\n  initial_backoff: 50ms\nnotifications: false\nlog_level: debug\nlogout_stop_timeout: 5s\n",
+		"vms: {a: {kernel: vmlinuz, network: {socket: s}}, b: {kernel: vmlinuz, network: {socket: s}}}\n",
+		"vms:\n  a: &x {kernel: vmlinuz, network: {socket: s}}\n  b: *x\n",
+		"vms:\n  a:\n    kernel: vmlinuz\n    mac: 52:54:00:00:00:01\n    network: {socket: s}\n  b:\n    kernel: vmlinuz\n    mac: 52:54:00:00:00:01\n    network: {socket: s}\n",
+		"vms:\n  Dev:\n    kernel: vmlinuz\n",
+		"vms:\n  dev:\nvm:\n  kernel: vmlinuz\n",
+		"vms:\n",
+		"vms:\n  dev:\n    kernel: vmlinuz\n    network: {socket: s}\n    reconnect: {initial_backoff: 3s}\n",
+		"vms: [a]\n",
 		"",
 	} {
 		f.Add([]byte(seed))
@@ -58,24 +72,31 @@ func FuzzParse(f *testing.F) {
 		if c == nil || doc == nil {
 			t.Fatalf("no error, but config %v and document %v", c, doc)
 		}
-		if c.VM.MAC != nil {
+		n := 0
+		gen := func() (net.HardwareAddr, error) {
+			n++
+			return net.HardwareAddr{0x52, 0x54, 0x00, 0xaa, byte(n >> 8), byte(n)}, nil
+		}
+		before := Compare(nil, c) // c's VMs get their MACs below
+		out, err := c.generateMACs(data, doc, gen)
+		if err != nil {
+			checkFuzzError(t, data, file, err) // Load reports it: "set vm.mac yourself"
 			return
 		}
-		out, err := insertMAC(data, doc, fixedMAC)
-		if err != nil {
-			return // Load reports it as a *Error: "set vm.mac yourself"
+		if out == nil {
+			return // every VM has a MAC
 		}
 		again, _, err := parse(file, out, opts)
 		if err != nil {
-			t.Fatalf("with the MAC written in, the file fails: %v\nbefore:\n%q\nafter:\n%q", err, data, out)
+			t.Fatalf("with the MACs written in, the file fails: %v\nbefore:\n%q\nafter:\n%q", err, data, out)
 		}
-		if !bytes.Equal(again.VM.MAC, fixedMAC) {
-			t.Fatalf("MAC written in reads back as %s:\n%q", again.VM.MAC, out)
+		for _, v := range again.VMs {
+			if v.MAC == nil {
+				t.Fatalf("VM %s has no MAC after they were written in:\n%q", v.Name, out)
+			}
 		}
-		want := *c
-		want.VM.MAC = fixedMAC
-		if !equalConfig(*again, want) {
-			t.Fatalf("writing the MAC in changed the configuration\nbefore %+v\nafter  %+v\nfile before:\n%q\nafter:\n%q", want, *again, data, out)
+		if d := Compare(c, again); d.Global || len(d.Names(Unchanged)) != len(before.VMs) || len(d.VMs) != len(before.VMs) {
+			t.Fatalf("writing the MACs in changed the configuration: %+v\nfile before:\n%q\nafter:\n%q", d, data, out)
 		}
 	})
 }

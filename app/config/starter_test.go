@@ -112,7 +112,8 @@ func TestStarterLoadsWithoutVM(t *testing.T) {
 			}
 			want := Config{
 				File:              p,
-				VM:                VM{CPUs: 2, Memory: 1 << 30, ConsoleLog: "/state/console.log", Accel: "auto", StopTimeout: 30 * time.Second},
+				SingleVMForm:      true,
+				VM:                Machine{CPUs: 2, Memory: 1 << 30, ConsoleLog: f.state + "/console.log", Accel: "auto", StopTimeout: 30 * time.Second},
 				Network:           Network{MTU: 1500},
 				Reconnect:         Reconnect{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second},
 				AutostartVM:       true,
@@ -155,7 +156,7 @@ func TestStarterValuesAreDefaults(t *testing.T) {
 			if c.MACGenerated {
 				t.Error("the uncommented file has no MAC")
 			}
-			want := VM{Kernel: f.kernel, Initrd: f.initrd, Disk: f.disk, Cmdline: defaultCmdline(pl.goos, pl.goarch),
+			want := Machine{Kernel: f.kernel, Initrd: f.initrd, Disk: f.disk, Cmdline: defaultCmdline(pl.goos, pl.goarch),
 				CPUs: DefaultCPUs, Memory: DefaultMemory, MAC: c.VM.MAC, ConsoleLog: stateDir + "/console.log",
 				Accel: DefaultAccel, StopTimeout: DefaultStopTimeout}
 			if !equalConfig(Config{VM: c.VM}, Config{VM: want}) {
