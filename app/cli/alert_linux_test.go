@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmnetbar/vmnetbar/app/config"
 )
 
 // fakeAlerter records its alerts.
@@ -142,5 +144,26 @@ func TestAlertWithoutSessionBus(t *testing.T) {
 	t.Setenv(noAlertEnv, "1")
 	if a := newAlerter(); a != nil {
 		t.Errorf("alerter %T with %s set", a, noAlertEnv)
+	}
+}
+
+// Another instance running is no reason for an alert: launchd starts a
+// second one whenever launch at login is turned on.
+func TestAlreadyRunningDoesNotAlert(t *testing.T) {
+	isolate(t)
+	paths, err := config.DefaultPaths()
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := lockInstance(paths.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	a := &fakeAlerter{}
+	var stderr bytes.Buffer
+	code := Main([]string{"run", "--headless"}, Env{Version: "test", Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr, Alerter: a})
+	if code != ExitFailure || !strings.Contains(stderr.String(), "already running") || len(a.alerts) != 0 {
+		t.Fatalf("exit %d, stderr %q, alerts %q", code, stderr.String(), a.alerts)
 	}
 }

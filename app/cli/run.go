@@ -134,6 +134,14 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	// One app per user: the lock is in the state directory, so it does not
 	// depend on where the control socket is.
 	release, err := lockInstance(paths.StateDir)
+	var running *errAlreadyRunning
+	if errors.As(err, &running) {
+		// No alert: launchd starts a second instance whenever launch at
+		// login is turned on, and a user who opens the app again sees
+		// the running one in the menu bar.
+		code, _ := fail(ExitFailure, "%v", err)
+		return code, ""
+	}
 	if err != nil {
 		return fail(ExitFailure, "%v", err)
 	}

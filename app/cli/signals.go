@@ -12,7 +12,8 @@ import (
 
 // Signals and the app. Nothing but SIGKILL may end the guest without its
 // graceful stop:
-//   - SIGINT, SIGTERM and SIGQUIT start the shutdown: the VM is stopped
+//   - SIGINT, SIGTERM and SIGQUIT (and the crash signals another process
+//     may send: SIGABRT, SIGSEGV, ...) start the shutdown: the VM is stopped
 //     gracefully (forced off after vm.stop_timeout), then the app exits 0.
 //     Further ones while it stops are logged and change nothing.
 //   - SIGHUP (a terminal or ssh hangup, or kill -HUP) is logged and
@@ -23,8 +24,13 @@ import (
 // QEMU runs in a process group of its own, so a terminal's signals never
 // reach it directly.
 var (
-	shutdownSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT}
-	ignoredSignals  = []os.Signal{syscall.SIGHUP, syscall.SIGPIPE}
+	// The second line: signals that end a Go program with a stack dump
+	// when another process sends them (kill -ABRT, -SEGV, ...). A real
+	// fault in vmnetbar is still a crash: Go routes only signals sent by
+	// another process to the channel.
+	shutdownSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT,
+		syscall.SIGABRT, syscall.SIGTRAP, syscall.SIGSYS, syscall.SIGBUS, syscall.SIGSEGV, syscall.SIGILL, syscall.SIGFPE}
+	ignoredSignals = []os.Signal{syscall.SIGHUP, syscall.SIGPIPE}
 )
 
 // catchSignals handles the app's signals as described above until stop is
@@ -55,8 +61,10 @@ func catchSignals(log logrus.FieldLogger, shutdown func()) (stop func()) {
 						continue
 					}
 					stopping = true
-					log.Infof("%s: stopping the VM gracefully, then exiting", name)
+					// First: the log may block (a standard error whose
+					// reader stalls), the shutdown must not wait for it.
 					shutdown()
+					log.Infof("%s: stopping the VM gracefully, then exiting", name)
 				}
 			}
 		}

@@ -743,6 +743,25 @@ func (c *Controller) Close() error { return c.close(0) }
 // menu's Quit) is asked again with that bound. grace <= 0 means Close.
 func (c *Controller) CloseWithin(grace time.Duration) error { return c.close(grace) }
 
+// hastenStop asks a VM that is stopping to be off within grace (forced off
+// then), and waits for that or the grace and closeGrace to pass.
+func (c *Controller) hastenStop(grace time.Duration) {
+	c.mu.Lock()
+	r := c.run
+	stopping := r != nil && c.state == vmhost.StateStopping
+	c.mu.Unlock()
+	if !stopping {
+		return
+	}
+	timeout := stopTimeoutWithin(r, grace)
+	c.log.WithField("timeout", timeout).Info("the app is ending: stopping the VM within a shorter time")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+c.closeGrace)
+	defer cancel()
+	if err := r.vm.Stop(ctx, timeout); err != nil {
+		c.log.WithError(err).Warn("stopping the VM within the shorter time failed")
+	}
+}
+
 // stopTimeoutWithin is r's stop timeout bounded by grace (0: unbounded).
 func stopTimeoutWithin(r *vmRun, grace time.Duration) time.Duration {
 	if grace > 0 && grace < r.stopTimeout {
@@ -752,29 +771,31 @@ func stopTimeoutWithin(r *vmRun, grace time.Duration) time.Duration {
 }
 
 func (c *Controller) close(grace time.Duration) error {
+	select {
+	case <-c.closing:
+		// A Close is under way (the menu's Quit, a signal): a shorter
+		// bound still applies to the stop it waits for.
+		if grace > 0 {
+			c.hastenStop(grace)
+		}
+	default:
+	}
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
-		r := c.run
-		hasten := grace > 0 && r != nil && c.state == vmhost.StateStopping
+		hasten := grace > 0 && c.run != nil && c.state == vmhost.StateStopping
 		c.mu.Unlock()
 		close(c.closing)
 		if hasten {
 			// A StopVM holds op until its stop, bounded by the full stop
 			// timeout, has ended: ask for the shorter one first.
-			timeout := stopTimeoutWithin(r, grace)
-			c.log.WithField("timeout", timeout).Info("the app is ending: stopping the VM within a shorter time")
-			ctx, cancel := context.WithTimeout(context.Background(), timeout+c.closeGrace)
-			if err := r.vm.Stop(ctx, timeout); err != nil {
-				c.log.WithError(err).Warn("stopping the VM within the shorter time failed")
-			}
-			cancel()
+			c.hastenStop(grace)
 		}
 		c.op <- struct{}{} // wait for a running StartVM or StopVM
 		defer c.release()
 
 		c.mu.Lock()
-		r = c.run
+		r := c.run
 		active := r != nil && c.state != vmhost.StateStopped && c.state != vmhost.StateError
 		changed := active && c.setStateLocked(vmhost.StateStopping, "")
 		c.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/model"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -222,4 +223,34 @@ func TestCloseWithinHastensStopUnderWay(t *testing.T) {
 	if st := h.c.Status().VM.State; st != vmhost.StateStopped {
 		t.Fatalf("VM %s", st)
 	}
+}
+
+// TestCloseWithinHastensCloseUnderWay: the system ending the app while the
+// menu's Quit closes the controller (full stop timeout) still bounds the
+// stop by the grace; actions meanwhile fail at once.
+func TestCloseWithinHastensCloseUnderWay(t *testing.T) {
+	h := newHarness(t, &factory{deafGuest: true}, func(o *Options) { o.VMConfig.StopTimeout = time.Hour })
+	h.do(step{do: "start"})
+	h.do(step{do: "run", state: vmhost.StateRunning})
+	quit := make(chan error, 1)
+	go func() { quit <- h.c.Close() }()
+	h.waitState(vmhost.StateStopping)
+	vm := h.f.vm()
+	testwait.For(t, "Close to stop the VM", func() bool { return len(vm.stopTimeouts()) > 0 })
+	if err := h.c.StartVM(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("start while quitting: %v, want ErrClosed", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- h.c.CloseWithin(20 * time.Millisecond) }()
+	select {
+	case <-closed:
+	case <-time.After(waitFor):
+		got := vm.stopTimeouts()
+		vm.set(vmhost.StateStopped, nil)
+		t.Fatalf("CloseWithin waited for the Close under way (Stop timeouts %v)", got)
+	}
+	if got := vm.stopTimeouts(); len(got) < 2 || got[0] != time.Hour || got[1] != 20*time.Millisecond {
+		t.Fatalf("Stop timeouts %v, want [1h 20ms ...]", got)
+	}
+	<-quit
 }

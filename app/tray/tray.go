@@ -572,9 +572,17 @@ func (t *tray) quit() {
 	t.opCancel()
 	t.ops.Wait()
 	// The stop goes on when ctx ends: the tray leaves once the VM has
-	// stopped (the controller forces it off at its stop timeout).
+	// stopped (the controller forces it off at its stop timeout). A
+	// controller that can close does so: from now on it refuses new
+	// actions (a start from the command line cannot boot the VM again
+	// while the app quits), and a logout meanwhile still bounds the stop.
 	var err error
-	if e := t.stopVM(context.WithoutCancel(t.ctx)); e != nil {
+	if cl, ok := t.c.(Closer); ok {
+		if e := cl.Close(); e != nil {
+			err = fmt.Errorf("stopping the VM before quitting: %w", e)
+			t.log.WithError(e).Warn("quit: stopping the VM failed")
+		}
+	} else if e := t.stopVM(context.WithoutCancel(t.ctx)); e != nil {
 		err = fmt.Errorf("stopping the VM before quitting: %w", e)
 		t.log.WithError(e).Warn("quit: stopping the VM failed")
 	}
