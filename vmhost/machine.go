@@ -1,6 +1,7 @@
 package vmhost
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -134,6 +135,32 @@ func (m *machine) set(s State, err error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.setLocked(s, err)
+}
+
+// beginStop records a Stop with timeout (stopBy) and, for the first one,
+// moves a starting or running VM to stopping. It reports whether this Stop
+// is the first, which the backend then carries out.
+func (m *machine) beginStop(timeout time.Duration) bool {
+	if !m.stopBy(timeout) {
+		return false
+	}
+	for _, from := range []State{StateStarting, StateRunning} {
+		if m.setIf(from, StateStopping, nil) {
+			break
+		}
+	}
+	return true
+}
+
+// wait returns nil once the VM has ended, or ctx's error when it ends
+// first.
+func (m *machine) wait(ctx context.Context) error {
+	select {
+	case <-m.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // setIf moves to s only when the current state is from; it reports

@@ -536,20 +536,10 @@ func (v *qemuVM) Stop(ctx context.Context, timeout time.Duration) error {
 		return nil
 	}
 	v.mu.Unlock()
-	if v.m.stopBy(timeout) {
-		for _, from := range []State{StateStarting, StateRunning} {
-			if v.m.setIf(from, StateStopping, nil) {
-				break
-			}
-		}
+	if v.m.beginStop(timeout) {
 		close(v.stopCh)
 	}
-	select {
-	case <-v.m.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return v.m.wait(ctx)
 }
 
 // State returns the current state and, for StateError, its cause.

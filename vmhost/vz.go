@@ -312,24 +312,14 @@ func (v *vzVM) Stop(ctx context.Context, timeout time.Duration) error {
 		return nil
 	}
 	v.mu.Unlock()
-	if v.m.stopBy(timeout) {
-		for _, from := range []State{StateStarting, StateRunning} {
-			if v.m.setIf(from, StateStopping, nil) {
-				break
-			}
-		}
+	if v.m.beginStop(timeout) {
 		// Also when the guest was already stopping by itself: it is
 		// forced off should it not finish in time.
 		if !v.m.isEnded() {
 			v.running.Go(v.stopper)
 		}
 	}
-	select {
-	case <-v.m.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return v.m.wait(ctx)
 }
 
 // stopper asks the guest to power off as soon as the framework allows it,

@@ -126,9 +126,15 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	// Signals are caught from here on, before anyone can reach the app;
 	// the first SIGINT, SIGTERM or SIGQUIT starts the shutdown (see
 	// catchSignals).
-	ctx, shutdown := context.WithCancel(context.Background())
-	defer shutdown()
-	stopSignals := catchSignals(log, shutdown)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bySystem := make(chan struct{}) // closed when launchd ends the app
+	stopSignals := catchSignals(log, func(sig os.Signal) {
+		if endedBySystem(sig, os.Getenv) {
+			close(bySystem)
+		}
+		cancel()
+	})
 	defer stopSignals()
 
 	// One app per user: the lock is in the state directory, so it does not
@@ -262,6 +268,28 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 			}
 		}()
 	}
+
+	// launchd ending the login item (logout, shutdown) bounds the VM's
+	// graceful stop by logout_stop_timeout, also while the menu's Quit or
+	// the shutdown below stops it with the full stop timeout.
+	appDone := make(chan struct{})
+	var ending sync.WaitGroup
+	ending.Add(1)
+	go func() {
+		defer ending.Done()
+		select {
+		case <-bySystem:
+			log.WithField("timeout", cfg.LogoutStopTimeout).Warn("the system is ending vmnetbar: stopping the VM, forced off after the timeout")
+			if err := ctrl.CloseWithin(cfg.LogoutStopTimeout); err != nil {
+				log.WithError(err).Error("stopping the VM as the system ends the app failed")
+			}
+		case <-appDone:
+		}
+	}()
+	defer func() {
+		close(appDone)
+		ending.Wait()
+	}()
 
 	runErr := error(nil)
 	if f.headless {

@@ -311,3 +311,28 @@ func TestLockInstance(t *testing.T) {
 		t.Fatal("a symbolic link as the lock file was accepted")
 	}
 }
+
+func TestEndedBySystem(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "XPC_SERVICE_NAME" {
+				return v
+			}
+			return ""
+		}
+	}
+	for _, tc := range []struct {
+		sig  os.Signal
+		job  string
+		want bool
+	}{
+		{syscall.SIGTERM, "io.github.vmnetbar", true},         // launchd: logout, shutdown, bootout
+		{syscall.SIGTERM, "", false},                          // kill from a terminal: the full stop timeout
+		{syscall.SIGTERM, "application.com.example.x", false}, // another job's name
+		{syscall.SIGINT, "io.github.vmnetbar", false},
+	} {
+		if got := endedBySystem(tc.sig, env(tc.job)); got != tc.want {
+			t.Errorf("endedBySystem(%v, %q) = %v, want %v", tc.sig, tc.job, got, tc.want)
+		}
+	}
+}

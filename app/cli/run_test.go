@@ -576,3 +576,17 @@ func TestRunOneVMOfSeveral(t *testing.T) {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
 	}
 }
+
+// TestLaunchdSIGTERMUsesTheLogoutTimeout: as a launchd job (the login
+// item), SIGTERM means the session ends: the app stops with
+// logout_stop_timeout, and still exits 0.
+func TestLaunchdSIGTERMUsesTheLogoutTimeout(t *testing.T) {
+	d := isolate(t)
+	d.idleConfig(t)
+	t.Setenv("XPC_SERVICE_NAME", "io.github.vmnetbar")
+	p := startCLI(t, nil, false, "run", "--headless")
+	d.waitServing(t, p)
+	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK || !strings.Contains(p.stderr.String(), "the system is ending vmnetbar") {
+		t.Fatalf("exit %d after launchd's SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+}

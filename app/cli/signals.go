@@ -8,6 +8,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/vmnetbar/vmnetbar/app/loginitem"
 )
 
 // Signals and the app. Nothing but SIGKILL may end the guest without its
@@ -34,9 +36,9 @@ var (
 )
 
 // catchSignals handles the app's signals as described above until stop is
-// called: the first shutdown signal calls shutdown once. stop restores the
+// called: the first shutdown signal calls shutdown once, with the signal. stop restores the
 // default actions and waits for the handler goroutine, which it owns.
-func catchSignals(log logrus.FieldLogger, shutdown func()) (stop func()) {
+func catchSignals(log logrus.FieldLogger, shutdown func(os.Signal)) (stop func()) {
 	ch := make(chan os.Signal, 8)
 	signal.Notify(ch, append(append([]os.Signal{}, shutdownSignals...), ignoredSignals...)...)
 	quit := make(chan struct{})
@@ -63,7 +65,7 @@ func catchSignals(log logrus.FieldLogger, shutdown func()) (stop func()) {
 					stopping = true
 					// First: the log may block (a standard error whose
 					// reader stalls), the shutdown must not wait for it.
-					shutdown()
+					shutdown(sig)
 					log.Infof("%s: stopping the VM gracefully, then exiting", name)
 				}
 			}
@@ -88,4 +90,12 @@ func signalName(sig os.Signal) string {
 		}
 	}
 	return sig.String()
+}
+
+// endedBySystem reports whether sig is launchd ending vmnetbar's login
+// item (logout, shutdown, launchctl bootout): launchd sends SIGTERM and
+// kills the job ExitTimeOut later, so the VM gets logout_stop_timeout, as
+// when macOS ends the app, not its full stop timeout.
+func endedBySystem(sig os.Signal, getenv func(string) string) bool {
+	return sig == syscall.SIGTERM && getenv("XPC_SERVICE_NAME") == loginitem.Label
 }
