@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vmnetbar/vmnetbar/internal/filekind"
 )
 
 // Defaults applied to zero Config fields. The app's configuration file
@@ -269,7 +271,7 @@ func checkReadable(path, what string) error {
 		return pathError(path, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is %s, not %s (a regular file)", path, fileKind(fi.Mode()), what)
+		return fmt.Errorf("%s is %s, not %s (a regular file)", path, filekind.Of(fi.Mode()), what)
 	}
 	if fi.Size() == 0 {
 		return fmt.Errorf("%s is empty (0 bytes), not %s", path, what)
@@ -285,7 +287,7 @@ func checkWritable(path string) error {
 		return pathError(path, err)
 	}
 	if m := fi.Mode(); !m.IsRegular() && (m&os.ModeDevice == 0 || m&os.ModeCharDevice != 0) {
-		return fmt.Errorf("%s is %s, not a disk image (a regular file or block device)", path, fileKind(m))
+		return fmt.Errorf("%s is %s, not a disk image (a regular file or block device)", path, filekind.Of(m))
 	}
 	return checkOpen(path, os.O_RDWR)
 }
@@ -300,25 +302,6 @@ func checkOpen(path string, flag int) error {
 	return f.Close()
 }
 
-// fileKind names the kind of file m is, with an article.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeCharDevice != 0:
-		return "a character device"
-	case m&os.ModeDevice != 0:
-		return "a block device"
-	case m.IsRegular():
-		return "a regular file"
-	}
-	return "a special file"
-}
-
 // checkLogFile reports why path cannot be appended to (or created). It
 // changes nothing on disk.
 func checkLogFile(path string) error {
@@ -327,7 +310,7 @@ func checkLogFile(path string) error {
 		// A character device (/dev/null) can be written to; a pipe
 		// would block the guest's console.
 		if m := fi.Mode(); !m.IsRegular() && m&os.ModeCharDevice == 0 {
-			return fmt.Errorf("%s is %s, not a file", path, fileKind(m))
+			return fmt.Errorf("%s is %s, not a file", path, filekind.Of(m))
 		}
 		return checkOpen(path, os.O_WRONLY|os.O_APPEND)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vmnetbar/vmnetbar/internal/filekind"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
@@ -614,7 +615,7 @@ func (p *parser) checkFile(key, path, what string, flag int) error {
 		return p.keyErrf(key, "%s is a directory: point it at %s", path, what)
 	case blockOK && isBlock:
 	case !st.Mode().IsRegular():
-		return p.keyErrf(key, "%s is not a regular file (it is a %s): point it at %s", path, fileKind(st.Mode()), what)
+		return p.keyErrf(key, "%s is not a regular file (it is %s): point it at %s", path, filekind.Of(st.Mode()), what)
 	case st.Size() == 0:
 		return p.keyErrf(key, "%s is empty (0 bytes): point it at %s", path, what)
 	}
@@ -634,21 +635,6 @@ func (p *parser) checkFile(key, path, what string, flag int) error {
 	}
 	_ = f.Close() // opened read-only or not written: nothing to lose
 	return nil
-}
-
-// fileKind names the type of a file that is not a regular file.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "block device"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	}
-	return "special file"
 }
 
 // deref follows YAML aliases.

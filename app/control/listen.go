@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/vmnetbar/vmnetbar/internal/filekind"
 )
 
 // ErrPathTooLong is wrapped by Listen's error for a socket path longer than
@@ -72,7 +74,7 @@ func removeStale(path string) error {
 		return fmt.Errorf("checking control socket %s: %w", path, err)
 	}
 	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("%s exists and is not a socket (%s); remove it or choose another control socket path", path, describeMode(fi.Mode()))
+		return fmt.Errorf("%s exists and is not a socket (%s); remove it or choose another control socket path", path, filekind.Of(fi.Mode()))
 	}
 	c, err := net.DialTimeout("unix", path, probeTimeout)
 	if err == nil {
@@ -86,19 +88,4 @@ func removeStale(path string) error {
 		return fmt.Errorf("removing stale control socket %s: %w", path, err)
 	}
 	return nil
-}
-
-func describeMode(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m.IsRegular():
-		return "a regular file"
-	case m&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	default:
-		return "mode " + m.String()
-	}
 }

@@ -1,6 +1,8 @@
 package control
 
 import (
+	"github.com/vmnetbar/vmnetbar/internal/filekind"
+
 	"errors"
 	"fmt"
 	"io/fs"
@@ -60,7 +62,7 @@ func checkPrivateDir(dir string, uid int) error {
 		target, _ := os.Readlink(dir)
 		what = fmt.Sprintf("it is a symbolic link (to %s) owned by %s, not a directory", target, describeUID(owner, known))
 	case !fi.IsDir():
-		what = fmt.Sprintf("it is %s owned by %s, not a directory", describeMode(fi.Mode()), describeUID(owner, known))
+		what = fmt.Sprintf("it is %s owned by %s, not a directory", filekind.Of(fi.Mode()), describeUID(owner, known))
 	case !known || owner != uid || fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0o700:
 		what = fmt.Sprintf("it belongs to %s and has mode %s", describeUID(owner, known), describePerm(fi.Mode()))
 	default:
