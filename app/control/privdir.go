@@ -1,14 +1,14 @@
 package control
 
 import (
-	"github.com/vmnetbar/vmnetbar/internal/filekind"
-
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/vmnetbar/vmnetbar/internal/filekind"
 )
 
 // ErrNotPrivate is wrapped by the errors of Listen and the client when the
