@@ -94,31 +94,90 @@ func (l *logFile) Close() error { return l.f.Close() }
 // logOutput is where the app's log goes: the log file (when it could be
 // opened) and standard error until a write to it fails. A closed standard
 // error (a pipe whose reader went away) must never stop the app: the log
-// then goes on in the file only, which says so once.
+// then goes on in the file only, which says so once. Standard error is
+// written by a goroutine of its own through a bounded queue, so a reader
+// that stalls without closing (a suspended pager, a terminal after Ctrl-S)
+// never blocks a log call, and with it the link or a signal: lines that do
+// not fit the queue are dropped from standard error (never from the file).
 type logOutput struct {
 	mu     sync.Mutex
-	file   *logFile  // nil without a log file
-	stderr io.Writer // nil once a write to it failed
+	file   *logFile    // nil without a log file
+	queue  chan []byte // lines for standard error; nil once it failed or after close
+	stderr io.Writer
+	failed bool // a write to standard error failed
+	done   chan struct{}
+}
+
+// stderrQueueLen is how many log lines may wait for a slow standard error.
+const stderrQueueLen = 256
+
+// stderrDrainTimeout bounds how long close waits for the queued lines to
+// reach a standard error that does not take them.
+const stderrDrainTimeout = time.Second
+
+func newLogOutput(stderr io.Writer) *logOutput {
+	o := &logOutput{stderr: stderr, queue: make(chan []byte, stderrQueueLen), done: make(chan struct{})}
+	go o.writeStderr(o.queue)
+	return o
+}
+
+// writeStderr owns the writes to standard error until the queue is closed.
+func (o *logOutput) writeStderr(queue <-chan []byte) {
+	defer close(o.done)
+	failed := false
+	for p := range queue {
+		if failed {
+			continue
+		}
+		if _, err := o.stderr.Write(p); err != nil {
+			failed = true
+			o.mu.Lock()
+			o.failed = true
+			if o.file != nil {
+				fmt.Fprintf(o.file, "time=%q level=warning msg=\"standard error is closed (%v): logging to this file only\"\n",
+					time.Now().Format(time.RFC3339), err)
+			}
+			o.mu.Unlock()
+		}
+	}
 }
 
 func (o *logOutput) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.stderr != nil {
-		if _, err := o.stderr.Write(p); err != nil {
-			o.stderr = nil
-			if o.file != nil {
-				fmt.Fprintf(o.file, "time=%q level=warning msg=\"standard error is closed (%v): logging to this file only\"\n",
-					time.Now().Format(time.RFC3339), err)
-			}
-		}
-	}
+	o.stderrLocked(p)
 	if o.file != nil {
 		if _, err := o.file.Write(p); err != nil {
 			return 0, err
 		}
 	}
 	return len(p), nil
+}
+
+// stderrLocked queues p for standard error (dropped when the queue is
+// full: standard error does not keep up, the file has the line); after
+// close it writes p at once.
+func (o *logOutput) stderrLocked(p []byte) {
+	switch {
+	case o.failed:
+	case o.queue != nil:
+		select {
+		case o.queue <- append([]byte(nil), p...):
+		default:
+		}
+	default:
+		if _, err := o.stderr.Write(p); err != nil {
+			o.failed = true
+		}
+	}
+}
+
+// toStderrOnly writes p to standard error alone, in order with the log
+// (a message the log file has in its own form).
+func (o *logOutput) toStderrOnly(p []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.stderrLocked(p)
 }
 
 // toFileOnly writes p to the log file alone (a message already shown on
@@ -131,8 +190,21 @@ func (o *logOutput) toFileOnly(p []byte) {
 	}
 }
 
-// close stops writing to the file; standard error stays.
+// close stops writing to the file and ends the standard error writer once
+// it has written what is queued (waiting at most stderrDrainTimeout for a
+// stalled standard error: the process is about to exit); later lines go
+// straight to standard error.
 func (o *logOutput) close() {
+	o.mu.Lock()
+	if o.queue != nil {
+		close(o.queue)
+		o.queue = nil
+	}
+	o.mu.Unlock()
+	select {
+	case <-o.done:
+	case <-time.After(stderrDrainTimeout):
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.file != nil {

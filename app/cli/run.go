@@ -116,7 +116,7 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	defer out.close()
 	fail = func(code int, format string, a ...any) (int, string) {
 		msg := fmt.Sprintf(format, a...)
-		fmt.Fprintf(env.Stderr, "vmnetbar: %s\n", msg)
+		out.toStderrOnly([]byte("vmnetbar: " + msg + "\n"))
 		var b strings.Builder
 		fmt.Fprintf(&b, "time=%q level=error msg=%q\n", time.Now().Format(time.RFC3339), "vmnetbar did not start: "+msg)
 		out.toFileOnly([]byte(b.String()))
@@ -333,7 +333,7 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 func newAppLogger(w io.Writer, file string, lvl logrus.Level) (*logrus.Logger, *logOutput) {
 	log := logrus.New()
 	log.SetLevel(lvl)
-	out := &logOutput{stderr: w}
+	out := newLogOutput(w)
 	log.SetOutput(out)
 	f, err := openLogFile(file, maxLogSize)
 	if err != nil {

@@ -336,3 +336,38 @@ func TestEndedBySystem(t *testing.T) {
 		}
 	}
 }
+
+// blockingWriter blocks every write until released, like a pipe whose
+// reader is suspended.
+type blockingWriter struct{ release chan struct{} }
+
+func (b blockingWriter) Write(p []byte) (int, error) {
+	<-b.release
+	return len(p), nil
+}
+
+// A standard error that stalls never blocks a log call: the lines go on in
+// the file, and closing the log does not wait for the stalled reader.
+func TestLogOutputSurvivesStalledStderr(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vmnetbar.log")
+	stderr := blockingWriter{release: make(chan struct{})}
+	defer close(stderr.release) // let the writer goroutine end
+	log, out := newAppLogger(stderr, path, logrus.InfoLevel)
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		for i := 0; i < 2*stderrQueueLen; i++ {
+			log.Infof("line %d", i)
+		}
+	}()
+	select {
+	case <-logged:
+	case <-time.After(10 * time.Second):
+		t.Fatal("logging blocked on a stalled standard error")
+	}
+	out.close()
+	data, _ := os.ReadFile(path)
+	if n := strings.Count(string(data), "msg=\"line "); n != 2*stderrQueueLen {
+		t.Fatalf("%d lines in the file, want %d", n, 2*stderrQueueLen)
+	}
+}
