@@ -1,6 +1,7 @@
 package netlink
 
 import (
+	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 // the harness allocates nothing per frame, so any per-frame allocation in
 // the link shows.
 func TestNoAllocationPerFrame(t *testing.T) {
-	vm, _, _, c := linked(t, Config{})
+	vm, _, l, c := linked(t, Config{MAC: vmMAC, Now: fixedNow})
 	go func() {
 		dec := NewDecoder(0)
 		enc := NewEncoder(c)
@@ -25,11 +26,26 @@ func TestNoAllocationPerFrame(t *testing.T) {
 			}
 		}
 	}()
-	frame := make([]byte, 1514)
+	// The frames take every path of learning and filtering: a plain
+	// unicast frame to the VM's own MAC (echoed: source and destination
+	// are the VM's), ARP, IPv6, DHCP from the client and, echoed back,
+	// a DHCP ACK for the VM (same address each time: no status change).
+	plain := ethFrame(vmMAC, vmMAC, 0x0800, make([]byte, 1500))
+	frames := [][]byte{
+		plain,
+		ethFrame(vmMAC, vmMAC, etherTypeARP, arpPayload(1, vmMAC, net.IPv4(192, 168, 105, 50), routerIP)),
+		ipv6Frame(vmMAC, net.ParseIP("fe80::1")),
+		ethFrame(vmMAC, vmMAC, etherTypeIPv4, ipv4UDP(leaseIP, routerIP, 68, 67, dhcpMsg{op: 1, msgType: dhcpRequest, chaddr: vmMAC}.bootp())),
+		ethFrame(vmMAC, srvMAC, etherTypeIPv4, ipv4UDP(routerIP, leaseIP, 67, 68, ack(vmMAC, leaseIP, 3600).bootp())),
+	}
 	buf := make([]byte, MaxFrameSize+1)
 	vm.SetReadDeadline(time.Now().Add(time.Minute))
 	roundTrips := func(n int) {
 		for i := 0; i < n; i++ {
+			frame := plain
+			if i%10 == 0 {
+				frame = frames[i/10%len(frames)]
+			}
 			if _, err := vm.Write(frame); err != nil {
 				t.Fatal(err)
 			}
@@ -46,5 +62,9 @@ func TestNoAllocationPerFrame(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if allocs := after.Mallocs - before.Mallocs; allocs > n/50 {
 		t.Errorf("%d allocations for %d round trips", allocs, n)
+	}
+	// The learning paths were taken.
+	if g := waitStatus(t, l, "the guest learned", func(s Status) bool { return s.Guest.IPv6[0].IsValid() }).Guest; g.IPv4.String() != "192.168.105.3" || g.Source != GuestSourceDHCP {
+		t.Errorf("guest %+v: want the DHCP lease", g)
 	}
 }

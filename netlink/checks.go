@@ -75,3 +75,12 @@ func osName() string {
 		return runtime.GOOS
 	}
 }
+
+// CheckMTU reports whether mtu is a usable Config.MTU: 0 (the default,
+// DefaultMTU) or MinMTU..MaxMTU.
+func CheckMTU(mtu int) error {
+	if mtu != 0 && (mtu < MinMTU || mtu > MaxMTU) {
+		return fmt.Errorf("the MTU %d is out of range: use %d..%d, or 0 for the default %d", mtu, MinMTU, MaxMTU, DefaultMTU)
+	}
+	return nil
+}

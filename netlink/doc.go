@@ -27,7 +27,8 @@
 //     may still reach a slow daemon in two pieces.
 //   - A length of 0 or above MaxFrameSize from the daemon is a protocol
 //     error: the connection is replaced, nothing reaches the VM. VM frames
-//     above MaxFrameSize are dropped (Drops.Oversize), empty VM datagrams
+//     above Config.MTU + 18 (1518 by default; socket_vmnet drops a client
+//     that sends more than 1514) are dropped (Drops.Oversize), empty VM datagrams
 //     are skipped (Drops.Empty); a frame the VM socket refuses as too large
 //     (EMSGSIZE) is dropped (Drops.Oversize), the link goes on.
 //   - A VM that does not take a frame (ENOBUFS on macOS, a full buffer on
@@ -43,6 +44,17 @@
 //     socket diagnostics (NETLINK_SOCK_DIAG) whether the peer socket
 //     still exists, elsewhere getpeername. Where the probe cannot work
 //     (no unix_diag), a debug line says so and only a failed send tells.
+//   - The guest: the link learns the VM's MAC (Config.MAC, else the first
+//     unicast source the VM uses), its IPv4 address from a DHCPv4 ACK for
+//     that MAC (with the router and the lease; a RELEASE or a NAK clears
+//     it) or, without a lease, from the VM's own ARP, and up to
+//     MaxGuestIPv6 IPv6 source addresses (Status.Guest). Each change
+//     publishes the status once. Only DHCP, ARP and IPv6 from a new source
+//     are parsed (frames.go, fuzzed); other frames cost a few comparisons.
+//   - The filter: unicast frames from the daemon to a MAC the VM never used
+//     as a source (the last 7 learned besides its own) are not delivered
+//     (Status.FilteredFrames); broadcast and multicast always pass.
+//     Config.NoFilter turns it off.
 //   - InitialBackoff is at least MinInitialBackoff (10 ms) and MaxBackoff
 //     at least InitialBackoff, so a missing or refusing daemon is never
 //     dialed in a tight loop.
@@ -54,7 +66,7 @@
 // system call.
 //
 // Errors name settings in this package's words ("daemon socket path",
-// "initial backoff"); CheckSocketPath and CheckBackoff let callers check
+// "initial backoff"); CheckSocketPath, CheckBackoff and CheckMTU let callers check
 // the same limits first and name the user's setting.
 //
 // netlink imports only the standard library, golang.org/x/sys, logrus,

@@ -112,6 +112,10 @@ func TestGvproxy(t *testing.T) {
 	l := newLink(t, host, Config{Socket: path})
 	runLink(t, l)
 	askGateway(t, vm)
+	// The guest's ARP gives its (static) address and its MAC.
+	if g := l.Status().Guest; g.Source != GuestSourceARP || g.IPv4.String() != guestIP.String() || g.MAC.String() != guestMAC.String() {
+		t.Errorf("guest %+v: want %v at %v from ARP", g, guestMAC, guestIP)
+	}
 
 	stop()
 	testwait.For(t, "reconnecting", func() bool { return l.Status().State == StateReconnecting })
@@ -120,5 +124,71 @@ func TestGvproxy(t *testing.T) {
 	askGateway(t, vm)
 	if st := l.Status(); st.Reconnects != 1 || st.TxFrames == 0 || st.RxFrames == 0 {
 		t.Errorf("status %+v: want 1 reconnect and traffic both ways", st)
+	}
+}
+
+// TestGvproxyDHCPLearned: a real DHCP exchange with gvproxy's DHCP server
+// (DISCOVER, OFFER, REQUEST, ACK) is learned by the link, which also learns
+// the VM's MAC from its first frame; ARP from the guest does not replace
+// the lease.
+func TestGvproxyDHCPLearned(t *testing.T) {
+	bin := gvproxyPath(t)
+	path := socketPath(t)
+	vm, host := vmPair(t)
+	startGvproxy(t, bin, path)
+	l := newLink(t, host, Config{Socket: path})
+	runLink(t, l)
+	waitStatus(t, l, "up", func(s Status) bool { return s.State == StateUp })
+
+	buf := make([]byte, MaxFrameSize+1)
+	// exchange sends m until the server answers with a message of type want.
+	exchange := func(m dhcpMsg, want byte) dhcpInfo {
+		t.Helper()
+		frame := ethFrame(bcastMAC, guestMAC, etherTypeIPv4, ipv4UDP(net.IPv4zero, net.IPv4bcast, 68, 67, m.bootp()))
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := vm.Write(frame); err != nil {
+				t.Fatal(err)
+			}
+			resend := time.Now().Add(500 * time.Millisecond)
+			for time.Now().Before(resend) {
+				f, err := readVM(vm, buf, time.Until(resend))
+				if err == errTimeout {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				etype, off, _ := parseEth(f)
+				if etype != etherTypeIPv4 {
+					continue
+				}
+				sp, dp, payload, ok := parseIPv4UDP(f[off:])
+				if !ok || sp != 67 || dp != 68 {
+					continue
+				}
+				if d, ok := parseDHCP(payload); ok && d.msgType == want && bytes.Equal(d.chaddr[:], guestMAC) {
+					return d
+				}
+			}
+		}
+		t.Fatalf("no DHCP message of type %d from gvproxy", want)
+		return dhcpInfo{}
+	}
+	offer := exchange(dhcpMsg{op: 1, msgType: dhcpDiscover, chaddr: guestMAC, xid: 0x1234}, dhcpOffer)
+	offered := net.IP(offer.yiaddr[:])
+	ackd := exchange(dhcpMsg{op: 1, msgType: dhcpRequest, chaddr: guestMAC, xid: 0x1235,
+		requested: offered, server: net.IP(offer.server[:])}, dhcpACK)
+	g := waitStatus(t, l, "the lease learned", func(s Status) bool { return s.Guest.Source == GuestSourceDHCP }).Guest
+	if g.MAC.String() != guestMAC.String() || g.IPv4.String() != net.IP(ackd.yiaddr[:]).String() ||
+		g.IPv4.String() != guestIP.String() || g.Gateway.String() != gatewayIP.String() {
+		t.Fatalf("guest %+v: want %v at %v (the ACK's address) via %v", g, guestMAC, guestIP, gatewayIP)
+	}
+	if ackd.hasLease && (g.LeaseExpires.IsZero() || time.Until(g.LeaseExpires) > time.Duration(ackd.lease)*time.Second) {
+		t.Errorf("lease expires %v, want within %ds", g.LeaseExpires, ackd.lease)
+	}
+	askGateway(t, vm) // the guest's ARP: the lease stays
+	if st := l.Status(); st.Guest.Source != GuestSourceDHCP {
+		t.Errorf("guest %+v after an ARP: want the DHCP lease kept", st.Guest)
 	}
 }

@@ -181,10 +181,14 @@ func (d *daemon) next() *net.UnixConn {
 	}
 }
 
+// testFrameMark makes the first byte of a test frame odd: its destination
+// is a multicast MAC, which the link's filter always passes.
+const testFrameMark = 0x01000000
+
 // testFrame builds a frame of size bytes carrying seq.
 func testFrame(buf []byte, seq uint32, size int) []byte {
 	f := buf[:size]
-	binary.BigEndian.PutUint32(f, seq)
+	binary.BigEndian.PutUint32(f, seq^testFrameMark)
 	binary.BigEndian.PutUint16(f[4:], uint16(size))
 	for i := 6; i < size; i++ {
 		f[i] = byte(seq) + byte(i)
@@ -197,7 +201,7 @@ func checkFrame(f []byte) (uint32, error) {
 	if len(f) < 6 {
 		return 0, fmt.Errorf("frame of %d bytes is too short", len(f))
 	}
-	seq := binary.BigEndian.Uint32(f)
+	seq := binary.BigEndian.Uint32(f) ^ testFrameMark
 	if int(binary.BigEndian.Uint16(f[4:])) != len(f)&0xffff {
 		return seq, fmt.Errorf("frame %d: size field %d, frame is %d bytes", seq, binary.BigEndian.Uint16(f[4:]), len(f))
 	}

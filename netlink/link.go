@@ -76,7 +76,28 @@ type Config struct {
 	// reads the time; nil is the system clock. The bound of one dial
 	// attempt (5 s) is a context deadline on the system clock.
 	Clock Clock
+	// MAC is the VM's MAC (optional). Without it the link takes the source
+	// of the first unicast frame the VM sends. It is the guest the status
+	// reports (Status.Guest) and always passes the filter.
+	MAC net.HardwareAddr
+	// MTU is the VM's interface MTU (0 = DefaultMTU, MinMTU..MaxMTU): a
+	// frame from the VM larger than MTU + 18 (Ethernet header and one
+	// VLAN tag) is dropped and counted as oversize, never sent to the
+	// daemon (socket_vmnet drops a client that sends one larger than
+	// 1514 bytes). A jumbo MTU needs a daemon that supports it.
+	MTU int
+	// NoFilter turns off the filter that drops unicast frames from the
+	// daemon to MACs the VM never used as a source (Status.FilteredFrames);
+	// for guests that bridge MACs which have not sent anything yet.
+	NoFilter bool
 }
+
+// MTU limits (Config.MTU).
+const (
+	DefaultMTU = 1500
+	MinMTU     = 68
+	MaxMTU     = MaxFrameSize - VLANOverhead
+)
 
 // Link forwards frames between the host end of a VM's datagram socketpair
 // and a daemon's stream socket, replacing the daemon connection whenever it
@@ -109,6 +130,12 @@ type Link struct {
 	oversize, vmBusy, partial, empty     atomic.Uint64
 	stalls, busyWaits                    atomic.Uint64 // towards the VM
 	probes                               atomic.Uint64 // checks of the VM side made
+	filtered                             atomic.Uint64 // frames to the VM dropped by the filter
+
+	maxFrame int           // largest frame sent to the daemon: MTU + VLANOverhead
+	filter   bool          // the filter is on
+	mac      atomic.Uint64 // the VM's MAC, packed (0: not known yet); set once
+	macs     macSet        // the VM's source MACs, for the filter
 
 	mu         sync.Mutex // guards the fields below; never held across I/O
 	conn       net.Conn   // current daemon connection, nil while down
@@ -122,6 +149,7 @@ type Link struct {
 	downSince  time.Time // start of the current outage after the first connection
 	downtime   time.Duration
 	warned     bool // the current outage was logged
+	guest      Guest
 	// subs delivers the status; published and subscribed under mu, closed
 	// by finish.
 	subs latest.Hub[Status]
@@ -153,6 +181,13 @@ func New(host *os.File, cfg Config) (*Link, error) {
 	if err := CheckBackoff(cfg.InitialBackoff, cfg.MaxBackoff); err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
+	if err := CheckMTU(cfg.MTU); err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	mac, err := checkMAC(cfg.MAC)
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
 	l := &Link{
 		host:     host,
 		dial:     cfg.Dial,
@@ -163,6 +198,16 @@ func New(host *os.File, cfg Config) (*Link, error) {
 		kick:     make(chan struct{}, 1),
 		changed:  make(chan struct{}),
 		state:    StateConnecting,
+		filter:   !cfg.NoFilter,
+		maxFrame: cfg.MTU + VLANOverhead,
+	}
+	if cfg.MTU == 0 {
+		l.maxFrame = DefaultMTU + VLANOverhead
+	}
+	if mac != 0 {
+		l.mac.Store(mac)
+		l.macs.slots[0].Store(mac | macValid)
+		l.guest.MAC = macFrom64(mac)
 	}
 	if l.initial == 0 {
 		l.initial = DefaultInitialBackoff
@@ -605,6 +650,10 @@ func (l *Link) upLoop(ctx context.Context, vm *vmConn) error {
 		frames:  make([][]byte, 0, upBatch),
 		backing: make([][]byte, 0, upBatch),
 	}
+	var learn upLearner
+	if m := l.guestMAC(); m != 0 {
+		learn.macs[0], learn.nmacs, learn.next = m, 1, 1
+	}
 	var conn net.Conn
 	var gen uint64
 	for {
@@ -619,10 +668,11 @@ func (l *Link) upLoop(ctx context.Context, vm *vmConn) error {
 			switch {
 			case size == 0: // an empty datagram: nothing to forward
 				empty++
-			case size > MaxFrameSize:
+			case size > l.maxFrame:
 				dropped++
 			default:
 				slot := mem[i*upSlot : i*upSlot+headerSize+size]
+				l.learnUp(&learn, slot[headerSize:])
 				slot[0], slot[1], slot[2], slot[3] = 0, byte(size>>16), byte(size>>8), byte(size)
 				w.frames = append(w.frames, slot)
 			}
@@ -732,6 +782,9 @@ func (l *Link) downLoop(ctx context.Context, vm *vmConn) error {
 			var perr error
 			for {
 				f, err := dec.Next()
+				if f != nil && !l.learnDown(f) {
+					continue
+				}
 				if f != nil {
 					out.batch = append(out.batch, f)
 					if len(out.batch) < batchSize {
@@ -860,12 +913,15 @@ func (l *Link) snapshotLocked() Status {
 			PartialRead: l.partial.Load(),
 			Empty:       l.empty.Load(),
 		},
-		Downtime: down,
+		Downtime:       down,
+		FilteredFrames: l.filtered.Load(),
+		Guest:          l.guest,
 	}
 }
 
 // Subscribe returns a channel that receives the current status at once and
-// a new snapshot on every change of state, reconnect count or last error.
+// a new snapshot on every change of state, reconnect count, last error or
+// what the link learned about the guest (Status.Guest).
 // A slow reader gets coalesced updates (the latest wins); the link never
 // waits for it. The channel is closed by cancel (idempotent) or after Run
 // returned and the final status was delivered.

@@ -55,7 +55,8 @@ func TestFrameIntegrityBothWays(t *testing.T) {
 	vm, host := vmPair(t)
 	d := newDaemon(t, socketPath(t))
 	d.start()
-	l := newLink(t, host, Config{Socket: d.path})
+	// Frames up to MaxFrameSize go up: the largest MTU.
+	l := newLink(t, host, Config{Socket: d.path, MTU: MaxMTU})
 	stop, _ := runLink(t, l)
 	c := d.next()
 	sizes := integritySizes()
@@ -482,7 +483,7 @@ func TestVMSideClosedIsFatal(t *testing.T) {
 	stop, done := runLink(t, l)
 	c := d.next()
 	vmEnd.Close()
-	if err := NewEncoder(c).WriteFrame(make([]byte, 60)); err != nil {
+	if err := NewEncoder(c).WriteFrame(bytes.Repeat([]byte{0xff}, 60)); err != nil { // broadcast
 		t.Fatal(err)
 	}
 	select {
@@ -571,7 +572,7 @@ func bufferedFrames(buf []byte, from, to uint32, size int) []byte {
 }
 
 func TestOversizeFromVMDropped(t *testing.T) {
-	vm, _, l, c := linked(t, Config{})
+	vm, _, l, c := linked(t, Config{MTU: MaxMTU})
 	if _, err := vm.Write(make([]byte, MaxFrameSize+1)); err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,8 @@ func (s *State) UnmarshalText(b []byte) error {
 
 // Drops counts frames the link dropped, by cause.
 type Drops struct {
-	// Oversize: frames from the VM larger than MaxFrameSize, never sent,
+	// Oversize: frames from the VM larger than the MTU + 18 (see
+	// Config.MTU), never sent,
 	// and frames from the daemon the VM socket refused as too large
 	// (EMSGSIZE).
 	Oversize uint64 `json:"oversize"`
@@ -90,6 +91,12 @@ type Status struct {
 	// Downtime is the total time spent without a daemon connection after
 	// the first connection was established, including the current outage.
 	Downtime time.Duration
+	// FilteredFrames counts unicast frames from the daemon to a MAC the VM
+	// never used as a source, not delivered (see Config.NoFilter); they are
+	// not drops.
+	FilteredFrames uint64
+	// Guest is what the link learned about the VM from its frames.
+	Guest Guest
 }
 
 // StatusJSON is the wire form of Status used by the control API:
@@ -106,6 +113,8 @@ type StatusJSON struct {
 	Dropped         uint64    `json:"dropped"`
 	Drops           Drops     `json:"drops"`
 	DowntimeSeconds float64   `json:"downtime_seconds"`
+	FilteredFrames  uint64    `json:"filtered_frames"`
+	Guest           GuestJSON `json:"guest"`
 }
 
 // JSON converts a snapshot to its wire form.
@@ -122,6 +131,8 @@ func (s Status) JSON() StatusJSON {
 		Dropped:         s.Dropped.Total(),
 		Drops:           s.Dropped,
 		DowntimeSeconds: s.Downtime.Seconds(),
+		FilteredFrames:  s.FilteredFrames,
+		Guest:           s.Guest.JSON(),
 	}
 }
 
@@ -131,16 +142,18 @@ func (s Status) MarshalJSON() ([]byte, error) { return json.Marshal(s.JSON()) }
 // Status converts the wire form back to a snapshot.
 func (j StatusJSON) Status() Status {
 	return Status{
-		State:      j.State,
-		Reconnects: j.Reconnects,
-		LastError:  j.LastError,
-		Since:      j.Since,
-		TxFrames:   j.TxFrames,
-		TxBytes:    j.TxBytes,
-		RxFrames:   j.RxFrames,
-		RxBytes:    j.RxBytes,
-		Dropped:    j.Drops,
-		Downtime:   time.Duration(j.DowntimeSeconds * float64(time.Second)),
+		State:          j.State,
+		Reconnects:     j.Reconnects,
+		LastError:      j.LastError,
+		Since:          j.Since,
+		TxFrames:       j.TxFrames,
+		TxBytes:        j.TxBytes,
+		RxFrames:       j.RxFrames,
+		RxBytes:        j.RxBytes,
+		Dropped:        j.Drops,
+		Downtime:       time.Duration(j.DowntimeSeconds * float64(time.Second)),
+		FilteredFrames: j.FilteredFrames,
+		Guest:          j.Guest.Guest(),
 	}
 }
 

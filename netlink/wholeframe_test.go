@@ -101,7 +101,7 @@ func TestSlowDaemonGetsWholeFrames(t *testing.T) {
 			seed := uint64(time.Now().UnixNano())
 			t.Logf("seed %d", seed)
 			rng := rand.New(rand.NewPCG(seed, 1))
-			vm, _, l, c := linked(t, Config{})
+			vm, _, l, c := linked(t, Config{MTU: MaxMTU})
 			go func() {
 				buf := make([]byte, MaxFrameSize)
 				vm.SetWriteDeadline(time.Now().Add(60 * time.Second))
@@ -154,7 +154,7 @@ func TestStalledDaemonManualReconnect(t *testing.T) {
 		{"mixed", 12000, mixedSize},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			vm, d, l, c1 := linked(t, Config{})
+			vm, d, l, c1 := linked(t, Config{MTU: MaxMTU})
 
 			var sent atomic.Uint32
 			go func() {

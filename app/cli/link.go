@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -23,7 +24,7 @@ import (
 func newLinkCmd(env Env, code *int) *cobra.Command {
 	var f linkFlags
 	cmd := &cobra.Command{
-		Use:                   "link --fd N --socket PATH [--control PATH] [--log-level LEVEL]",
+		Use:                   "link --fd N --socket PATH [--mac MAC] [--mtu N] [--no-filter] [--control PATH] [--log-level LEVEL]",
 		Short:                 "forward an inherited datagram socket to socket_vmnet, reconnecting",
 		Long:                  linkLong,
 		Args:                  noArgs,
@@ -34,6 +35,9 @@ func newLinkCmd(env Env, code *int) *cobra.Command {
 	fs := cmd.Flags()
 	fs.StringVar(&f.fd, "fd", "", "number `N` of the inherited SOCK_DGRAM socket (the VM NIC's host end)")
 	fs.StringVar(&f.socket, "socket", "", "socket_vmnet's socket `PATH` (e.g. /opt/homebrew/var/run/socket_vmnet)")
+	fs.StringVar(&f.mac, "mac", "", "the VM's `MAC` address (default: learned from the first frame the VM sends)")
+	fs.IntVar(&f.mtu, "mtu", netlink.DefaultMTU, "the VM's `MTU`: larger frames from the VM are dropped, as socket_vmnet would drop the link for them")
+	fs.BoolVar(&f.noFilter, "no-filter", false, "pass frames from the daemon to MACs the VM never sent from (for guests that bridge)")
 	_ = cmd.RegisterFlagCompletionFunc("fd", cobra.NoFileCompletions)
 	addControlFlag(cmd, &f.control, "serve the control API on the UNIX socket at `PATH` (default: none)")
 	addLogLevelFlag(cmd, &f.logLevel, "info", "log `LEVEL`: error, warn, info, debug or trace")
@@ -48,7 +52,9 @@ the VM side fails (exit 1).`
 
 // linkFlags are the flags of 'vmnetbar link'.
 type linkFlags struct {
-	fd, socket, control, logLevel string
+	fd, socket, control, logLevel, mac string
+	mtu                                int
+	noFilter                           bool
 }
 
 // runLink runs the standalone link.
@@ -73,18 +79,32 @@ func runLink(f linkFlags, env Env) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	var mac net.HardwareAddr
+	if f.mac != "" {
+		if mac, err = net.ParseMAC(f.mac); err != nil || len(mac) != 6 || mac[0]&1 != 0 {
+			return usageErr("--mac %q is not a unicast Ethernet address: pass the VM's MAC, e.g. --mac 52:54:00:12:34:56, or leave it out", f.mac)
+		}
+	}
+	if err := netlink.CheckMTU(f.mtu); err != nil || f.mtu == 0 {
+		return usageErr("--mtu %d is out of range: use %d..%d (socket_vmnet takes %d)", f.mtu, netlink.MinMTU, netlink.MaxMTU, netlink.DefaultMTU)
+	}
 
 	log := logrus.New()
 	log.SetOutput(env.Stderr)
 	log.SetLevel(lvl)
 
-	link, err := netlink.New(host, netlink.Config{Socket: f.socket, Logger: log})
+	link, err := netlink.New(host, netlink.Config{Socket: f.socket, Logger: log, MAC: mac, MTU: f.mtu, NoFilter: f.noFilter})
 	if err != nil {
 		return usageErr("%v", err)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// A hangup of the hypervisor's terminal or a closed log reader must
+	// not cut the VM's network: SIGHUP and SIGPIPE are ignored.
+	ignored := make(chan os.Signal, 1)
+	signal.Notify(ignored, syscall.SIGHUP, syscall.SIGPIPE)
+	defer signal.Stop(ignored)
 
 	serveDone := make(chan error, 1)
 	serveCtx, stopServe := context.WithCancel(context.Background())

@@ -255,10 +255,17 @@ func TestLinkForwardsFramesAndServesControl(t *testing.T) {
 			t.Fatalf("frame %d reached the daemon as %d bytes %x..., want %d bytes", i, len(got), got[:min(len(got), 8)], n)
 		}
 	}
-	// Daemon to VM.
+	// Daemon to VM: frames to the MAC the VM sends from (the link learns
+	// it from the VM's first frame and filters unicast to other MACs).
+	vmMAC := frame(60, 0)[6:12]
+	toVM := func(n int, seed byte) []byte {
+		f := frame(n, seed)
+		copy(f, vmMAC)
+		return f
+	}
 	for i, n := range []int{1514, 64} {
-		send(t, s.conn, frame(n, byte(100+i)))
-		if got := readVM(t, s.vm); !bytes.Equal(got, frame(n, byte(100+i))) {
+		send(t, s.conn, toVM(n, byte(100+i)))
+		if got := readVM(t, s.vm); !bytes.Equal(got, toVM(n, byte(100+i))) {
 			t.Fatalf("frame %d reached the VM as %d bytes, want %d", i, len(got), n)
 		}
 	}
@@ -546,7 +553,9 @@ func TestLinkBadArguments(t *testing.T) {
 		{"missing socket", dgram, []string{"--fd", "3"}, 2, []string{"missing --socket"}},
 		{"unknown level", dgram, []string{"--fd", "3", "--socket", sock, "--log-level", "loud"}, 2, []string{`unknown --log-level "loud"`, "debug"}},
 		{"extra argument", dgram, []string{"--fd", "3", "--socket", sock, "now"}, 2, []string{`unexpected argument "now"`}},
-		{"unknown flag", dgram, []string{"--fd", "3", "--socket", sock, "--mtu", "9000"}, 2, []string{"unknown flag: --mtu"}},
+		{"unknown flag", dgram, []string{"--fd", "3", "--socket", sock, "--jumbo"}, 2, []string{"unknown flag: --jumbo"}},
+		{"bad mtu", dgram, []string{"--fd", "3", "--socket", sock, "--mtu", "70000"}, 2, []string{"--mtu 70000 is out of range"}},
+		{"bad mac", dgram, []string{"--fd", "3", "--socket", sock, "--mac", "01:00:5e:00:00:01"}, 2, []string{`--mac "01:00:5e:00:00:01" is not a unicast`}},
 		{"socket path too long", dgram, []string{"--fd", "3", "--socket", long}, 2, []string{
 			`--socket "/tmp/xxx`, "is 120 bytes long", fmt.Sprintf("at most %d bytes", netlink.SunPathSize-1),
 			fmt.Sprintf("sun_path is %d bytes including the terminating NUL", netlink.SunPathSize), "use a shorter path"}},

@@ -374,13 +374,17 @@ func checkVM(cfg *config.Config) error {
 
 // linkConfig is the network link's part of cfg.
 func linkConfig(cfg *config.Config) netlink.Config {
+	if len(cfg.VMs) == 1 {
+		// The VM's own: its MAC (the link filters frames to other MACs),
+		// its MTU and its reconnect settings.
+		return cfg.VMs[0].LinkConfig()
+	}
 	return netlink.Config{
 		Socket:         cfg.Network.Socket,
 		InitialBackoff: cfg.Reconnect.InitialBackoff,
 		MaxBackoff:     cfg.Reconnect.MaxBackoff,
 	}
 }
-
 // statusRefresh is how often the headless printer looks at the traffic
 // counters, which change without a status notification.
 const statusRefresh = 10 * time.Second

@@ -429,6 +429,8 @@ func (v *VM) LinkConfig() netlink.Config {
 		Socket:         v.Network.Socket,
 		InitialBackoff: v.Reconnect.InitialBackoff,
 		MaxBackoff:     v.Reconnect.MaxBackoff,
+		MAC:            v.Machine.MAC,
+		MTU:            v.Network.MTU,
 	}
 }
 

@@ -116,6 +116,9 @@ func TestLoadVMs(t *testing.T) {
 			t.Errorf("state directory of %s: %v", v.Name, err)
 		}
 	}
+	if lc := dev.LinkConfig(); lc.MTU != 9000 || lc.MAC.String() != dev.Machine.MAC.String() || len(lc.MAC) != 6 {
+		t.Errorf("link config MTU %d, MAC %v; want the VM's 9000 and %v", lc.MTU, lc.MAC, dev.Machine.MAC)
+	}
 	if dev.VMConfig().MTU != 9000 || dev.LinkConfig().MaxBackoff != 5*time.Second || dev.LinkConfig().Socket != f.sock {
 		t.Errorf("vmhost/netlink configs %+v %+v", dev.VMConfig(), dev.LinkConfig())
 	}
