@@ -47,6 +47,15 @@ func (r *vmnetReader) next() ([]byte, error) {
 	if size == 0 || size > MaxFrameSize {
 		return nil, fmt.Errorf("bad frame length %d", size)
 	}
+	if int(size)+headerSize > maxWrite {
+		// The documented limit: a frame larger than one whole write may
+		// reach a slow reader in pieces (see maxWrite), so it is read
+		// whole here; socket_vmnet's own frames are never this large.
+		if _, err := io.ReadFull(r.c, r.body[:size]); err != nil {
+			return nil, fmt.Errorf("%w: a %d-byte frame: %v", errCutFrame, size, err)
+		}
+		return r.body[:size], nil
+	}
 	n, err = r.c.Read(r.body[:size])
 	if n < int(size) {
 		return nil, fmt.Errorf("%w: the body read got %d of %d bytes (%v)", errCutFrame, n, size, err)
