@@ -200,6 +200,16 @@ func writeStatus(w io.Writer, st control.Status, now time.Time) {
 	}
 	l := st.Link
 	line("Link", "%s%s", l.State, since(l.Since, now))
+	if g := l.Guest; g.IPv4.IsValid() {
+		v := fmt.Sprintf("%s (%s", g.IPv4, g.Source)
+		if g.Gateway.IsValid() {
+			v += ", gateway " + g.Gateway.String()
+		}
+		if !g.LeaseExpires.IsZero() {
+			v += ", lease until " + g.LeaseExpires.Local().Format("15:04:05")
+		}
+		line("Guest IP", "%s)", v)
+	}
 	line("Reconnects", "%d", l.Reconnects)
 	lastErr := l.LastError
 	if path, ok := waitingForDaemon(l); ok {

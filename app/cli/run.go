@@ -385,6 +385,7 @@ func linkConfig(cfg *config.Config) netlink.Config {
 		MaxBackoff:     cfg.Reconnect.MaxBackoff,
 	}
 }
+
 // statusRefresh is how often the headless printer looks at the traffic
 // counters, which change without a status notification.
 const statusRefresh = 10 * time.Second
@@ -452,6 +453,9 @@ func statusLine(st control.Status) string {
 		l.State, l.Reconnects, human.CompactBytes(l.TxBytes), human.CompactBytes(l.RxBytes), l.Dropped.Total())
 	if st.VM != nil && st.VM.Error != "" {
 		fmt.Fprintf(&b, " error=%q", st.VM.Error)
+	}
+	if l.Guest.IPv4.IsValid() {
+		fmt.Fprintf(&b, " ip=%s", l.Guest.IPv4)
 	}
 	if path, ok := waitingForDaemon(l); ok {
 		fmt.Fprintf(&b, " waiting_for=%q", path)

@@ -297,6 +297,12 @@ func TestRunGuest(t *testing.T) {
 		t.Fatalf("%v; stderr:\n%s", err, p.stderr.String())
 	}
 
+	// The address the link learned is the one the guest's DHCP client got.
+	lease, _ := testguest.ReadLog(console)
+	if ip := runCLI(t, "ip", "--wait", "30s"); ip.code != ExitOK || ip.stdout != strings.Split(lease.Addr, "/")[0]+"\n" {
+		t.Fatalf("vmnetbar ip: exit %d, %q (stderr %q); the guest's lease is %q", ip.code, ip.stdout, ip.stderr, lease.Addr)
+	}
+
 	r := runCLI(t, "status", "--json")
 	var st control.Status
 	if err := json.Unmarshal([]byte(r.stdout), &st); r.code != ExitOK || err != nil {
