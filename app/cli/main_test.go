@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,24 +34,6 @@ func childEnv() []string {
 		env = append(env, "GORACE=atexit_sleep_ms=0")
 	}
 	return env
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // result is how a vmnetbar process ended.
@@ -107,7 +88,7 @@ func runCLIWith(t *testing.T, files []*os.File, env []string, args ...string) re
 type proc struct {
 	cmd    *exec.Cmd
 	stdout io.ReadCloser // nil unless asked for
-	stderr *syncBuffer
+	stderr *testbin.Buffer
 	done   chan struct{}
 	code   int
 }
@@ -116,7 +97,7 @@ type proc struct {
 // With pipeStdout the caller reads p.stdout (EOF when the process exits).
 func startCLI(t *testing.T, files []*os.File, pipeStdout bool, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(testbin.Path(t), args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(testbin.Path(t), args...), stderr: &testbin.Buffer{}, done: make(chan struct{})}
 	p.cmd.Env = childEnv()
 	p.cmd.ExtraFiles = files
 	p.cmd.Stderr = p.stderr

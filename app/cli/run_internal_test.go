@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/internal/testbin"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -77,27 +78,10 @@ func (b *fakeBackend) set(vm vmhost.State) {
 	b.sub <- st
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestPrintStatusLines(t *testing.T) {
 	b := &fakeBackend{sub: make(chan control.Status)}
 	b.st = control.Status{VM: &control.VMStatus{State: vmhost.StateStopped}, Link: netlink.Status{State: netlink.StateStopped}}
-	var out lockedBuffer
+	var out testbin.Buffer
 	now := func() time.Time { return time.Date(2026, 11, 25, 22, 30, 1, 0, time.FixedZone("x", 3600)) }
 	done := make(chan struct{})
 	go func() {
@@ -139,7 +123,7 @@ func TestPrintStatusLines(t *testing.T) {
 func TestPrintStatusLinesRefreshesCounters(t *testing.T) {
 	b := &fakeBackend{sub: make(chan control.Status)}
 	b.st = control.Status{VM: &control.VMStatus{State: vmhost.StateRunning}, Link: netlink.Status{State: netlink.StateUp}}
-	var out lockedBuffer
+	var out testbin.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -196,7 +180,7 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 func TestPrintStatusLinesSurvivesClosedOutput(t *testing.T) {
 	b := &fakeBackend{sub: make(chan control.Status)}
 	b.st = control.Status{VM: &control.VMStatus{State: vmhost.StateStopped}, Link: netlink.Status{State: netlink.StateStopped}}
-	var logBuf lockedBuffer
+	var logBuf testbin.Buffer
 	log := logrus.New()
 	log.SetOutput(&logBuf)
 	out := &failingWriter{}

@@ -7,6 +7,7 @@
 package testbin
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -92,4 +93,24 @@ func (c GuestConfig) YAML() string {
 		b.WriteString("reconnect:\n  initial_backoff: 50ms\n  max_backoff: 500ms\n")
 	}
 	return b.String()
+}
+
+// Buffer is a bytes.Buffer safe for a writer goroutine (a subprocess's
+// output, a logger) and a reader (the test).
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
