@@ -30,6 +30,12 @@ type VM struct {
 	// first launch: vm.kernel is not set). State is then stopped, Note
 	// says which file to edit, and a start reads the file again.
 	NotConfigured bool `json:"not_configured,omitempty"`
+	// ConfigChanged is true when a reload changed the VM's configuration
+	// while it ran: the change takes effect at its next start.
+	ConfigChanged bool `json:"config_changed,omitempty"`
+	// ConsoleLog is the file the guest's console is written to; "" when
+	// none (or no VM is configured).
+	ConsoleLog string `json:"console_log,omitempty"`
 }
 
 // Actions are what a user may ask of a VM now. Every surface (the control
@@ -80,6 +86,11 @@ const (
 	KindConflict Kind = 1
 	// KindUnavailable: vmnetbar is shutting down.
 	KindUnavailable Kind = 2
+	// KindNotFound: no VM has the name asked for (404).
+	KindNotFound Kind = 3
+	// KindAmbiguous: the request names no VM, and there is not exactly
+	// one (409; the command line exits 2).
+	KindAmbiguous Kind = 4
 )
 
 // Error is an action's failure of a known Kind.
