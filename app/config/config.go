@@ -122,6 +122,9 @@ type Machine struct {
 	MAC        net.HardwareAddr // mac, generated once when absent
 	ConsoleLog string           // console_log, see VM.StateDir for the default
 	Accel      string           // accel: auto, kvm or tcg (QEMU only), default auto
+	// SSHUser is the user `vmnetbar ssh` and the menu's SSH command log
+	// in as (ssh_user); "" means the host user's login name.
+	SSHUser string
 	// StopTimeout bounds a graceful stop before the VM is forced off
 	// (stop_timeout), default 30s.
 	StopTimeout time.Duration
@@ -137,6 +140,14 @@ type Network struct {
 	Socket string
 	// MTU of the VM's NIC (mtu), default 1500.
 	MTU int
+	// Filter: the link passes the VM only frames for MAC addresses the
+	// VM has sent from, besides broadcast and multicast (filter), default
+	// true. Off for guests that bridge MACs that have not sent anything.
+	Filter bool
+	// Probe: the link asks the gateway (one ARP request) when the daemon
+	// has been silent for 10 s, to tell a quiet network from a dead one
+	// (probe), default true.
+	Probe bool
 }
 
 // Reconnect is a reconnect: section: the backoff between redials of the
@@ -431,6 +442,7 @@ func (v *VM) LinkConfig() netlink.Config {
 		MaxBackoff:     v.Reconnect.MaxBackoff,
 		MAC:            v.Machine.MAC,
 		MTU:            v.Network.MTU,
+		NoFilter:       !v.Network.Filter,
 	}
 }
 

@@ -77,7 +77,7 @@ func TestLoadDefaults(t *testing.T) {
 		SingleVMForm: true,
 		VM: Machine{Kernel: f.kernel, CPUs: 2, Memory: 1 << 30, MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
 			ConsoleLog: f.state + "/console.log", Accel: "auto", StopTimeout: 30 * time.Second},
-		Network:           Network{Socket: f.sock, MTU: 1500},
+		Network:           Network{Socket: f.sock, MTU: 1500, Filter: true, Probe: true},
 		Reconnect:         Reconnect{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second},
 		AutostartVM:       true,
 		Notifications:     true,
@@ -206,6 +206,10 @@ func TestLoadErrors(t *testing.T) {
 		{"socket missing linux", vm, "network.socket is not set: point it at your socket_vmnet-compatible daemon's socket"},
 		{"mtu small", vm + net + "  mtu: 100\n", fmt.Sprintf("network.mtu: 100 is out of range (use a number from 1280 to %d)", MaxMTU)},
 		{"mtu big", vm + net + "  mtu: 70000\n", "network.mtu: 70000 is out of range"},
+		{"filter not a bool", vm + net + "  filter: maybe\n", `network.filter: "maybe" is not true or false`},
+		{"probe not a bool", vm + net + "  probe: 2\n", `network.probe: "2" is not true or false`},
+		{"ssh_user upper case", vm + "  ssh_user: Root\n" + net, `vm.ssh_user: "Root" is not a user name`},
+		{"ssh_user too long", vm + "  ssh_user: " + strings.Repeat("a", 33) + "\n" + net, "is not a user name"},
 		// MTU + 18 (Ethernet header and VLAN tag) must fit a 65535-byte frame.
 		{"mtu frame too big", vm + net + fmt.Sprintf("  mtu: %d\n", 65535-18+1), fmt.Sprintf("network.mtu: %d is out of range (use a number from 1280 to %d)", 65535-18+1, 65535-18)},
 		{"mtu words", vm + net + "  mtu: big\n", `network.mtu: "big" is not a whole number`},
@@ -705,4 +709,21 @@ func slicesContains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+func TestNetworkSwitchesAndSSHUser(t *testing.T) {
+	f := newFixture(t)
+	text := "vms:\n  dev:\n    kernel: vmlinuz\n    mac: \"52:54:00:00:00:01\"\n    ssh_user: debian\n    network:\n      socket: daemon.sock\n      filter: false\n      probe: off\n" +
+		"  ci:\n    kernel: vmlinuz\n    network:\n      socket: daemon.sock\n"
+	c, err := Load(f.write(t, text), f.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, ci := c.Lookup("dev"), c.Lookup("ci")
+	if dev.Network.Filter || dev.Network.Probe || dev.SSHUser != "debian" || !dev.LinkConfig().NoFilter {
+		t.Fatalf("dev: %+v, %+v", dev.Network, dev.Machine)
+	}
+	if !ci.Network.Filter || !ci.Network.Probe || ci.SSHUser != "" || ci.LinkConfig().NoFilter {
+		t.Fatalf("ci (defaults): %+v, %+v", ci.Network, ci.Machine)
+	}
 }

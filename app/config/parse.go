@@ -25,8 +25,8 @@ import (
 // documentation order (the starter file shows each once).
 var keys = map[string][]string{
 	"":          {"vm", "network", "reconnect", "autostart_vm", "notifications", "log_level", "logout_stop_timeout"},
-	"vm":        {"kernel", "initrd", "cmdline", "cpus", "memory", "disk", "mac", "console_log", "accel", "stop_timeout"},
-	"network":   {"socket", "mtu"},
+	"vm":        {"kernel", "initrd", "cmdline", "cpus", "memory", "disk", "mac", "console_log", "accel", "stop_timeout", "ssh_user"},
+	"network":   {"socket", "mtu", "filter", "probe"},
 	"reconnect": {"initial_backoff", "max_backoff"},
 }
 
@@ -46,6 +46,9 @@ var (
 )
 
 // vmNameRule says what a VM name may be.
+// sshUser is a user name cloud-init and ssh both accept.
+var sshUser = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+
 var vmNameRule = fmt.Sprintf("a VM's name is 1 to %d lowercase letters, digits and '-', starting with a letter or digit", MaxVMNameLen)
 
 // parser reads one file.
@@ -103,7 +106,7 @@ func newDraft(name, prefix, netPrefix, reconPrefix string) *vmDraft {
 		VM: VM{
 			Name:      name,
 			Machine:   Machine{CPUs: DefaultCPUs, Memory: DefaultMemory, Accel: DefaultAccel, StopTimeout: DefaultStopTimeout},
-			Network:   Network{MTU: DefaultMTU},
+			Network:   Network{MTU: DefaultMTU, Filter: true, Probe: true},
 			Autostart: true,
 			prefix:    prefix, netPrefix: netPrefix,
 		},
@@ -524,6 +527,15 @@ func (p *parser) machineKey(m *Machine, kv keyValue) error {
 		s, err := p.str(kv)
 		m.Cmdline = s
 		return err
+	case "ssh_user":
+		s, err := p.str(kv)
+		if err != nil || s == "" {
+			return err
+		}
+		if !sshUser.MatchString(s) {
+			return p.errf(kv.path, kv.val, "%q is not a user name (use 1 to 32 lowercase letters, digits, '_' or '-', starting with a letter or '_'), or remove the key to use your own login name", s)
+		}
+		m.SSHUser = s
 	case "cpus":
 		return p.integer(kv, &m.CPUs, 1, MaxCPUs)
 	case "memory":
@@ -581,6 +593,10 @@ func (p *parser) networkKey(n *Network, kv keyValue) error {
 		return p.path(kv, &n.Socket)
 	case "mtu":
 		return p.integer(kv, &n.MTU, MinMTU, MaxMTU)
+	case "filter":
+		return p.boolean(kv, &n.Filter)
+	case "probe":
+		return p.boolean(kv, &n.Probe)
 	}
 	return nil
 }

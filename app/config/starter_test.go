@@ -114,7 +114,7 @@ func TestStarterLoadsWithoutVM(t *testing.T) {
 				File:              p,
 				SingleVMForm:      true,
 				VM:                Machine{CPUs: 2, Memory: 1 << 30, ConsoleLog: f.state + "/console.log", Accel: "auto", StopTimeout: 30 * time.Second},
-				Network:           Network{MTU: 1500},
+				Network:           Network{MTU: 1500, Filter: true, Probe: true},
 				Reconnect:         Reconnect{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second},
 				AutostartVM:       true,
 				Notifications:     true,
@@ -157,12 +157,12 @@ func TestStarterValuesAreDefaults(t *testing.T) {
 				t.Error("the uncommented file has no MAC")
 			}
 			want := Machine{Kernel: f.kernel, Initrd: f.initrd, Disk: f.disk, Cmdline: defaultCmdline(pl.goos, pl.goarch),
-				CPUs: DefaultCPUs, Memory: DefaultMemory, MAC: c.VM.MAC, ConsoleLog: stateDir + "/console.log",
+				CPUs: DefaultCPUs, Memory: DefaultMemory, MAC: c.VM.MAC, ConsoleLog: stateDir + "/console.log", SSHUser: c.VM.SSHUser,
 				Accel: DefaultAccel, StopTimeout: DefaultStopTimeout}
 			if !equalConfig(Config{VM: c.VM}, Config{VM: want}) {
 				t.Errorf("vm: got %+v\nwant %+v", c.VM, want)
 			}
-			if c.Network != (Network{Socket: f.sock, MTU: DefaultMTU}) ||
+			if c.Network != (Network{Socket: f.sock, MTU: DefaultMTU, Filter: true, Probe: true}) ||
 				c.Reconnect != (Reconnect{DefaultInitialBackoff, DefaultMaxBackoff}) ||
 				!c.AutostartVM || !c.Notifications || c.LogLevel != logrus.InfoLevel ||
 				c.LogoutStopTimeout != DefaultLogoutStopTimeout {

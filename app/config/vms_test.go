@@ -47,7 +47,7 @@ func TestReadmeExampleIsOneDefaultVM(t *testing.T) {
 	}
 	v := c.VMs[0]
 	if v.Name != DefaultVMName || v.Kernel != f.kernel || v.CPUs != 2 || v.Memory != 1<<30 || v.MAC.String() != "52:54:00:12:34:56" ||
-		v.ConsoleLog != filepath.Join(f.dir, "console.log") || v.Network != (Network{f.sock, 1500}) ||
+		v.ConsoleLog != filepath.Join(f.dir, "console.log") || v.Network != (Network{f.sock, 1500, true, true}) ||
 		v.Reconnect != (Reconnect{100 * time.Millisecond, 2 * time.Second}) || !v.Autostart ||
 		v.StateDir != filepath.Join(f.state, "vms", "default") || v.MACGenerated {
 		t.Fatalf("VM %+v", v)
@@ -97,12 +97,12 @@ func TestLoadVMs(t *testing.T) {
 	}
 	build, dev := c.Lookup("build"), c.Lookup("dev")
 	if build.MACGenerated || build.MAC.String() != "52:54:00:12:34:56" || build.Autostart ||
-		build.ConsoleLog != filepath.Join(f.dir, "build.log") || build.Network != (Network{f.sock, 1500}) ||
+		build.ConsoleLog != filepath.Join(f.dir, "build.log") || build.Network != (Network{f.sock, 1500, true, true}) ||
 		build.Reconnect != (Reconnect{50 * time.Millisecond, 2 * time.Second}) || build.CPUs != DefaultCPUs {
 		t.Errorf("build %+v", *build)
 	}
 	if !dev.MACGenerated || dev.MAC.String() != fixedMAC.String() || !dev.Autostart ||
-		dev.ConsoleLog != filepath.Join(f.state, "vms", "dev", "console.log") || dev.Network != (Network{f.sock, 9000}) ||
+		dev.ConsoleLog != filepath.Join(f.state, "vms", "dev", "console.log") || dev.Network != (Network{f.sock, 9000, true, true}) ||
 		dev.Reconnect != (Reconnect{50 * time.Millisecond, 5 * time.Second}) || dev.CPUs != 1 ||
 		dev.StateDir != filepath.Join(f.state, "vms", "dev") {
 		t.Errorf("dev %+v", *dev)
@@ -235,7 +235,7 @@ func TestVMsWithoutVM(t *testing.T) {
 func TestCompare(t *testing.T) {
 	mk := func(name string, mod func(*VM)) VM {
 		v := VM{Name: name, Machine: Machine{Kernel: "/k", CPUs: 2, MAC: net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}},
-			Network: Network{"/s", 1500}, Reconnect: Reconnect{time.Second, 2 * time.Second}, Autostart: true, StateDir: "/st/" + name}
+			Network: Network{"/s", 1500, true, true}, Reconnect: Reconnect{time.Second, 2 * time.Second}, Autostart: true, StateDir: "/st/" + name}
 		if mod != nil {
 			mod(&v)
 		}
