@@ -86,6 +86,9 @@ type Config struct {
 	LostAfter time.Duration
 	// MaxLostPerMinute caps the "lost" notifications in any 60 s.
 	MaxLostPerMinute int
+	// VM names the VM in every notification ("dev: ..."), for an app
+	// with several; "" names none.
+	VM string
 }
 
 // Notifier turns link status updates into notifications.
@@ -113,6 +116,7 @@ type Notifier struct {
 	timer     Timer     // pending "lost" check, nil if none
 	gen       uint64    // identifies the current outage for the timer
 	lostTimes []time.Time
+	vm        string
 
 	queue chan note
 	done  chan struct{}
@@ -134,6 +138,7 @@ func New(cfg Config) (*Notifier, error) {
 		clock:     cfg.Clock,
 		lostAfter: cfg.LostAfter,
 		maxLost:   cfg.MaxLostPerMinute,
+		vm:        cfg.VM,
 		queue:     make(chan note, queueLen),
 		done:      make(chan struct{}),
 	}
@@ -244,6 +249,9 @@ func (n *Notifier) endOutageLocked() {
 }
 
 func (n *Notifier) enqueueLocked(title, body string) {
+	if n.vm != "" {
+		body = n.vm + ": " + body
+	}
 	select {
 	case n.queue <- note{title, body}:
 	default:

@@ -418,3 +418,21 @@ func TestSystemClock(t *testing.T) {
 		t.Error("Stop of a pending timer returned false")
 	}
 }
+
+// With several VMs each notification names its VM.
+func TestNotificationsNameTheVM(t *testing.T) {
+	s := newSetup(t, Config{VM: "dev"})
+	s.update(netlink.StateUp, "")
+	s.update(netlink.StateReconnecting, "EOF")
+	s.clock.Advance(DefaultLostAfter)
+	s.update(netlink.StateUp, "")
+	s.finish(t)
+	for _, b := range s.rec.bodies() {
+		if !strings.HasPrefix(b, "dev: ") {
+			t.Errorf("body %q does not name the VM", b)
+		}
+	}
+	if n := len(s.rec.bodies()); n != 2 {
+		t.Fatalf("%d notifications, want lost and restored", n)
+	}
+}

@@ -95,6 +95,19 @@ func (c GuestConfig) YAML() string {
 	return b.String()
 }
 
+// Entry renders the VM as the entry name of a vms: section (a
+// configuration with several VMs is "vms:\n" followed by their entries).
+func (c GuestConfig) Entry(name string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "  %s:\n    kernel: %s\n    initrd: %s\n    cmdline: %q\n    cpus: 1\n    memory: 256MiB\n    console_log: %s\n    accel: tcg\n",
+		name, c.Guest.Kernel, c.Guest.Initrd, testguest.Cmdline(c.Options), c.ConsoleLog)
+	fmt.Fprintf(&b, "    network:\n      socket: %s\n", c.Socket)
+	if c.FastReconnect {
+		b.WriteString("    reconnect:\n      initial_backoff: 50ms\n      max_backoff: 500ms\n")
+	}
+	return b.String()
+}
+
 // Buffer is a bytes.Buffer safe for a writer goroutine (a subprocess's
 // output, a logger) and a reader (the test).
 type Buffer struct {
