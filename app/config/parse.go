@@ -42,14 +42,14 @@ var (
 	// singleVMKeys are the top-level keys of the single-VM form only.
 	singleVMKeys = []string{"vm", "network", "autostart_vm"}
 	// vmName is a valid VM name.
-	vmName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	vmName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 )
 
 // vmNameRule says what a VM name may be.
 // sshUser is a user name cloud-init and ssh both accept.
 var sshUser = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 
-var vmNameRule = fmt.Sprintf("a VM's name is 1 to %d lowercase letters, digits and '-', starting with a letter or digit", MaxVMNameLen)
+var vmNameRule = fmt.Sprintf("a VM's name is 1 to %d lowercase letters, digits and '-', starting and ending with a letter or digit (it becomes the guest's hostname)", MaxVMNameLen)
 
 // parser reads one file.
 type parser struct {
