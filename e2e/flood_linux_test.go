@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/testbin"
 	"github.com/vmnetbar/vmnetbar/internal/testdaemon"
 	"github.com/vmnetbar/vmnetbar/internal/testguest"
@@ -94,11 +95,11 @@ func TestControlFloodLeavesTheLinkAlone(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cl := control.NewClient(sock)
-	waitStatus := func(what string, cond func(control.Status) bool) {
+	waitStatus := func(what string, cond func(model.VMStatus) bool) {
 		t.Helper()
 		for {
 			qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
-			st, err := cl.Status(qctx)
+			st, err := cl.VM(qctx, "")
 			qcancel()
 			if err == nil && cond(st) {
 				return
@@ -112,8 +113,8 @@ func TestControlFloodLeavesTheLinkAlone(t *testing.T) {
 			}
 		}
 	}
-	waitStatus("the VM running with its link up", func(st control.Status) bool {
-		return st.VM != nil && st.VM.State == vmhost.StateRunning && st.Link.State == netlink.StateUp
+	waitStatus("the VM running with its link up", func(st model.VMStatus) bool {
+		return st.VM.State == vmhost.StateRunning && st.Link.State == netlink.StateUp
 	})
 	if _, err := testguest.WaitLog(ctx, console, nil, "pings through the link", func(l testguest.Log) bool { return l.OKPings() >= 1 }); err != nil {
 		t.Fatalf("%v; stderr:\n%s", err, stderr.String())
@@ -189,7 +190,7 @@ func TestControlFloodLeavesTheLinkAlone(t *testing.T) {
 		c.Close()
 	}
 	held = nil
-	waitStatus("the API to serve a new client", func(control.Status) bool { return true })
+	waitStatus("the API to serve a new client", func(model.VMStatus) bool { return true })
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -219,18 +220,23 @@ func getStatus(c net.Conn) (int, error) {
 }
 
 // statusOn asks for the status on an open keep-alive connection.
-func statusOn(c net.Conn) (control.Status, error) {
+func statusOn(c net.Conn) (model.VMStatus, error) {
 	resp, err := roundTrip(c)
 	if err != nil {
-		return control.Status{}, err
+		return model.VMStatus{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return control.Status{}, fmt.Errorf("HTTP %d", resp.StatusCode)
+		return model.VMStatus{}, fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
-	var st control.Status
-	err = json.NewDecoder(resp.Body).Decode(&st)
-	return st, err
+	var o model.Overview
+	if err := json.NewDecoder(resp.Body).Decode(&o); err != nil {
+		return model.VMStatus{}, err
+	}
+	if len(o.VMs) != 1 {
+		return model.VMStatus{}, fmt.Errorf("%d VMs in the status, want 1", len(o.VMs))
+	}
+	return o.VMs[0], nil
 }
 
 func roundTrip(c net.Conn) (*http.Response, error) {

@@ -77,12 +77,14 @@ func benchChild(impl, path string) int {
 	var stop func()
 	var drops func() uint64
 	switch impl {
-	case "link":
-		l, err := New(host, Config{Socket: path, MAC: vmMAC, NoFilter: os.Getenv("NETLINK_BENCH_NOFILTER") != ""})
+	case "link", "link-bare":
+		// link-bare: learning and the filter off (BenchmarkLearning).
+		l, err := New(host, Config{Socket: path, MAC: vmMAC, NoFilter: impl == "link-bare" || os.Getenv("NETLINK_BENCH_NOFILTER") != ""})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		l.learn = impl != "link-bare"
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { l.Run(ctx); close(done) }()
@@ -226,26 +228,26 @@ func forEach(b *testing.B, run func(b *testing.B, impl string, size int)) {
 	}
 }
 
-func BenchmarkUp(b *testing.B) {
-	forEach(b, func(b *testing.B, impl string, size int) {
-		env := setup(b, impl)
-		vm := newBenchVM(env.vm, benchFrame(size))
-		errc := make(chan error, 1)
-		measure(b, env, func() {
-			// The VM's sends block while the socketpair is full:
-			// nothing is dropped on the way up.
-			go func() { errc <- vm.send(b.N) }()
-			dec := NewDecoder(0)
-			for i := 0; i < b.N; i++ {
-				f, err := dec.ReadFrame(env.daemon)
-				if err != nil || len(f) != size {
-					b.Fatalf("daemon read %d: %v (%d bytes)", i, err, len(f))
-				}
+func BenchmarkUp(b *testing.B) { forEach(b, benchUp) }
+
+func benchUp(b *testing.B, impl string, size int) {
+	env := setup(b, impl)
+	vm := newBenchVM(env.vm, benchFrame(size))
+	errc := make(chan error, 1)
+	measure(b, env, func() {
+		// The VM's sends block while the socketpair is full:
+		// nothing is dropped on the way up.
+		go func() { errc <- vm.send(b.N) }()
+		dec := NewDecoder(0)
+		for i := 0; i < b.N; i++ {
+			f, err := dec.ReadFrame(env.daemon)
+			if err != nil || len(f) != size {
+				b.Fatalf("daemon read %d: %v (%d bytes)", i, err, len(f))
 			}
-			if err := <-errc; err != nil {
-				b.Fatal(err)
-			}
-		})
+		}
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
 	})
 }
 
@@ -253,53 +255,67 @@ func BenchmarkUp(b *testing.B) {
 // (well inside the host end's send buffer, so the VM is never overrun).
 const window = 512
 
-func BenchmarkDown(b *testing.B) {
-	forEach(b, func(b *testing.B, impl string, size int) {
-		env := setup(b, impl)
-		credits := make(chan struct{}, window/32+1)
-		for i := 0; i < window/32; i++ {
-			credits <- struct{}{}
-		}
-		var wire []byte
-		for i := 0; i < 32; i++ {
-			wire, _ = AppendFrame(wire, benchFrame(size))
-		}
-		vm := newBenchVM(env.vm, benchFrame(size))
-		errc := make(chan error, 1)
-		measure(b, env, func() {
-			go func() {
-				// Paced by credits from the VM reader, 32 frames a
-				// write, so the VM is never overrun.
-				for sent := 0; sent < b.N; sent += 32 {
-					<-credits
-					w := wire
-					if n := b.N - sent; n < 32 {
-						w = wire[:n*(4+size)]
-					}
-					if _, err := env.daemon.Write(w); err != nil {
-						errc <- err
-						return
-					}
+func BenchmarkDown(b *testing.B) { forEach(b, benchDown) }
+
+func benchDown(b *testing.B, impl string, size int) {
+	env := setup(b, impl)
+	credits := make(chan struct{}, window/32+1)
+	for i := 0; i < window/32; i++ {
+		credits <- struct{}{}
+	}
+	var wire []byte
+	for i := 0; i < 32; i++ {
+		wire, _ = AppendFrame(wire, benchFrame(size))
+	}
+	vm := newBenchVM(env.vm, benchFrame(size))
+	errc := make(chan error, 1)
+	measure(b, env, func() {
+		go func() {
+			// Paced by credits from the VM reader, 32 frames a
+			// write, so the VM is never overrun.
+			for sent := 0; sent < b.N; sent += 32 {
+				<-credits
+				w := wire
+				if n := b.N - sent; n < 32 {
+					w = wire[:n*(4+size)]
 				}
-				errc <- nil
-			}()
-			env.vm.SetReadDeadline(time.Now().Add(time.Minute))
-			credited := 0
-			for got := 0; got < b.N; {
-				n, err := vm.recv(b.N - got)
-				if err != nil {
-					b.Fatalf("VM read after %d frames: %v", got, err)
-				}
-				got += n
-				for ; got-credited >= 32; credited += 32 {
-					credits <- struct{}{}
+				if _, err := env.daemon.Write(w); err != nil {
+					errc <- err
+					return
 				}
 			}
-			if err := <-errc; err != nil {
-				b.Fatal(err)
+			errc <- nil
+		}()
+		env.vm.SetReadDeadline(time.Now().Add(time.Minute))
+		credited := 0
+		for got := 0; got < b.N; {
+			n, err := vm.recv(b.N - got)
+			if err != nil {
+				b.Fatalf("VM read after %d frames: %v", got, err)
 			}
-		})
+			got += n
+			for ; got-credited >= 32; credited += 32 {
+				credits <- struct{}{}
+			}
+		}
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
 	})
+}
+
+// BenchmarkLearning compares the link with learning and the filter on
+// ("link") and off ("link-bare", NoFilter and no learning) at 1514 B each
+// way. The target: learning and filtering cost at most 5 % of frames/s.
+func BenchmarkLearning(b *testing.B) {
+	for _, dir := range []struct {
+		name string
+		run  func(b *testing.B, impl string, size int)
+	}{{"up", benchUp}, {"down", benchDown}} {
+		for _, impl := range []string{"link-bare", "link"} {
+			b.Run(dir.name+"/"+impl, func(b *testing.B) { dir.run(b, impl, 1514) })
+		}
+	}
 }
 
 func BenchmarkRoundTrip(b *testing.B) {

@@ -55,6 +55,23 @@
 //     as a source (the last 7 learned besides its own) are not delivered
 //     (Status.FilteredFrames); broadcast and multicast always pass.
 //     Config.NoFilter turns it off.
+//   - Health (Status.Health, LastRx, GatewayRTT): whether the network
+//     behind the daemon answers. "unknown" until something comes from the
+//     daemon on the current connection; a lost connection makes it
+//     "unknown" again (LastRx keeps the last frame's time). Any frame from
+//     the daemon makes it "ok". When the guest has a DHCP lease with a
+//     router and nothing came from the daemon for 10 s, the link sends one
+//     ARP request for the router from the guest's MAC and address, framed
+//     as a VM frame (not counted in TxFrames), at most one per 10 s and
+//     none while frames arrive (health.go); the router's reply, which also reaches the guest, gives
+//     GatewayRTT (timed on the system's monotonic clock). Three probes
+//     without any frame from the daemon make health "silent" 3 s after the
+//     third (33 s after the last frame). Without probing
+//     (Config.NoProbe, or no router known), a request of the guest's own
+//     (ARP request, DHCP DISCOVER or REQUEST) with no frame from the
+//     daemon for 15 s makes it "silent". Each change of health publishes
+//     the status once. Its waits use Config.Clock; the down loop pays one
+//     clock reading and one atomic store per read of the stream.
 //   - InitialBackoff is at least MinInitialBackoff (10 ms) and MaxBackoff
 //     at least InitialBackoff, so a missing or refusing daemon is never
 //     dialed in a tight loop.

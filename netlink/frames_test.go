@@ -91,3 +91,19 @@ func FuzzLearn(f *testing.F) {
 		}
 	})
 }
+
+// FuzzProbeReply: the matcher of the gateway's answer to a probe accepts
+// only an ARP reply from the gateway's address to the guest's.
+func FuzzProbeReply(f *testing.F) {
+	f.Add(arpPayload(2, srvMAC, routerIP, leaseIP), be32(routerIP.To4()), be32(leaseIP.To4()))
+	f.Add(arpPayload(1, srvMAC, routerIP, leaseIP), be32(routerIP.To4()), be32(leaseIP.To4()))
+	f.Add(arpPayload(2, srvMAC, routerIP, leaseIP)[:27], uint32(0), uint32(0))
+	f.Fuzz(func(t *testing.T, b []byte, gateway, guest uint32) {
+		if !isProbeReply(b, gateway, guest) {
+			return
+		}
+		if len(b) < 28 || be16(b[6:]) != 2 || be32(b[14:]) != gateway || be32(b[24:]) != guest {
+			t.Fatalf("accepted %x as a reply from %#x to %#x", b, gateway, guest)
+		}
+	})
+}

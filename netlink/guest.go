@@ -221,7 +221,14 @@ func (l *Link) learnUp(u *upLearner, f []byte) {
 			return
 		}
 		d, ok := parseDHCP(payload)
-		if !ok || d.op != 1 || d.msgType != dhcpRelease || mac64(d.chaddr[:]) != l.guestMAC() {
+		if !ok || d.op != 1 || mac64(d.chaddr[:]) != l.guestMAC() {
+			return
+		}
+		if d.msgType == dhcpDiscover || d.msgType == dhcpRequest {
+			l.noteAsk()
+			return
+		}
+		if d.msgType != dhcpRelease {
 			return
 		}
 		l.updateGuest(func(g *Guest, now time.Time) {
@@ -234,7 +241,13 @@ func (l *Link) learnUp(u *upLearner, f []byte) {
 			return
 		}
 		a, ok := parseARP(f[off:])
-		if !ok || mac64(a.senderMAC[:]) != src || a.senderIP == [4]byte{} {
+		if !ok || mac64(a.senderMAC[:]) != src {
+			return
+		}
+		if a.op == 1 {
+			l.noteAsk()
+		}
+		if a.senderIP == [4]byte{} {
 			return
 		}
 		ip := netip.AddrFrom4(a.senderIP)
@@ -308,6 +321,12 @@ func (l *Link) learnDown(f []byte) bool {
 		return false
 	}
 	etype, off, _ := parseEth(f)
+	if etype == etherTypeARP {
+		if sent := l.probeSent.Load(); sent != 0 {
+			l.probeReply(f[off:], sent)
+		}
+		return true
+	}
 	if etype != etherTypeIPv4 || len(f) < off+20 || f[off+9] != protoUDP {
 		return true
 	}
@@ -362,6 +381,7 @@ func (l *Link) updateGuest(change func(g *Guest, now time.Time)) {
 	change(&l.guest, now)
 	if l.guest != old {
 		l.notifyLocked()
+		l.wakeHealth()
 	}
 	l.mu.Unlock()
 }

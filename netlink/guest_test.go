@@ -210,7 +210,9 @@ func TestOversizeOverMTU(t *testing.T) {
 			t.Fatal(err)
 		}
 		sendUpFrames(t, vm, c, ethFrame(bcastMAC, vmMAC, 0x0800, make([]byte, tc.max-14)))
-		if st := l.Status(); st.Dropped.Oversize != 1 || st.TxFrames != 1 {
+		// The counter trails the frame's arrival (it is added after the
+		// write returns).
+		if st := waitStatus(t, l, "the frame counted", func(s Status) bool { return s.TxFrames >= 1 }); st.Dropped.Oversize != 1 || st.TxFrames != 1 {
 			t.Fatalf("MTU %d: oversize %d, tx %d: want the %d-byte frame dropped, the %d-byte one sent",
 				tc.mtu, st.Dropped.Oversize, st.TxFrames, tc.max+1, tc.max)
 		}
@@ -245,7 +247,7 @@ func TestGuestJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `"filtered_frames":7,"guest":{"mac":"52:54:00:12:34:56","ipv4":"192.168.105.3","ipv6":["fe80::1"],"gateway":"192.168.105.1","source":"dhcp","since":"2026-12-01T10:00:00Z","lease_expires":"2026-12-01T11:00:00Z"}}`
+	const want = `"filtered_frames":7,"guest":{"mac":"52:54:00:12:34:56","ipv4":"192.168.105.3","ipv6":["fe80::1"],"gateway":"192.168.105.1","source":"dhcp","since":"2026-12-01T10:00:00Z","lease_expires":"2026-12-01T11:00:00Z"},"health":"unknown","last_rx":null}`
 	if !strings.HasSuffix(string(b), want) {
 		t.Fatalf("JSON %s\nwant the suffix %s", b, want)
 	}
@@ -254,7 +256,7 @@ func TestGuestJSON(t *testing.T) {
 		t.Fatalf("round trip: %v\n%+v\nwant %+v", err, back, st)
 	}
 	b, _ = json.Marshal(Status{State: StateUp})
-	const empty = `"guest":{"mac":"","ipv4":"","ipv6":[],"gateway":"","source":"","since":null,"lease_expires":null}}`
+	const empty = `"guest":{"mac":"","ipv4":"","ipv6":[],"gateway":"","source":"","since":null,"lease_expires":null},"health":"unknown","last_rx":null}`
 	if !strings.HasSuffix(string(b), empty) {
 		t.Fatalf("JSON %s\nwant the suffix %s", b, empty)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmnetbar/vmnetbar/internal/testclock"
 	"github.com/vmnetbar/vmnetbar/internal/testdaemon"
 	"github.com/vmnetbar/vmnetbar/internal/testguest"
 	"github.com/vmnetbar/vmnetbar/internal/testwait"
@@ -42,10 +43,9 @@ func startGvproxy(t *testing.T, bin, path string) (stop func()) {
 		cmd.Wait()
 	}
 	t.Cleanup(stop)
-	testwait.For(t, "gvproxy's socket", func() bool {
-		_, err := os.Stat(path)
-		return err == nil
-	})
+	// Listening, not only bound: a refused first dial would wait a
+	// backoff, which never ends on a fake clock.
+	testwait.For(t, "gvproxy to listen", func() bool { return testdaemon.Listening(path) })
 	return stop
 }
 
@@ -140,41 +140,7 @@ func TestGvproxyDHCPLearned(t *testing.T) {
 	runLink(t, l)
 	waitStatus(t, l, "up", func(s Status) bool { return s.State == StateUp })
 
-	buf := make([]byte, MaxFrameSize+1)
-	// exchange sends m until the server answers with a message of type want.
-	exchange := func(m dhcpMsg, want byte) dhcpInfo {
-		t.Helper()
-		frame := ethFrame(bcastMAC, guestMAC, etherTypeIPv4, ipv4UDP(net.IPv4zero, net.IPv4bcast, 68, 67, m.bootp()))
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
-			if _, err := vm.Write(frame); err != nil {
-				t.Fatal(err)
-			}
-			resend := time.Now().Add(500 * time.Millisecond)
-			for time.Now().Before(resend) {
-				f, err := readVM(vm, buf, time.Until(resend))
-				if err == errTimeout {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				etype, off, _ := parseEth(f)
-				if etype != etherTypeIPv4 {
-					continue
-				}
-				sp, dp, payload, ok := parseIPv4UDP(f[off:])
-				if !ok || sp != 67 || dp != 68 {
-					continue
-				}
-				if d, ok := parseDHCP(payload); ok && d.msgType == want && bytes.Equal(d.chaddr[:], guestMAC) {
-					return d
-				}
-			}
-		}
-		t.Fatalf("no DHCP message of type %d from gvproxy", want)
-		return dhcpInfo{}
-	}
+	exchange := func(m dhcpMsg, want byte) dhcpInfo { t.Helper(); return dhcpExchange(t, vm, m, want) }
 	offer := exchange(dhcpMsg{op: 1, msgType: dhcpDiscover, chaddr: guestMAC, xid: 0x1234}, dhcpOffer)
 	offered := net.IP(offer.yiaddr[:])
 	ackd := exchange(dhcpMsg{op: 1, msgType: dhcpRequest, chaddr: guestMAC, xid: 0x1235,
@@ -190,5 +156,92 @@ func TestGvproxyDHCPLearned(t *testing.T) {
 	askGateway(t, vm) // the guest's ARP: the lease stays
 	if st := l.Status(); st.Guest.Source != GuestSourceDHCP {
 		t.Errorf("guest %+v after an ARP: want the DHCP lease kept", st.Guest)
+	}
+}
+
+// dhcpExchange sends the guest's DHCP message m until gvproxy's server
+// answers with a message of type want.
+func dhcpExchange(t *testing.T, vm *net.UnixConn, m dhcpMsg, want byte) dhcpInfo {
+	t.Helper()
+	buf := make([]byte, MaxFrameSize+1)
+	frame := ethFrame(bcastMAC, guestMAC, etherTypeIPv4, ipv4UDP(net.IPv4zero, net.IPv4bcast, 68, 67, m.bootp()))
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := vm.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		resend := time.Now().Add(500 * time.Millisecond)
+		for time.Now().Before(resend) {
+			f, err := readVM(vm, buf, time.Until(resend))
+			if err == errTimeout {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			etype, off, _ := parseEth(f)
+			if etype != etherTypeIPv4 {
+				continue
+			}
+			sp, dp, payload, ok := parseIPv4UDP(f[off:])
+			if !ok || sp != 67 || dp != 68 {
+				continue
+			}
+			if d, ok := parseDHCP(payload); ok && d.msgType == want && bytes.Equal(d.chaddr[:], guestMAC) {
+				return d
+			}
+		}
+	}
+	t.Fatalf("no DHCP message of type %d from gvproxy", want)
+	return dhcpInfo{}
+}
+
+// dhcpLease runs DISCOVER, OFFER, REQUEST, ACK with gvproxy for guestMAC.
+func dhcpLease(t *testing.T, vm *net.UnixConn) dhcpInfo {
+	t.Helper()
+	offer := dhcpExchange(t, vm, dhcpMsg{op: 1, msgType: dhcpDiscover, chaddr: guestMAC, xid: 0x1234}, dhcpOffer)
+	return dhcpExchange(t, vm, dhcpMsg{op: 1, msgType: dhcpRequest, chaddr: guestMAC, xid: 0x1235,
+		requested: net.IP(offer.yiaddr[:]), server: net.IP(offer.server[:])}, dhcpACK)
+}
+
+// TestGvproxyAnswersProbes: gvproxy's gateway answers ARP, so an idle
+// guest with a DHCP lease stays "ok": every 10 s of (fake) quiet the link
+// probes the gateway, the reply comes, and its round trip is timed; the
+// reply also reaches the guest.
+func TestGvproxyAnswersProbes(t *testing.T) {
+	bin := gvproxyPath(t)
+	path := socketPath(t)
+	vm, host := vmPair(t)
+	startGvproxy(t, bin, path)
+	clock := testclock.New(time.Time{})
+	l := newLink(t, host, Config{Socket: path, Clock: clock})
+	noProbe(l)
+	runLink(t, l)
+	waitStatus(t, l, "up", func(s Status) bool { return s.State == StateUp })
+	dhcpLease(t, vm)
+	waitStatus(t, l, "the lease", func(s Status) bool { return s.Guest.Gateway.String() == gatewayIP.String() })
+	buf := make([]byte, MaxFrameSize+1)
+	for i := uint64(1); i <= 2*probesToSilent; i++ {
+		// Only the health loop's timer (10 s of quiet, or what is left
+		// of it) and possibly the 15 s one of the guest's requests.
+		w := testwait.ForValue(t, "the health loop to wait", clock.Timers, func(ts []time.Duration) bool { return len(ts) >= 1 && ts[0] <= probeIdle })[0]
+		clock.Advance(w)
+		testwait.For(t, "the probe sent", func() bool { return l.gwProbesSent.Load() == i })
+		st := waitStatus(t, l, "the probe answered", func(s Status) bool { return s.LastRx.Equal(clock.Now()) })
+		if st.Health != HealthOK {
+			t.Fatalf("health %v after probe %d, want ok", st.Health, i)
+		}
+		for {
+			f, err := readVM(vm, buf, 10*time.Second)
+			if err != nil {
+				t.Fatalf("the guest did not get the gateway's ARP reply: %v", err)
+			}
+			if isGatewayARPReply(f) {
+				break
+			}
+		}
+	}
+	if st := l.Status(); st.Health != HealthOK || st.GatewayRTT <= 0 || st.JSON().GatewayRTTMs <= 0 {
+		t.Errorf("health %v, gateway rtt %v: want ok with a round trip", st.Health, st.GatewayRTT)
 	}
 }

@@ -90,6 +90,11 @@ type Config struct {
 	// daemon to MACs the VM never used as a source (Status.FilteredFrames);
 	// for guests that bridge MACs which have not sent anything yet.
 	NoFilter bool
+	// NoProbe turns off the probe of the gateway (an ARP request sent
+	// when nothing came from the daemon for 10 s; see Status.Health).
+	// Without it the link still calls the network silent when the guest's
+	// own ARP or DHCP requests get no answer for 15 s.
+	NoProbe bool
 }
 
 // MTU limits (Config.MTU).
@@ -136,6 +141,19 @@ type Link struct {
 	filter   bool          // the filter is on
 	mac      atomic.Uint64 // the VM's MAC, packed (0: not known yet); set once
 	macs     macSet        // the VM's source MACs, for the filter
+	learn    bool          // learning and the filter run (off only in benchmarks)
+
+	probe        bool          // probing of the gateway is on (not Config.NoProbe)
+	mono         time.Time     // origin of monoNow
+	healthWake   chan struct{} // wakes healthLoop, cap 1
+	healthOK     atomic.Bool   // health == HealthOK
+	lastRx       atomic.Int64  // UnixNano on the link's clock of the last read from the daemon; 0: none
+	askSince     atomic.Int64  // UnixNano of the guest's oldest unanswered request; 0: none
+	askWanted    atomic.Bool   // the guest's requests matter (not probing)
+	probeSent    atomic.Int64  // monoNow of the outstanding probe; 0: none
+	probeTarget  atomic.Uint64 // gateway<<32 | guest IPv4 of the outstanding probe
+	rtt          atomic.Int64  // round trip of the last answered probe, ns
+	gwProbesSent atomic.Uint64 // probes written so far
 
 	mu         sync.Mutex // guards the fields below; never held across I/O
 	conn       net.Conn   // current daemon connection, nil while down
@@ -150,6 +168,13 @@ type Link struct {
 	downtime   time.Duration
 	warned     bool // the current outage was logged
 	guest      Guest
+	// Health (see health.go); healthOK mirrors health == HealthOK for the
+	// down loop.
+	health       Health
+	connAt       time.Time // when the current connection was made
+	gwProbes     int       // probes sent since the last frame from the daemon
+	firstProbeAt time.Time // the first of them
+	lastProbeAt  time.Time // the last probe sent
 	// subs delivers the status; published and subscribed under mu, closed
 	// by finish.
 	subs latest.Hub[Status]
@@ -199,8 +224,14 @@ func New(host *os.File, cfg Config) (*Link, error) {
 		changed:  make(chan struct{}),
 		state:    StateConnecting,
 		filter:   !cfg.NoFilter,
-		maxFrame: cfg.MTU + VLANOverhead,
+		learn:    true,
+		probe:    !cfg.NoProbe,
+		mono:     time.Now(),
+
+		healthWake: make(chan struct{}, 1),
+		maxFrame:   cfg.MTU + VLANOverhead,
 	}
+	l.askWanted.Store(true)
 	if cfg.MTU == 0 {
 		l.maxFrame = DefaultMTU + VLANOverhead
 	}
@@ -261,8 +292,9 @@ func (l *Link) Run(ctx context.Context) (err error) {
 	// the link reports a state is served.
 	l.running.Store(true)
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); l.dialLoop(runCtx) }()
+	go func() { defer wg.Done(); l.healthLoop(runCtx) }()
 	go func() {
 		defer wg.Done()
 		if err := l.watchVM(runCtx, vm); err != nil {
@@ -315,6 +347,7 @@ func (l *Link) finish(err error) {
 		l.downtime += l.now().Sub(l.downSince)
 		l.downSince = time.Time{}
 	}
+	l.resetHealthLocked(time.Time{})
 	var tr transition
 	if err != nil {
 		l.lastErr = err.Error()
@@ -474,6 +507,7 @@ func (l *Link) install(conn net.Conn) bool {
 	}
 	l.downSince = time.Time{}
 	l.warned = false
+	l.resetHealthLocked(l.now())
 	tr := l.setStateLocked(StateUp)
 	l.notifyLocked()
 	l.mu.Unlock()
@@ -575,6 +609,7 @@ func (l *Link) dropLocked(cause error) (net.Conn, transition) {
 	l.changed = make(chan struct{})
 	l.lastErr = cause.Error()
 	l.downSince = l.now()
+	l.resetHealthLocked(time.Time{})
 	tr := l.setStateLocked(StateReconnecting)
 	l.notifyLocked()
 	return old, tr
@@ -672,7 +707,9 @@ func (l *Link) upLoop(ctx context.Context, vm *vmConn) error {
 				dropped++
 			default:
 				slot := mem[i*upSlot : i*upSlot+headerSize+size]
-				l.learnUp(&learn, slot[headerSize:])
+				if l.learn {
+					l.learnUp(&learn, slot[headerSize:])
+				}
 				slot[0], slot[1], slot[2], slot[3] = 0, byte(size>>16), byte(size>>8), byte(size)
 				w.frames = append(w.frames, slot)
 			}
@@ -779,10 +816,13 @@ func (l *Link) downLoop(ctx context.Context, vm *vmConn) error {
 		for {
 			n, rerr := src.read(dec.Space())
 			dec.Commit(n)
+			if n > 0 {
+				l.markRx(gen)
+			}
 			var perr error
 			for {
 				f, err := dec.Next()
-				if f != nil && !l.learnDown(f) {
+				if f != nil && l.learn && !l.learnDown(f) {
 					continue
 				}
 				if f != nil {
@@ -898,7 +938,7 @@ func (l *Link) snapshotLocked() Status {
 	if !l.downSince.IsZero() {
 		down += l.now().Sub(l.downSince)
 	}
-	return Status{
+	st := Status{
 		State:      l.state,
 		Reconnects: l.reconnects,
 		LastError:  l.lastErr,
@@ -916,12 +956,19 @@ func (l *Link) snapshotLocked() Status {
 		Downtime:       down,
 		FilteredFrames: l.filtered.Load(),
 		Guest:          l.guest,
+		Health:         l.health,
+		GatewayRTT:     time.Duration(l.rtt.Load()),
 	}
+	if n := l.lastRx.Load(); n != 0 {
+		st.LastRx = time.Unix(0, n).In(l.since.Location())
+	}
+	return st
 }
 
 // Subscribe returns a channel that receives the current status at once and
-// a new snapshot on every change of state, reconnect count, last error or
-// what the link learned about the guest (Status.Guest).
+// a new snapshot on every change of state, reconnect count, last error,
+// what the link learned about the guest (Status.Guest) or health
+// (Status.Health; not on LastRx or GatewayRTT alone).
 // A slow reader gets coalesced updates (the latest wins); the link never
 // waits for it. The channel is closed by cancel (idempotent) or after Run
 // returned and the final status was delivered.

@@ -452,11 +452,11 @@ func TestAcceptThenClose200Times(t *testing.T) {
 	c := d.next()
 	go sendUp(t, vm, 3, []int{1000})
 	newVmnetReader(c).expect(t, 3, []int{1000})
-	// Run's goroutines: Run itself, the dialer, up, down and the VM-side
-	// probe; its descriptors: the VM end's duplicate, the connection (both
+	// Run's goroutines: Run itself, the dialer, up, down, the VM-side
+	// probe and the health loop; its descriptors: the VM end's duplicate, the connection (both
 	// ends) and the probe's NETLINK_SOCK_DIAG socket.
 	testwait.For(t, "fds and goroutines back to baseline", func() bool {
-		return countFDs(t) <= fds0+4 && runtime.NumGoroutine() <= g0+5
+		return countFDs(t) <= fds0+4 && runtime.NumGoroutine() <= g0+6
 	})
 	if st := l.Status(); st.Reconnects < 150 || st.State != StateUp {
 		t.Errorf("status %+v: want up after ~200 reconnects", st)

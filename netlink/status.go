@@ -55,6 +55,50 @@ func (s *State) UnmarshalText(b []byte) error {
 	return fmt.Errorf("unknown link state %q", b)
 }
 
+// Health says whether the network behind the daemon answers (see
+// Status.Health). The zero value is HealthUnknown; the JSON form is the
+// lower-case name.
+type Health int
+
+const (
+	// HealthUnknown: nothing is known yet (no frame from the daemon on
+	// this connection, or no connection).
+	HealthUnknown Health = 0
+	// HealthOK: the daemon forwards frames.
+	HealthOK Health = 1
+	// HealthSilent: the connection is up but nothing answers: three
+	// probes of the gateway, or the guest's own ARP or DHCP requests for
+	// 15 s (without probing).
+	HealthSilent Health = 2
+)
+
+var healthNames = map[Health]string{
+	HealthUnknown: "unknown",
+	HealthOK:      "ok",
+	HealthSilent:  "silent",
+}
+
+func (h Health) String() string {
+	if n, ok := healthNames[h]; ok {
+		return n
+	}
+	return fmt.Sprintf("Health(%d)", int(h))
+}
+
+// MarshalText encodes the health as its name.
+func (h Health) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText decodes a health name.
+func (h *Health) UnmarshalText(b []byte) error {
+	for k, v := range healthNames {
+		if v == string(b) {
+			*h = k
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown link health %q", b)
+}
+
 // Drops counts frames the link dropped, by cause.
 type Drops struct {
 	// Oversize: frames from the VM larger than the MTU + 18 (see
@@ -97,24 +141,34 @@ type Status struct {
 	FilteredFrames uint64
 	// Guest is what the link learned about the VM from its frames.
 	Guest Guest
+	// Health says whether the network behind the daemon answers.
+	Health Health
+	// LastRx is when the last frame came from the daemon (zero: never).
+	LastRx time.Time
+	// GatewayRTT is the round-trip time of the last answered probe of the
+	// gateway (0: none answered yet), on the system's monotonic clock.
+	GatewayRTT time.Duration
 }
 
 // StatusJSON is the wire form of Status used by the control API:
 // {"state":"up","reconnects":0,"last_error":"","since":RFC3339,...}.
 type StatusJSON struct {
-	State           State     `json:"state"`
-	Reconnects      uint64    `json:"reconnects"`
-	LastError       string    `json:"last_error"`
-	Since           time.Time `json:"since"`
-	TxFrames        uint64    `json:"tx_frames"`
-	TxBytes         uint64    `json:"tx_bytes"`
-	RxFrames        uint64    `json:"rx_frames"`
-	RxBytes         uint64    `json:"rx_bytes"`
-	Dropped         uint64    `json:"dropped"`
-	Drops           Drops     `json:"drops"`
-	DowntimeSeconds float64   `json:"downtime_seconds"`
-	FilteredFrames  uint64    `json:"filtered_frames"`
-	Guest           GuestJSON `json:"guest"`
+	State           State      `json:"state"`
+	Reconnects      uint64     `json:"reconnects"`
+	LastError       string     `json:"last_error"`
+	Since           time.Time  `json:"since"`
+	TxFrames        uint64     `json:"tx_frames"`
+	TxBytes         uint64     `json:"tx_bytes"`
+	RxFrames        uint64     `json:"rx_frames"`
+	RxBytes         uint64     `json:"rx_bytes"`
+	Dropped         uint64     `json:"dropped"`
+	Drops           Drops      `json:"drops"`
+	DowntimeSeconds float64    `json:"downtime_seconds"`
+	FilteredFrames  uint64     `json:"filtered_frames"`
+	Guest           GuestJSON  `json:"guest"`
+	Health          Health     `json:"health"`
+	LastRx          *time.Time `json:"last_rx"`
+	GatewayRTTMs    float64    `json:"gateway_rtt_ms,omitempty"`
 }
 
 // JSON converts a snapshot to its wire form.
@@ -133,6 +187,9 @@ func (s Status) JSON() StatusJSON {
 		DowntimeSeconds: s.Downtime.Seconds(),
 		FilteredFrames:  s.FilteredFrames,
 		Guest:           s.Guest.JSON(),
+		Health:          s.Health,
+		LastRx:          jsonTime(s.LastRx),
+		GatewayRTTMs:    float64(s.GatewayRTT.Microseconds()) / 1000,
 	}
 }
 
@@ -141,7 +198,7 @@ func (s Status) MarshalJSON() ([]byte, error) { return json.Marshal(s.JSON()) }
 
 // Status converts the wire form back to a snapshot.
 func (j StatusJSON) Status() Status {
-	return Status{
+	s := Status{
 		State:          j.State,
 		Reconnects:     j.Reconnects,
 		LastError:      j.LastError,
@@ -154,7 +211,13 @@ func (j StatusJSON) Status() Status {
 		Downtime:       time.Duration(j.DowntimeSeconds * float64(time.Second)),
 		FilteredFrames: j.FilteredFrames,
 		Guest:          j.Guest.Guest(),
+		Health:         j.Health,
+		GatewayRTT:     time.Duration(j.GatewayRTTMs * float64(time.Millisecond)),
 	}
+	if j.LastRx != nil {
+		s.LastRx = *j.LastRx
+	}
+	return s
 }
 
 // UnmarshalJSON decodes a Status from its wire form.

@@ -7,16 +7,18 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/loginitem"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/app/notify"
 )
 
-// startNotifier shows desktop notifications when the link is lost for a
-// while and when it comes back, fed by b's status updates. Without a
-// notification service it says so once and the app runs on. stop ends it;
-// the feed also ends when b shuts down.
-func startNotifier(b control.Backend, enabled bool, log logrus.FieldLogger) (stop func()) {
+// startNotifier shows desktop notifications when a VM's link is lost for
+// a while and when it comes back, fed by b's status updates: one Notifier
+// per VM (naming the VM when there are several), made when the VM appears
+// and closed when a reload removes it. Without a notification service it
+// says so once and the app runs on. stop ends it; the feed also ends when
+// b shuts down.
+func startNotifier(b model.Machines, enabled bool, log logrus.FieldLogger) (stop func()) {
 	if !enabled {
 		log.Debug("desktop notifications are off (notifications: false)")
 		return func() {}
@@ -26,23 +28,50 @@ func startNotifier(b control.Backend, enabled bool, log logrus.FieldLogger) (sto
 		log.WithError(err).Warn("desktop notifications unavailable")
 		return func() {}
 	}
-	n, err := notify.New(notify.Config{Sender: sender, Log: log})
-	if err != nil {
-		log.WithError(err).Warn("desktop notifications unavailable")
-		return func() {}
-	}
 	sub, cancel := b.Subscribe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for st := range sub {
-			n.Update(st.Link)
+		byVM := map[string]*notify.Notifier{}
+		defer func() {
+			for _, n := range byVM {
+				n.Close()
+			}
+		}()
+		update := func(o model.Overview) {
+			seen := map[string]bool{}
+			for _, v := range o.VMs {
+				seen[v.Name] = true
+				n := byVM[v.Name]
+				if n == nil {
+					cfg := notify.Config{Sender: sender, Log: log.WithField("vm", v.Name)}
+					if len(o.VMs) > 1 {
+						cfg.VM = v.Name
+					}
+					var err error
+					if n, err = notify.New(cfg); err != nil {
+						log.WithError(err).Warn("desktop notifications unavailable")
+						continue
+					}
+					byVM[v.Name] = n
+				}
+				n.Update(v.Link)
+			}
+			for name, n := range byVM {
+				if !seen[name] {
+					n.Close()
+					delete(byVM, name)
+				}
+			}
+		}
+		update(b.Status())
+		for o := range sub {
+			update(o)
 		}
 	}()
 	return func() {
 		cancel()
 		<-done
-		n.Close()
 	}
 }
 

@@ -11,10 +11,6 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
-
-	"github.com/vmnetbar/vmnetbar/app/control"
-	"github.com/vmnetbar/vmnetbar/netlink"
-	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
 // testTree is the command tree, built in the test process to look at.
@@ -172,9 +168,8 @@ func TestAppFlagsWithoutCommand(t *testing.T) {
 }
 
 func TestSingleDashLongFlags(t *testing.T) {
-	path := filepath.Join(shortTempDir(t), "control.sock")
-	b := &fakeVMBackend{st: control.Status{VM: &control.VMStatus{State: vmhost.StateRunning}, Link: netlink.Status{State: netlink.StateUp}}}
-	serveControl(t, b, path)
+	m, path := serveVMs(t, "dev")
+	running(m, "dev")
 	for _, args := range [][]string{
 		{"status", "-json", "-control", path},
 		{"status", "-json", "-control=" + path},
@@ -212,20 +207,12 @@ func TestCompletion(t *testing.T) {
 			t.Errorf("completion %s: exit %d, %d bytes, stderr %q", shell, r.code, len(r.stdout), r.stderr)
 		}
 	}
-	// What the scripts ask the binary for.
+	// What the scripts ask the binary for. No app runs at the default
+	// control socket of an empty runtime directory.
+	noApp := []string{"XDG_RUNTIME_DIR=" + shortTempDir(t)}
 	complete := func(args ...string) []string {
 		t.Helper()
-		r := runCLI(t, append([]string{"__complete"}, args...)...)
-		if r.code != ExitOK {
-			t.Fatalf("__complete %q: exit %d, stderr %q", args, r.code, r.stderr)
-		}
-		var words []string
-		for _, l := range strings.Split(r.stdout, "\n") {
-			if l != "" && !strings.HasPrefix(l, ":") {
-				words = append(words, strings.SplitN(l, "\t", 2)[0])
-			}
-		}
-		return words
+		return completions(t, noApp, args...)
 	}
 	has := func(what string, got []string, want ...string) {
 		t.Helper()
@@ -243,8 +230,59 @@ func TestCompletion(t *testing.T) {
 	has("levels", complete("run", "--log-level", ""), logLevels...)
 	has("login-item actions", complete("login-item", ""), "on", "off", "status")
 	has("help topics", complete("help", ""), "status", "link")
-	if got := complete("start", ""); len(got) != 0 {
-		t.Errorf("start takes no argument yet, but completes %q", got)
+}
+
+// completions runs 'vmnetbar __complete ARGS' (what the shell completion
+// scripts run) and returns the words offered. Its standard error must hold
+// nothing but cobra's own last line.
+func completions(t *testing.T, env []string, args ...string) []string {
+	t.Helper()
+	r := runCLIEnv(t, env, append([]string{"__complete"}, args...)...)
+	if r.code != ExitOK {
+		t.Fatalf("__complete %q: exit %d, stderr %q", args, r.code, r.stderr)
+	}
+	if !regexp.MustCompile(`^Completion ended with directive: \w+\n$`).MatchString(r.stderr) {
+		t.Errorf("__complete %q said more than its directive on standard error: %q", args, r.stderr)
+	}
+	var words []string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if l != "" && !strings.HasPrefix(l, ":") {
+			words = append(words, strings.SplitN(l, "\t", 2)[0])
+		}
+	}
+	return words
+}
+
+// TestCompleteVMNames: every command that takes a NAME completes the
+// names of the running app's VMs; without an app there is nothing to
+// complete and nothing is said.
+func TestCompleteVMNames(t *testing.T) {
+	m, path := serveVMs(t, "build", "dev", "dev2")
+	running(m, "dev")
+	for _, cmd := range []string{"status", "start", "stop", "reconnect", "watch", "ip"} {
+		if got := completions(t, nil, cmd, "--control", path, ""); !slices.Equal(got, []string{"build", "dev", "dev2"}) {
+			t.Errorf("%s: completions %q, want the three VMs", cmd, got)
+		}
+		if got := completions(t, nil, cmd, "--control", path, "de"); !slices.Equal(got, []string{"dev", "dev2"}) {
+			t.Errorf("%s de: completions %q, want dev and dev2", cmd, got)
+		}
+		if got := completions(t, nil, cmd, "--control", path, "dev", ""); len(got) != 0 {
+			t.Errorf("%s dev: completions %q, want none (one NAME only)", cmd, got)
+		}
+		// No app: no names, no files, no message.
+		missing := filepath.Join(shortTempDir(t), "control.sock")
+		if got := completions(t, nil, cmd, "--control", missing, ""); len(got) != 0 {
+			t.Errorf("%s without an app: completions %q, want none", cmd, got)
+		}
+	}
+	// The description is the VM's state.
+	r := runCLI(t, "__complete", "status", "--control", path, "dev")
+	if !strings.Contains(r.stdout, "dev\trunning 2h14m\n") {
+		t.Errorf("__complete status dev: %q lacks the state as a description", r.stdout)
+	}
+	// A command without NAME completes no names.
+	if got := completions(t, nil, "list", "--control", path, ""); len(got) != 0 {
+		t.Errorf("list: completions %q, want none", got)
 	}
 }
 

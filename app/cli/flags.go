@@ -41,11 +41,3 @@ func addLogLevelFlag(cmd *cobra.Command, p *string, def, usage string) {
 		return out, cobra.ShellCompDirectiveNoFileComp
 	})
 }
-
-// completeVMNames completes a command's arguments. vmnetbar runs one VM
-// today, so there is nothing to complete (and no file names either); once
-// several VMs exist, this lists their names for the client commands that
-// take one (start, stop, status, watch, reconnect).
-func completeVMNames(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	return nil, cobra.ShellCompDirectiveNoFileComp
-}

@@ -2,48 +2,19 @@ package cli
 
 import (
 	"net/netip"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
-	"github.com/vmnetbar/vmnetbar/internal/latest"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
-// guestBackend serves a status whose guest the test sets.
-type guestBackend struct {
-	mu  sync.Mutex
-	st  control.Status
-	hub latest.Hub[control.Status]
-}
-
-func (b *guestBackend) Status() control.Status {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.st
-}
-
-func (b *guestBackend) Subscribe() (<-chan control.Status, func()) { return b.hub.Subscribe() }
-func (b *guestBackend) Reconnect() error                           { return nil }
-
-func (b *guestBackend) setGuest(g netlink.Guest) {
-	b.mu.Lock()
-	b.st.Link.Guest = g
-	st := b.st
-	b.mu.Unlock()
-	b.hub.Publish(st)
-}
-
 func TestIPCommand(t *testing.T) {
-	sock := filepath.Join(shortTempDir(t), "c.sock")
-	b := &guestBackend{st: control.Status{VM: &control.VMStatus{State: vmhost.StateRunning}, Link: netlink.Status{State: netlink.StateUp}}}
-	t.Cleanup(b.hub.Close)
-	serveControl(t, b, sock)
+	m, sock := serveVMs(t, "dev")
+	running(m, "dev")
 
 	// Nothing learned yet: exit 1 saying why, at once or after --wait.
 	if r := runCLI(t, "ip", "--control", sock); r.code != ExitFailure || !strings.Contains(r.stderr, "no DHCP or ARP seen from the guest yet") {
@@ -61,8 +32,8 @@ func TestIPCommand(t *testing.T) {
 	g.IPv6[0] = netip.MustParseAddr("fe80::5054:ff:fe12:3456")
 	g.IPv6[1] = netip.MustParseAddr("fd00::3")
 	p := startCLI(t, nil, true, "ip", "--control", sock, "--wait", "30s")
-	testwait.For(t, "ip --wait to follow the status", func() bool { return b.hub.Len() > 0 })
-	b.setGuest(g)
+	testwait.For(t, "ip --wait to follow the status", func() bool { return m.Subscribers() > 0 })
+	m.Set("dev", func(v *model.VMStatus) { v.Link.Guest = g })
 	out := make([]byte, 64)
 	n, _ := p.stdout.Read(out)
 	if p.wait(t, 10*time.Second); p.code != ExitOK || string(out[:n]) != "192.168.127.3\n" {
@@ -80,11 +51,11 @@ func TestIPCommand(t *testing.T) {
 	}
 
 	// A stopped VM says so.
-	b.mu.Lock()
-	b.st.VM.State = vmhost.StateStopped
-	b.st.Link.Guest = netlink.Guest{}
-	b.mu.Unlock()
-	if r := runCLI(t, "ip", "--control", sock); r.code != ExitFailure || !strings.Contains(r.stderr, "the VM is stopped: start it first") {
+	m.Set("dev", func(v *model.VMStatus) {
+		v.VM.State, v.Link.State = vmhost.StateStopped, netlink.StateStopped
+		v.Link.Guest = netlink.Guest{}
+	})
+	if r := runCLI(t, "ip", "--control", sock); r.code != ExitFailure || !strings.Contains(r.stderr, "the VM dev is stopped: start it first") {
 		t.Fatalf("ip with the VM stopped: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -24,7 +24,7 @@ import (
 func newLinkCmd(env Env, code *int) *cobra.Command {
 	var f linkFlags
 	cmd := &cobra.Command{
-		Use:                   "link --fd N --socket PATH [--mac MAC] [--mtu N] [--no-filter] [--control PATH] [--log-level LEVEL]",
+		Use:                   "link --fd N --socket PATH [--mac MAC] [--mtu N] [--no-filter] [--no-probe] [--control PATH] [--log-level LEVEL]",
 		Short:                 "forward an inherited datagram socket to socket_vmnet, reconnecting",
 		Long:                  linkLong,
 		Args:                  noArgs,
@@ -38,6 +38,7 @@ func newLinkCmd(env Env, code *int) *cobra.Command {
 	fs.StringVar(&f.mac, "mac", "", "the VM's `MAC` address (default: learned from the first frame the VM sends)")
 	fs.IntVar(&f.mtu, "mtu", netlink.DefaultMTU, "the VM's `MTU`: larger frames from the VM are dropped, as socket_vmnet would drop the link for them")
 	fs.BoolVar(&f.noFilter, "no-filter", false, "pass frames from the daemon to MACs the VM never sent from (for guests that bridge)")
+	fs.BoolVar(&f.noProbe, "no-probe", false, "never ask the gateway whether the network answers (one ARP request after 10 s of silence from the daemon)")
 	_ = cmd.RegisterFlagCompletionFunc("fd", cobra.NoFileCompletions)
 	addControlFlag(cmd, &f.control, "serve the control API on the UNIX socket at `PATH` (default: none)")
 	addLogLevelFlag(cmd, &f.logLevel, "info", "log `LEVEL`: error, warn, info, debug or trace")
@@ -54,7 +55,7 @@ the VM side fails (exit 1).`
 type linkFlags struct {
 	fd, socket, control, logLevel, mac string
 	mtu                                int
-	noFilter                           bool
+	noFilter, noProbe                  bool
 }
 
 // runLink runs the standalone link.
@@ -93,7 +94,7 @@ func runLink(f linkFlags, env Env) int {
 	log.SetOutput(env.Stderr)
 	log.SetLevel(lvl)
 
-	link, err := netlink.New(host, netlink.Config{Socket: f.socket, Logger: log, MAC: mac, MTU: f.mtu, NoFilter: f.noFilter})
+	link, err := netlink.New(host, netlink.Config{Socket: f.socket, Logger: log, MAC: mac, MTU: f.mtu, NoFilter: f.noFilter, NoProbe: f.noProbe})
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -118,7 +119,7 @@ func runLink(f linkFlags, env Env) int {
 			}
 			return ExitFailure
 		}
-		srv := control.NewServer(control.NewLinkBackend(link), log)
+		srv := control.NewLinkServer(link, log)
 		go func() { serveDone <- srv.Serve(serveCtx, l) }()
 		log.WithField("control", f.control).Info("serving the control API")
 	} else {

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 )
@@ -230,7 +231,7 @@ func (s *linkSetup) waitLink(t *testing.T, what string, cond func(netlink.Status
 	t.Helper()
 	var last netlink.Status
 	testwait.For(t, what, func() bool {
-		st, err := s.client().Status(testCtx(t))
+		st, err := s.client().VM(testCtx(t), "")
 		if err != nil {
 			return false
 		}
@@ -292,7 +293,7 @@ func TestLinkForwardsFramesAndServesControl(t *testing.T) {
 	if _, ok := raw["vm"]; ok {
 		t.Errorf("the standalone link reports a VM: %s", r.stdout)
 	}
-	var st control.Status
+	var st model.Status
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -452,27 +453,27 @@ func TestWatchPrintsChanges(t *testing.T) {
 			lines <- sc.Text()
 		}
 	}()
-	next := func() control.Status {
+	next := func() model.Status {
 		t.Helper()
 		select {
 		case l, ok := <-lines:
 			if !ok {
 				t.Fatalf("watch ended; stderr:\n%s", w.stderr.String())
 			}
-			var st control.Status
+			var st model.Status
 			if err := json.Unmarshal([]byte(l), &st); err != nil {
 				t.Fatalf("watch printed %q: %v", l, err)
 			}
 			return st
 		case <-time.After(10 * time.Second):
 			t.Fatal("watch printed nothing")
-			return control.Status{}
+			return model.Status{}
 		}
 	}
 	if st := next(); st.Link.State != netlink.StateUp {
 		t.Fatalf("first watch line: state %v, want up", st.Link.State)
 	}
-	if err := s.client().Reconnect(testCtx(t)); err != nil {
+	if err := s.client().Reconnect(testCtx(t), ""); err != nil {
 		t.Fatal(err)
 	}
 	s.d.nextConn(t)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -16,7 +18,6 @@ import (
 	"github.com/vmnetbar/vmnetbar/app/config"
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/controller"
-	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
@@ -40,15 +41,15 @@ func newAppCmd(name string, env Env, code *int) *cobra.Command {
 	return cmd
 }
 
-const runLong = `Runs the app: boots the VM described by the configuration file (when
-autostart_vm is true), forwards its network to socket_vmnet, reconnecting
-whenever the daemon restarts, and serves the control API that 'vmnetbar
-status', 'watch', 'start', 'stop' and 'reconnect' talk to. Only one instance
-runs per user.
+const runLong = `Runs the app: boots the VMs described by the configuration file (those with
+autostart), forwards each VM's network to socket_vmnet, reconnecting whenever
+the daemon restarts, and serves the control API that 'vmnetbar list',
+'status', 'ip', 'ssh', 'watch', 'start', 'stop' and 'reconnect' talk to. Only
+one instance runs per user.
 
 With the menu-bar icon unavailable (or with --headless) it prints one status
-line per change to standard output instead. SIGINT, SIGTERM or the menu's
-Quit stop the VM gracefully and exit 0.`
+line per change to standard output instead. SIGHUP reloads the configuration
+file. SIGINT, SIGTERM or the menu's Quit stop the VMs gracefully and exit 0.`
 
 // appFlags are the flags of the app (plain vmnetbar, run and tray).
 type appFlags struct {
@@ -128,11 +129,19 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	bySystem := make(chan struct{}) // closed when launchd ends the app
+	// SIGHUP reloads the configuration once the controller is there.
+	var reloader atomic.Pointer[controller.Controller]
 	stopSignals := catchSignals(log, func(sig os.Signal) {
 		if endedBySystem(sig, os.Getenv) {
 			close(bySystem)
 		}
 		cancel()
+	}, func() {
+		if c := reloader.Load(); c != nil {
+			_ = c.Reload() // it logs what it did, or the file's error
+		} else {
+			log.Info("SIGHUP: vmnetbar is still starting; nothing to reload yet")
+		}
 	})
 	defer stopSignals()
 
@@ -174,9 +183,6 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	if f.logLevel == "" {
 		log.SetLevel(cfg.LogLevel)
 	}
-	if err := oneVM(cfg); err != nil {
-		return fail(ExitUsage, "%v", err)
-	}
 	configured := cfg.VMConfigured()
 	if !configured && f.headless {
 		return fail(ExitFailure, "no VM configured: edit %s (set vm.kernel), then run vmnetbar again", cfg.File)
@@ -185,7 +191,7 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	// now (the host's CPUs and memory, the files, KVM): a VM that cannot
 	// start is refused at launch, naming the line to fix.
 	if configured {
-		if err := checkVM(cfg); err != nil {
+		if err := checkVMs(cfg); err != nil {
 			return fail(ExitUsage, "%v", err)
 		}
 	} else {
@@ -196,9 +202,7 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	if err := vmhost.RemoveStaleRuntime(log); err != nil {
 		log.WithError(err).Warn("cannot remove a stale VM runtime directory")
 	}
-	if cfg.MACGenerated {
-		log.WithFields(logrus.Fields{"mac": cfg.VM.MAC.String(), "config": cfg.File}).Info("generated the VM's MAC address and saved it in the configuration")
-	}
+	logGeneratedMACs(cfg, log)
 
 	sockPath := f.control
 	if sockPath == "" {
@@ -217,31 +221,31 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	defer holdActivity("vmnetbar forwards the VM's network")()
 
 	ctrl, err := controller.New(controller.Options{
-		VMConfig:   vmConfig(cfg),
-		Link:       linkConfig(cfg),
+		Specs:      specs(cfg),
 		Logger:     log.WithField("component", "controller"),
 		ConfigFile: cfg.File,
-		// Every start reads the configuration again, so "fix it, then
-		// start the VM" works without restarting the app (also the first
-		// time, once vm.kernel is set in the starter file).
-		Reload: func() (vmhost.Config, netlink.Config, error) {
+		// Reload config (menu, SIGHUP) applies the file; every start also
+		// reads it again and takes its VM's part, so "fix it, then start
+		// the VM" works without a reload (also the first time, once
+		// vm.kernel is set in the starter file).
+		Load: func() ([]controller.Spec, error) {
 			c, err := config.Load(cfgFile, opts)
-			if err == nil {
-				err = oneVM(c)
-			}
 			if err == nil && c.VMConfigured() {
-				err = checkVM(c)
+				err = checkVMs(c)
 			}
 			if err != nil {
-				return vmhost.Config{}, netlink.Config{}, err
+				return nil, err
 			}
-			return vmConfig(c), linkConfig(c), nil
+			logGeneratedMACs(c, log)
+			return specs(c), nil
 		},
 	})
 	if err != nil {
 		listener.Close()
 		return fail(ExitFailure, "%v", err)
 	}
+
+	reloader.Store(ctrl)
 
 	// The control API runs until the controller has shut down, so clients
 	// can follow the VM stopping.
@@ -250,20 +254,22 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	serveDone := make(chan error, 1)
 	srv := control.NewServer(ctrl, log.WithField("component", "control"))
 	go func() { serveDone <- srv.Serve(serveCtx, listener) }()
-	log.WithFields(logrus.Fields{"control": sockPath, "config": cfg.File, "daemon": cfg.Network.Socket}).Info("vmnetbar running")
-	if _, err := os.Stat(cfg.Network.Socket); configured && err != nil {
-		log.WithField("daemon", cfg.Network.Socket).Warn("waiting for socket_vmnet: its socket is not there yet; the link connects as soon as it is (is socket_vmnet installed and started?)")
+	log.WithFields(logrus.Fields{"control": sockPath, "config": cfg.File, "vms": strings.Join(cfg.Names(), ",")}).Info("vmnetbar running")
+	for _, v := range cfg.VMs {
+		if _, err := os.Stat(v.Network.Socket); err != nil {
+			log.WithFields(logrus.Fields{"vm": v.Name, "daemon": v.Network.Socket}).Warn("waiting for socket_vmnet: its socket is not there yet; the link connects as soon as it is (is socket_vmnet installed and started?)")
+		}
 	}
 
 	stopNotifier := startNotifier(ctrl, cfg.Notifications, log.WithField("component", "notify"))
 
 	var bg sync.WaitGroup
-	if cfg.AutostartVM && configured && ctx.Err() == nil {
+	if configured && ctx.Err() == nil {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
-			if err := ctrl.StartVM(ctx); err != nil {
-				log.WithError(err).Error("starting the VM failed; fix the cause, then start it from the menu or with 'vmnetbar start' (a start reads the configuration file again)")
+			if err := ctrl.Autostart(ctx); err != nil {
+				log.WithError(err).Error("starting a VM failed; fix the cause, then start it from the menu or with 'vmnetbar start NAME' (a start reads the configuration file again)")
 			}
 		}()
 	}
@@ -346,41 +352,48 @@ func newAppLogger(w io.Writer, file string, lvl logrus.Level) (*logrus.Logger, *
 	return log, out
 }
 
-// vmConfig is cfg's VM, or the zero Config when no VM is configured yet
-// (the controller then reports that).
-func vmConfig(cfg *config.Config) vmhost.Config {
-	if !cfg.VMConfigured() {
-		return vmhost.Config{}
+// specs are cfg's VMs for the controller.
+func specs(cfg *config.Config) []controller.Spec {
+	out := make([]controller.Spec, len(cfg.VMs))
+	for i := range cfg.VMs {
+		v := &cfg.VMs[i]
+		out[i] = controller.Spec{Name: v.Name, VM: v.VMConfig(), Link: v.LinkConfig(), Autostart: v.Autostart,
+			SSHUser: sshUser(v.SSHUser)}
 	}
-	return cfg.VMConfig()
+	return out
 }
 
-// oneVM refuses a configuration with more than one VM: the configuration
-// file can describe several (vms:), but this app runs one.
-func oneVM(cfg *config.Config) error {
-	if len(cfg.VMs) <= 1 {
-		return nil
+// sshUser is the user name SSH logs in to a guest as: the configured
+// one, else the host user's login name ("" when that is unknown).
+func sshUser(configured string) string {
+	if configured != "" {
+		return configured
 	}
-	return fmt.Errorf("config %s: vms: names %d VMs (%s), but this vmnetbar runs one VM: keep one of them in the file (move the others to files of their own)",
-		cfg.File, len(cfg.VMs), strings.Join(cfg.Names(), ", "))
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return os.Getenv("USER")
 }
 
-// checkVM checks cfg's VM against the host (everything but its network
-// socketpair), naming the file and line of each problem.
-func checkVM(cfg *config.Config) error {
-	return cfg.Locate(cfg.VMConfig().Check())
+// checkVMs checks each of cfg's VMs against the host (everything but its
+// network socketpair), naming the file and line of each problem.
+func checkVMs(cfg *config.Config) error {
+	var errs []error
+	for i := range cfg.VMs {
+		v := &cfg.VMs[i]
+		if err := v.Locate(v.VMConfig().Check()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// linkConfig is the network link's part of cfg.
-func linkConfig(cfg *config.Config) netlink.Config {
-	if len(cfg.VMs) == 1 {
-		// The VM's own: its MAC (the link filters frames to other MACs),
-		// its MTU and its reconnect settings.
-		return cfg.VMs[0].LinkConfig()
-	}
-	return netlink.Config{
-		Socket:         cfg.Network.Socket,
-		InitialBackoff: cfg.Reconnect.InitialBackoff,
-		MaxBackoff:     cfg.Reconnect.MaxBackoff,
+// logGeneratedMACs says which VMs got a MAC address written into the file.
+func logGeneratedMACs(cfg *config.Config, log logrus.FieldLogger) {
+	for _, v := range cfg.VMs {
+		if v.MACGenerated {
+			log.WithFields(logrus.Fields{"vm": v.Name, "mac": v.Machine.MAC.String(), "config": cfg.File}).
+				Info("generated the VM's MAC address and saved it in the configuration")
+		}
 	}
 }

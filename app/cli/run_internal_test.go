@@ -16,7 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/testbin"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
@@ -24,26 +24,26 @@ import (
 
 func TestStatusLine(t *testing.T) {
 	tests := []struct {
-		st   control.Status
+		st   model.Status
 		want string
 	}{
-		{control.Status{
-			VM:   &control.VMStatus{State: vmhost.StateRunning},
+		{model.Status{
+			VM:   &model.VM{State: vmhost.StateRunning},
 			Link: netlink.Status{State: netlink.StateUp, Reconnects: 2, TxBytes: 1_200_000, RxBytes: 3_400_000},
 		}, "vm=running link=up reconnects=2 tx=1.2MB rx=3.4MB drops=0"},
-		{control.Status{
-			VM:   &control.VMStatus{State: vmhost.StateError, Error: "QEMU exited"},
+		{model.Status{
+			VM:   &model.VM{State: vmhost.StateError, Error: "QEMU exited"},
 			Link: netlink.Status{State: netlink.StateStopped, Dropped: netlink.Drops{Oversize: 1, VMBusy: 2}, LastError: "dial: refused"},
 		}, `vm=error link=stopped reconnects=0 tx=0B rx=0B drops=3 error="QEMU exited" link_error="dial: refused"`},
-		{control.Status{
+		{model.Status{
 			Link: netlink.Status{State: netlink.StateUp, LastError: "old"},
 		}, "link=up reconnects=0 tx=0B rx=0B drops=0"},
-		{control.Status{
-			VM:   &control.VMStatus{State: vmhost.StateStopped, NotConfigured: true, Note: "no VM configured: edit /c.yaml (vm.kernel), then start"},
+		{model.Status{
+			VM:   &model.VM{State: vmhost.StateStopped, NotConfigured: true, Note: "no VM configured: edit /c.yaml (vm.kernel), then start"},
 			Link: netlink.Status{State: netlink.StateStopped},
 		}, `vm=not-configured link=stopped reconnects=0 tx=0B rx=0B drops=0 note="no VM configured: edit /c.yaml (vm.kernel), then start"`},
-		{control.Status{
-			VM:   &control.VMStatus{State: vmhost.StateRunning},
+		{model.Status{
+			VM:   &model.VM{State: vmhost.StateRunning},
 			Link: netlink.Status{State: netlink.StateConnecting, LastError: "dialing the daemon: dial unix /opt/homebrew/var/run/socket_vmnet: connect: no such file or directory"},
 		}, `vm=running link=connecting reconnects=0 tx=0B rx=0B drops=0 waiting_for="/opt/homebrew/var/run/socket_vmnet"`},
 	}
@@ -54,33 +54,32 @@ func TestStatusLine(t *testing.T) {
 	}
 }
 
-// fakeBackend publishes statuses the test sets.
+// fakeBackend publishes the statuses of one VM the test sets, each at once
+// (no coalescing: the tests count lines).
 type fakeBackend struct {
 	mu  sync.Mutex
-	st  control.Status
-	sub chan control.Status
+	st  model.Status
+	sub chan model.Overview
 }
 
-func (b *fakeBackend) Status() control.Status {
+func (b *fakeBackend) Status() model.Overview {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.st
+	return model.Overview{VMs: []model.VMStatus{b.st.Named("default")}}
 }
 
-func (b *fakeBackend) Subscribe() (<-chan control.Status, func()) { return b.sub, func() {} }
-func (b *fakeBackend) Reconnect() error                           { return nil }
+func (b *fakeBackend) Subscribe() (<-chan model.Overview, func()) { return b.sub, func() {} }
 
 func (b *fakeBackend) set(vm vmhost.State) {
 	b.mu.Lock()
-	b.st = control.Status{VM: &control.VMStatus{State: vm}, Link: netlink.Status{State: netlink.StateStopped}}
-	st := b.st
+	b.st = model.Status{VM: &model.VM{State: vm}, Link: netlink.Status{State: netlink.StateStopped}}
 	b.mu.Unlock()
-	b.sub <- st
+	b.sub <- b.Status()
 }
 
 func TestPrintStatusLines(t *testing.T) {
-	b := &fakeBackend{sub: make(chan control.Status)}
-	b.st = control.Status{VM: &control.VMStatus{State: vmhost.StateStopped}, Link: netlink.Status{State: netlink.StateStopped}}
+	b := &fakeBackend{sub: make(chan model.Overview)}
+	b.st = model.Status{VM: &model.VM{State: vmhost.StateStopped}, Link: netlink.Status{State: netlink.StateStopped}}
 	var out testbin.Buffer
 	now := func() time.Time { return time.Date(2026, 11, 25, 22, 30, 1, 0, time.FixedZone("x", 3600)) }
 	done := make(chan struct{})
@@ -102,7 +101,7 @@ func TestPrintStatusLines(t *testing.T) {
 
 	// It also returns when its context ends.
 	ctx, cancel := context.WithCancel(context.Background())
-	b2 := &fakeBackend{sub: make(chan control.Status)}
+	b2 := &fakeBackend{sub: make(chan model.Overview)}
 	b2.st = b.st
 	done = make(chan struct{})
 	go func() {
@@ -121,8 +120,8 @@ func TestPrintStatusLines(t *testing.T) {
 }
 
 func TestPrintStatusLinesRefreshesCounters(t *testing.T) {
-	b := &fakeBackend{sub: make(chan control.Status)}
-	b.st = control.Status{VM: &control.VMStatus{State: vmhost.StateRunning}, Link: netlink.Status{State: netlink.StateUp}}
+	b := &fakeBackend{sub: make(chan model.Overview)}
+	b.st = model.Status{VM: &model.VM{State: vmhost.StateRunning}, Link: netlink.Status{State: netlink.StateUp}}
 	var out testbin.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -178,8 +177,8 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 // A closed standard output never ends the printer (and so the headless
 // app): it logs once, writes no more and returns only when the app ends.
 func TestPrintStatusLinesSurvivesClosedOutput(t *testing.T) {
-	b := &fakeBackend{sub: make(chan control.Status)}
-	b.st = control.Status{VM: &control.VMStatus{State: vmhost.StateStopped}, Link: netlink.Status{State: netlink.StateStopped}}
+	b := &fakeBackend{sub: make(chan model.Overview)}
+	b.st = model.Status{VM: &model.VM{State: vmhost.StateStopped}, Link: netlink.Status{State: netlink.StateStopped}}
 	var logBuf testbin.Buffer
 	log := logrus.New()
 	log.SetOutput(&logBuf)

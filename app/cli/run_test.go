@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/testbin"
 	"github.com/vmnetbar/vmnetbar/internal/testdaemon"
 	"github.com/vmnetbar/vmnetbar/internal/testguest"
@@ -96,7 +97,7 @@ func (d appDirs) waitServing(t *testing.T, p *proc) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_, err := cl.Status(ctx)
+		_, err := cl.Overview(ctx)
 		return err == nil
 	})
 }
@@ -204,8 +205,8 @@ func TestRunHeadlessSingleInstanceAndSIGTERM(t *testing.T) {
 	}
 	// The status client reaches the running app through the same paths.
 	r := runCLI(t, "status", "--json")
-	var st control.Status
-	if r.code != ExitOK || json.Unmarshal([]byte(r.stdout), &st) != nil || st.VM == nil || st.VM.State != vmhost.StateStopped {
+	var st model.VMStatus
+	if r.code != ExitOK || json.Unmarshal([]byte(r.stdout), &st) != nil || st.VM.State != vmhost.StateStopped {
 		t.Fatalf("status --json: exit %d, %q", r.code, r.stdout)
 	}
 	// The configuration got its MAC written back.
@@ -268,13 +269,13 @@ func TestRunGuest(t *testing.T) {
 	lines := statusLines(p)
 	d.waitServing(t, p)
 	cl := control.NewClient(d.sock)
-	waitStatus := func(what string, cond func(control.Status) bool) control.Status {
+	waitStatus := func(what string, cond func(model.VMStatus) bool) model.VMStatus {
 		t.Helper()
-		var last control.Status
+		var last model.VMStatus
 		deadline := time.Now().Add(90 * time.Second)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			st, err := cl.Status(ctx)
+			st, err := cl.VM(ctx, "")
 			cancel()
 			if err == nil {
 				last = st
@@ -288,7 +289,7 @@ func TestRunGuest(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	waitStatus("VM running, link up", func(st control.Status) bool {
+	waitStatus("VM running, link up", func(st model.VMStatus) bool {
 		return st.VM.State == vmhost.StateRunning && st.Link.State == netlink.StateUp
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -304,7 +305,7 @@ func TestRunGuest(t *testing.T) {
 	}
 
 	r := runCLI(t, "status", "--json")
-	var st control.Status
+	var st model.VMStatus
 	if err := json.Unmarshal([]byte(r.stdout), &st); r.code != ExitOK || err != nil {
 		t.Fatalf("status --json: exit %d, %v: %q", r.code, err, r.stdout)
 	}
@@ -318,7 +319,7 @@ func TestRunGuest(t *testing.T) {
 	if err := daemon.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus("the link back up after the daemon restarted", func(st control.Status) bool {
+	waitStatus("the link back up after the daemon restarted", func(st model.VMStatus) bool {
 		return st.Link.State == netlink.StateUp && st.Link.Reconnects >= 1
 	})
 	if _, err := testguest.WaitLog(ctx, console, p.done, "pings after the daemon restart", func(l testguest.Log) bool {
@@ -331,10 +332,10 @@ func TestRunGuest(t *testing.T) {
 	if r := runCLI(t, "stop"); r.code != ExitOK {
 		t.Fatalf("stop: exit %d, %s", r.code, r.stderr)
 	}
-	waitStatus("VM stopped", func(st control.Status) bool {
+	waitStatus("VM stopped", func(st model.VMStatus) bool {
 		return st.VM.State == vmhost.StateStopped && st.Link.State == netlink.StateStopped
 	})
-	if r := runCLI(t, "stop"); r.code != ExitFailure || !strings.Contains(r.stderr, "cannot stop the VM: it is stopped") {
+	if r := runCLI(t, "stop"); r.code != ExitFailure || !strings.Contains(r.stderr, "cannot stop default: it is stopped") {
 		t.Fatalf("second stop: exit %d, %q", r.code, r.stderr)
 	}
 	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
@@ -383,7 +384,9 @@ func TestRunGuestSurvivesHangupAndClosedOutput(t *testing.T) {
 	testwait.For(t, "the app to notice its closed standard output", func() bool {
 		return strings.Contains(p.stderr.String(), "standard output is closed")
 	})
-	testwait.For(t, "the SIGHUP log line", func() bool { return strings.Contains(p.stderr.String(), "SIGHUP: ignored") })
+	testwait.For(t, "the SIGHUP log line", func() bool {
+		return strings.Contains(p.stderr.String(), "SIGHUP: reloading the configuration")
+	})
 	before, _ := testguest.ReadLog(console)
 	if _, err := testguest.WaitLog(ctx, console, p.done, "pings after the hangup and the daemon restart", func(l testguest.Log) bool {
 		return l.OKPings() >= before.OKPings()+2
@@ -515,7 +518,7 @@ func TestStartReadsTheConfigurationAgain(t *testing.T) {
 		t.Fatalf("start after the file changed: exit %d, stderr %q", r.code, r.stderr)
 	}
 	r = runCLI(t, "status", "--json")
-	var st control.Status
+	var st model.VMStatus
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.VM.State != vmhost.StateError || !strings.Contains(st.VM.Error, "vm.cpus is 64") {
 		t.Fatalf("status after the refused start: %q (%v)", r.stdout, err)
 	}
@@ -533,8 +536,8 @@ func TestFirstLaunchWithTheMenu(t *testing.T) {
 	p := startCLI(t, nil, false)
 	d.waitServing(t, p)
 	r := runCLI(t, "status", "--json")
-	var st control.Status
-	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.VM == nil || !st.VM.NotConfigured || !strings.Contains(st.VM.Note, d.configFile) {
+	var st model.VMStatus
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || !st.VM.NotConfigured || !strings.Contains(st.VM.Note, d.configFile) {
 		t.Fatalf("status of the first launch: %q (%v)", r.stdout, err)
 	}
 	if r := runCLI(t, "status"); !strings.Contains(r.stdout, "not configured") {
@@ -546,7 +549,7 @@ func TestFirstLaunchWithTheMenu(t *testing.T) {
 	d.idleConfig(t) // the user fills in the file
 	runCLI(t, "start")
 	r = runCLI(t, "status", "--json")
-	st = control.Status{}
+	st = model.VMStatus{}
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.VM.NotConfigured || st.VM.State == vmhost.StateStopped {
 		t.Fatalf("status after the start: %q (%v)", r.stdout, err)
 	}
@@ -555,10 +558,10 @@ func TestFirstLaunchWithTheMenu(t *testing.T) {
 	}
 }
 
-// TestRunOneVMOfSeveral: the configuration file may describe several VMs
-// (vms:), one of which this app runs; one VM in the vms: form runs, two are
-// refused naming them.
-func TestRunOneVMOfSeveral(t *testing.T) {
+// TestRunSeveralVMs: one app runs every VM of a vms: file; SIGHUP reloads
+// the file (a VM added, one removed, a broken file changes nothing and
+// says why), and commands need a NAME once there are several.
+func TestRunSeveralVMs(t *testing.T) {
 	d := isolate(t)
 	kernel := filepath.Join(d.root, "vmlinuz")
 	if err := os.WriteFile(kernel, []byte("not a kernel"), 0o600); err != nil {
@@ -568,15 +571,45 @@ func TestRunOneVMOfSeveral(t *testing.T) {
 		return fmt.Sprintf("  %s:\n    kernel: %s\n    autostart: false\n    network:\n      socket: %s\n", name, kernel, filepath.Join(d.root, "daemon.sock"))
 	}
 	d.writeConfig(t, "vms:\n"+vm("dev")+vm("build"))
-	r := runCLI(t, "run", "--headless")
-	if r.code != ExitUsage || !strings.Contains(r.stderr, "names 2 VMs (build, dev)") {
-		t.Fatalf("two VMs: exit %d, stderr %q", r.code, r.stderr)
-	}
-	d.writeConfig(t, "vms:\n"+vm("dev"))
 	p := startCLI(t, nil, false, "run", "--headless")
 	d.waitServing(t, p)
-	if r := runCLI(t, "status", "--json"); r.code != ExitOK || !strings.Contains(r.stdout, `"state": "stopped"`) {
-		t.Fatalf("one VM in the vms: form: exit %d, %q", r.code, r.stdout)
+	names := func() string {
+		t.Helper()
+		r := runCLI(t, "list", "--json")
+		var o model.Overview
+		if r.code != ExitOK || json.Unmarshal([]byte(r.stdout), &o) != nil {
+			t.Fatalf("list --json: exit %d, %q", r.code, r.stdout)
+		}
+		return strings.Join(o.Names(), ",")
+	}
+	if got := names(); got != "build,dev" {
+		t.Fatalf("VMs %s, want build,dev", got)
+	}
+	if r := runCLI(t, "status"); r.code != ExitUsage || !strings.Contains(r.stderr, "build, dev") {
+		t.Fatalf("status without a NAME among two: exit %d, %q", r.code, r.stderr)
+	}
+	if r := runCLI(t, "status", "dev", "--json"); r.code != ExitOK || !strings.Contains(r.stdout, `"name": "dev"`) {
+		t.Fatalf("status dev --json: exit %d, %q", r.code, r.stdout)
+	}
+
+	// SIGHUP: build goes, test comes.
+	d.writeConfig(t, "vms:\n"+vm("dev")+vm("test"))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, "the reload to add test and remove build", func() bool { return names() == "dev,test" })
+
+	// A broken file changes nothing and says why.
+	d.writeConfig(t, "vms:\n"+vm("dev")+"  Bad:\n    kernel: x\n")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, "the reload error in the status", func() bool {
+		r := runCLI(t, "list", "--json")
+		return strings.Contains(r.stdout, `"config_error"`) && strings.Contains(r.stdout, "vms.Bad")
+	})
+	if got := names(); got != "dev,test" {
+		t.Fatalf("a broken file changed the VMs to %s", got)
 	}
 	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())

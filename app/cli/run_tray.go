@@ -9,6 +9,7 @@ import (
 
 	"github.com/vmnetbar/vmnetbar/app/config"
 	"github.com/vmnetbar/vmnetbar/app/controller"
+	"github.com/vmnetbar/vmnetbar/app/notify"
 	"github.com/vmnetbar/vmnetbar/app/tray"
 )
 
@@ -18,9 +19,15 @@ var _ tray.Closer = (*controller.Controller)(nil)
 // runTray shows the menu-bar icon on the calling (main) goroutine until
 // Quit (nil) or ctx ends (ctx.Err()).
 func runTray(ctx context.Context, c *controller.Controller, cfg *config.Config, f appFlags, log logrus.FieldLogger) error {
+	var notifier tray.Sender
+	if cfg.Notifications {
+		if s, err := notify.NewSender(log); err == nil {
+			notifier = s // a failed Reload config shows a notification
+		}
+	}
 	return tray.Run(ctx, c, tray.Options{
-		ConsoleLog: cfg.VM.ConsoleLog,
 		ConfigFile: cfg.File,
+		Notifier:   notifier,
 		Logger:     log.WithField("component", "tray"),
 		LoginItem:  appLoginItem(f.config, f.control, log),
 		// When the system ends the app (logout), the VM gets this long to

@@ -112,7 +112,7 @@ func TestTraySIGTERMStopsGuest(t *testing.T) {
 	log := p.stderr.String()
 	off := strings.Index(log, "the guest powered off")
 	trayGone := strings.Index(log, "stopping vmnetbar: shutting the VM down if it runs")
-	if !strings.Contains(log, "stopping the VM before removing the tray") || off < 0 || trayGone < off {
+	if !strings.Contains(log, "stopping the VMs before removing the tray") || off < 0 || trayGone < off {
 		t.Fatalf("the tray was removed before the guest powered off:\n%s", log)
 	}
 }
@@ -126,7 +126,7 @@ func TestTraySecondSignalKeepsGracefulStop(t *testing.T) {
 			t.Fatal(err)
 		}
 		testwait.For(t, "the tray to stop the VM", func() bool {
-			return strings.Contains(p.stderr.String(), "stopping the VM before removing the tray")
+			return strings.Contains(p.stderr.String(), "stopping the VMs before removing the tray")
 		})
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)

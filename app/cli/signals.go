@@ -18,8 +18,10 @@ import (
 //     may send: SIGABRT, SIGSEGV, ...) start the shutdown: the VM is stopped
 //     gracefully (forced off after vm.stop_timeout), then the app exits 0.
 //     Further ones while it stops are logged and change nothing.
-//   - SIGHUP (a terminal or ssh hangup, or kill -HUP) is logged and
-//     ignored: the next start reads the configuration again.
+//   - SIGHUP (kill -HUP, or a terminal or ssh hangup) reloads the
+//     configuration, as the menu's Reload config does: VMs are added,
+//     removed (stopped first) or changed at their next start; a file with
+//     errors changes nothing. Nothing stops because of a hangup.
 //   - SIGPIPE (the reader of standard output or standard error went away)
 //     is ignored: the write fails instead, and the app stops writing there.
 //
@@ -33,16 +35,35 @@ var (
 	shutdownSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT,
 		syscall.SIGABRT, syscall.SIGTRAP, syscall.SIGSYS, syscall.SIGBUS, syscall.SIGSEGV, syscall.SIGILL, syscall.SIGFPE}
 	ignoredSignals = []os.Signal{syscall.SIGHUP, syscall.SIGPIPE}
+	// reloadSignal is the one of ignoredSignals that reloads.
+	reloadSignal = syscall.SIGHUP
 )
 
 // catchSignals handles the app's signals as described above until stop is
-// called: the first shutdown signal calls shutdown once, with the signal. stop restores the
-// default actions and waits for the handler goroutine, which it owns.
-func catchSignals(log logrus.FieldLogger, shutdown func(os.Signal)) (stop func()) {
+// called: the first shutdown signal calls shutdown once, with the signal;
+// every SIGHUP calls reload (nil: SIGHUP is only logged) from the handler
+// goroutine, which stays free for further signals while a reload runs: a
+// SIGHUP during a reload is coalesced into one more reload after it. stop
+// restores the default actions and waits for the handler goroutine and a
+// reload under way, which it owns.
+func catchSignals(log logrus.FieldLogger, shutdown func(os.Signal), reload func()) (stop func()) {
 	ch := make(chan os.Signal, 8)
 	signal.Notify(ch, append(append([]os.Signal{}, shutdownSignals...), ignoredSignals...)...)
 	quit := make(chan struct{})
 	done := make(chan struct{})
+	reloads := make(chan struct{}, 1) // a pending reload, coalesced
+	reloadDone := make(chan struct{})
+	go func() {
+		defer close(reloadDone)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-reloads:
+				reload()
+			}
+		}
+	}()
 	go func() {
 		defer close(done)
 		stopping := false
@@ -52,8 +73,16 @@ func catchSignals(log logrus.FieldLogger, shutdown func(os.Signal)) (stop func()
 				return
 			case sig := <-ch:
 				switch sig {
-				case syscall.SIGHUP:
-					log.Info("SIGHUP: ignored, vmnetbar and the VM keep running (the configuration is read again at the VM's next start)")
+				case reloadSignal:
+					if reload == nil || stopping {
+						log.Info("SIGHUP: ignored, vmnetbar and the VMs keep running")
+						continue
+					}
+					log.Info("SIGHUP: reloading the configuration (the VMs keep running)")
+					select {
+					case reloads <- struct{}{}:
+					default: // one is pending already
+					}
 				case syscall.SIGPIPE:
 					log.Debug("SIGPIPE: ignored (a reader of vmnetbar's output went away)")
 				default:
@@ -77,6 +106,7 @@ func catchSignals(log logrus.FieldLogger, shutdown func(os.Signal)) (stop func()
 			signal.Stop(ch)
 			close(quit)
 			<-done
+			<-reloadDone
 		})
 	}
 }

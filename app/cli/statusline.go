@@ -4,13 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/internal/human"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
@@ -18,17 +20,31 @@ import (
 // counters, which change without a status notification.
 const statusRefresh = 10 * time.Second
 
+// overviewSource is what the headless printer follows: the app's VMs
+// (model.Machines, which *controller.Controller implements).
+type overviewSource interface {
+	Status() model.Overview
+	Subscribe() (<-chan model.Overview, func())
+}
+
 // printStatusLines writes one line per status change of b to w until ctx
-// ends or b shuts down:
+// ends or b shuts down. With one VM the line is its status:
 //
 //	2026-11-25T22:30:01Z vm=running link=up reconnects=2 tx=1.2MB rx=3.4MB drops=0
 //
-// Every refresh (0: never) it also prints the status if the line changed,
-// so the traffic counters move while the states stay. When a write to w
-// fails (its reader went away) it logs that once and prints no more, but
-// still returns only when ctx ends or b shuts down: a closed standard
-// output never ends the app.
-func printStatusLines(ctx context.Context, w io.Writer, b control.Backend, now func() time.Time, refresh time.Duration, log logrus.FieldLogger) {
+// With several, one line per VM that changed, prefixed by its name; a VM
+// removed by a reload gets a last line, and no VMs at all one line:
+//
+//	2026-11-25T22:30:01Z name=dev vm=running link=up reconnects=2 tx=1.2MB rx=3.4MB drops=0
+//	2026-11-25T22:30:05Z name=build removed
+//	2026-11-25T22:30:09Z no VMs configured
+//
+// Every refresh (0: never) it also prints the lines that changed, so the
+// traffic counters move while the states stay. When a write to w fails
+// (its reader went away) it logs that once and prints no more, but still
+// returns only when ctx ends or b shuts down: a closed standard output
+// never ends the app.
+func printStatusLines(ctx context.Context, w io.Writer, b overviewSource, now func() time.Time, refresh time.Duration, log logrus.FieldLogger) {
 	sub, cancel := b.Subscribe()
 	defer cancel()
 	var tick <-chan time.Time
@@ -37,19 +53,16 @@ func printStatusLines(ctx context.Context, w io.Writer, b control.Backend, now f
 		defer t.Stop()
 		tick = t.C
 	}
-	last := ""
-	emit := func(st control.Status) {
-		line := statusLine(st)
-		if line == last {
-			return
-		}
-		last = line
-		if w == nil {
-			return
-		}
-		if _, err := fmt.Fprintf(w, "%s %s\n", now().UTC().Format(time.RFC3339), line); err != nil {
-			log.WithError(err).Warn("standard output is closed: no more status lines (vmnetbar and the VM keep running; 'vmnetbar watch' follows the status)")
-			w = nil
+	last := map[string]string{}
+	emit := func(o model.Overview) {
+		for _, line := range overviewLines(o, last) {
+			if w == nil {
+				return
+			}
+			if _, err := fmt.Fprintf(w, "%s %s\n", now().UTC().Format(time.RFC3339), line); err != nil {
+				log.WithError(err).Warn("standard output is closed: no more status lines (vmnetbar and the VMs keep running; 'vmnetbar watch' follows the status)")
+				w = nil
+			}
 		}
 	}
 	emit(b.Status())
@@ -57,19 +70,53 @@ func printStatusLines(ctx context.Context, w io.Writer, b control.Backend, now f
 		select {
 		case <-ctx.Done():
 			return
-		case st, ok := <-sub:
+		case o, ok := <-sub:
 			if !ok {
 				return
 			}
-			emit(st)
+			emit(o)
 		case <-tick:
 			emit(b.Status())
 		}
 	}
 }
 
+// overviewLines returns the status lines of o that differ from the ones
+// last printed, and records them in last (by VM name; "" for the line
+// that says there are no VMs). See printStatusLines for the forms.
+func overviewLines(o model.Overview, last map[string]string) []string {
+	var out []string
+	put := func(key, line string) {
+		if last[key] != line {
+			last[key] = line
+			out = append(out, line)
+		}
+	}
+	if len(o.VMs) == 0 {
+		maps.DeleteFunc(last, func(k, _ string) bool { return k != "" })
+		put("", "no VMs configured")
+		return out
+	}
+	delete(last, "")
+	for name := range last {
+		if _, ok := o.Lookup(name); !ok {
+			delete(last, name)
+			out = append(out, "name="+name+" removed")
+		}
+	}
+	slices.Sort(out) // removals in name order
+	for _, v := range o.VMs {
+		line := statusLine(v.Status())
+		if len(o.VMs) > 1 {
+			line = "name=" + v.Name + " " + line
+		}
+		put(v.Name, line)
+	}
+	return out
+}
+
 // statusLine is the headless form of a status.
-func statusLine(st control.Status) string {
+func statusLine(st model.Status) string {
 	var b strings.Builder
 	if st.VM != nil && st.VM.NotConfigured {
 		b.WriteString("vm=not-configured ")

@@ -11,11 +11,15 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vmnetbar/vmnetbar/app/model"
+	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
 // maxAnswer bounds an answer (or one watch line) read from a server.
@@ -44,28 +48,123 @@ func NewClient(path string) *Client {
 // Path is the control socket's path.
 func (c *Client) Path() string { return c.path }
 
-// Status returns the server's current status.
-func (c *Client) Status(ctx context.Context) (Status, error) {
-	var st Status
-	start := time.Now()
-	resp, err := c.do(ctx, http.MethodGet, "/v1/status")
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&st); err != nil {
-		if ctx.Err() != nil {
-			return st, c.ctxError(ctx, start)
-		}
-		return st, fmt.Errorf("reading the status from %s: %w", c.path, err)
-	}
-	return st, nil
+// Overview returns the status of every VM the server serves (GET
+// /v1/status), sorted by name.
+//
+// A standalone link's server (vmnetbar link --control) serves no VM: its
+// answer, {"link": {...}, "actions": {...}}, comes as an Overview of one
+// VMStatus with Name "" and the zero VM (VM.State is 0, which is no
+// vmhost state), holding the link and its actions: show it as a link only
+// (IsStandaloneLink). A vmnetbar from before several VMs, which answers
+// {"vm": {...}, "link": {...}}, comes as one VMStatus with Name "" and its
+// VM.
+func (c *Client) Overview(ctx context.Context) (model.Overview, error) {
+	var o model.Overview
+	err := c.get(ctx, "/v1/status", "the status", func(b []byte) (err error) {
+		o, err = decodeOverview(b)
+		return err
+	})
+	return o, err
 }
 
-// Watch calls fn with the current status and then with every change, until
+// IsStandaloneLink reports whether v is the one entry of the Overview of a
+// standalone link's server: no name and no VM.
+func IsStandaloneLink(v model.VMStatus) bool {
+	return v.Name == "" && v.VM == model.VM{}
+}
+
+// VM returns the status of the VM called name (GET /v1/vms/NAME). An
+// unknown name is a 404 *Error naming the VMs there are. With name "" it
+// is the only VM's status, taken from the Overview (a 409 *Error naming
+// the VMs when there is not exactly one; a standalone link's entry from a
+// link's server).
+func (c *Client) VM(ctx context.Context, name string) (model.VMStatus, error) {
+	if name == "" {
+		o, err := c.Overview(ctx)
+		if err != nil {
+			return model.VMStatus{}, err
+		}
+		v, err := o.Resolve("")
+		if err != nil {
+			return model.VMStatus{}, &Error{Code: kindCodes[model.KindAmbiguous], Message: err.Error()}
+		}
+		return v, nil
+	}
+	var v model.VMStatus
+	err := c.get(ctx, vmPath(name, ""), "the status of VM "+name, func(b []byte) error {
+		return json.Unmarshal(b, &v)
+	})
+	return v, err
+}
+
+// vmPath is the path of the route about the VM called name, followed by
+// "/"+action unless action is "".
+func vmPath(name, action string) string {
+	p := vmsPrefix + url.PathEscape(name)
+	if action != "" {
+		p += "/" + action
+	}
+	return p
+}
+
+// get sends a GET for path and hands its answer's body to decode; what
+// names the answer in errors.
+func (c *Client) get(ctx context.Context, path, what string, decode func([]byte) error) error {
+	start := time.Now()
+	resp, err := c.do(ctx, http.MethodGet, path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var raw json.RawMessage
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&raw); err != nil {
+		if ctx.Err() != nil {
+			return c.ctxError(ctx, start)
+		}
+		return fmt.Errorf("reading %s from %s: %w", what, c.path, err)
+	}
+	if err := decode(raw); err != nil {
+		return fmt.Errorf("reading %s from %s: %w", what, c.path, err)
+	}
+	return nil
+}
+
+// statusAnswer is an answer to GET /v1/status, or a line of /v1/watch: the
+// app's Overview ({"vms": [...], "config_error": ...}), or a model.Status
+// (a standalone link's; a single VM's before several VMs).
+type statusAnswer struct {
+	VMs         json.RawMessage `json:"vms"`
+	ConfigError string          `json:"config_error"`
+	VM          *model.VM       `json:"vm"`
+	Link        *netlink.Status `json:"link"`
+	Actions     model.Actions   `json:"actions"`
+}
+
+// decodeOverview reads a statusAnswer as an Overview (see Overview).
+func decodeOverview(b []byte) (model.Overview, error) {
+	var a statusAnswer
+	if err := json.Unmarshal(b, &a); err != nil {
+		return model.Overview{}, err
+	}
+	if len(a.VMs) > 0 {
+		o := model.Overview{ConfigError: a.ConfigError}
+		if err := json.Unmarshal(a.VMs, &o.VMs); err != nil {
+			return model.Overview{}, fmt.Errorf(`"vms": %w`, err)
+		}
+		return o, nil
+	}
+	if a.Link == nil {
+		return model.Overview{}, errors.New(`the answer has neither "vms" nor "link"`)
+	}
+	st := model.Status{VM: a.VM, Link: *a.Link, Actions: a.Actions}
+	return model.Overview{VMs: []model.VMStatus{st.Named("")}}, nil
+}
+
+// Watch calls fn with the Overview now and then with every change, until
 // ctx ends (it returns ctx.Err()), fn returns an error (it returns that
-// error) or the server ends the stream (an error saying so).
-func (c *Client) Watch(ctx context.Context, fn func(Status) error) error {
+// error) or the server ends the stream (an error saying so). A standalone
+// link's statuses come as in Overview.
+func (c *Client) Watch(ctx context.Context, fn func(model.Overview) error) error {
 	resp, err := c.do(ctx, http.MethodGet, "/v1/watch")
 	if err != nil {
 		return err
@@ -77,11 +176,11 @@ func (c *Client) Watch(ctx context.Context, fn func(Status) error) error {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
 		}
-		var st Status
-		if err := json.Unmarshal(sc.Bytes(), &st); err != nil {
+		o, err := decodeOverview(sc.Bytes())
+		if err != nil {
 			return fmt.Errorf("reading a status from the watch stream of %s: %w", c.path, err)
 		}
-		if err := fn(st); err != nil {
+		if err := fn(o); err != nil {
 			return err
 		}
 	}
@@ -94,16 +193,32 @@ func (c *Client) Watch(ctx context.Context, fn func(Status) error) error {
 	return fmt.Errorf("the server at %s ended the watch stream (vmnetbar stopped)", c.path)
 }
 
-// Reconnect asks the server to drop its daemon connection and redial.
-func (c *Client) Reconnect(ctx context.Context) error {
-	return c.action(ctx, "/v1/link/reconnect")
+// Start asks the server to start the VM called name (POST
+// /v1/vms/NAME/start); with name "", the only VM (POST /v1/vm/start: a 409
+// *Error naming the VMs when there is not exactly one).
+func (c *Client) Start(ctx context.Context, name string) error {
+	return c.vmAction(ctx, name, "start", "/v1/vm/start")
 }
 
-// StartVM asks the server to start its VM.
-func (c *Client) StartVM(ctx context.Context) error { return c.action(ctx, "/v1/vm/start") }
+// Stop asks the server to stop the VM called name (POST
+// /v1/vms/NAME/stop); with name "", the only VM (POST /v1/vm/stop).
+func (c *Client) Stop(ctx context.Context, name string) error {
+	return c.vmAction(ctx, name, "stop", "/v1/vm/stop")
+}
 
-// StopVM asks the server to stop its VM.
-func (c *Client) StopVM(ctx context.Context) error { return c.action(ctx, "/v1/vm/stop") }
+// Reconnect asks the server to drop the socket_vmnet connection of the VM
+// called name and dial again (POST /v1/vms/NAME/reconnect); with name "",
+// of the only VM, or of a standalone link (POST /v1/link/reconnect).
+func (c *Client) Reconnect(ctx context.Context, name string) error {
+	return c.vmAction(ctx, name, "reconnect", "/v1/link/reconnect")
+}
+
+func (c *Client) vmAction(ctx context.Context, name, action, legacy string) error {
+	if name == "" {
+		return c.action(ctx, legacy)
+	}
+	return c.action(ctx, vmPath(name, action))
+}
 
 func (c *Client) action(ctx context.Context, path string) error {
 	resp, err := c.do(ctx, http.MethodPost, path)

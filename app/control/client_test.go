@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vmnetbar/vmnetbar/app/model"
 )
 
 // silentServer accepts connections on path and never answers.
@@ -50,9 +52,13 @@ func TestClientSaysServerDidNotAnswer(t *testing.T) {
 	silentServer(t, path)
 	c := NewClient(path)
 	for name, call := range map[string]func(context.Context) error{
-		"status":    func(ctx context.Context) error { _, err := c.Status(ctx); return err },
-		"reconnect": c.Reconnect,
-		"watch":     func(ctx context.Context) error { return c.Watch(ctx, func(Status) error { return nil }) },
+		"overview":  func(ctx context.Context) error { _, err := c.Overview(ctx); return err },
+		"vm":        func(ctx context.Context) error { _, err := c.VM(ctx, "dev"); return err },
+		"only vm":   func(ctx context.Context) error { _, err := c.VM(ctx, ""); return err },
+		"start":     func(ctx context.Context) error { return c.Start(ctx, "dev") },
+		"stop":      func(ctx context.Context) error { return c.Stop(ctx, "") },
+		"reconnect": func(ctx context.Context) error { return c.Reconnect(ctx, "dev") },
+		"watch":     func(ctx context.Context) error { return c.Watch(ctx, func(model.Overview) error { return nil }) },
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := call(ctx)
@@ -68,16 +74,16 @@ func TestClientSaysServerDidNotAnswer(t *testing.T) {
 	// A cancelled request (Ctrl-C) stays context.Canceled.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := c.Status(ctx); !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled Status = %v, want context.Canceled", err)
+	if _, err := c.Overview(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled Overview = %v, want context.Canceled", err)
 	}
 }
 
 func TestClientRefusesLongPath(t *testing.T) {
 	path := "/tmp/" + strings.Repeat("d", 60) + "/" + strings.Repeat("s", 50) + ".sock"
-	_, err := NewClient(path).Status(ctxT(t))
+	_, err := NewClient(path).Overview(ctxT(t))
 	if !errors.Is(err, ErrPathTooLong) {
-		t.Fatalf("Status on a %d-byte path = %v, want ErrPathTooLong", len(path), err)
+		t.Fatalf("Overview on a %d-byte path = %v, want ErrPathTooLong", len(path), err)
 	}
 	for _, frag := range []string{path + " is 121 bytes", "the limit is 103", "pass a shorter --control PATH"} {
 		if !strings.Contains(err.Error(), frag) {

@@ -2,11 +2,13 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,8 +17,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
 
-	"github.com/vmnetbar/vmnetbar/internal/latest"
-	"github.com/vmnetbar/vmnetbar/internal/testwait"
+	"github.com/vmnetbar/vmnetbar/app/model"
+	"github.com/vmnetbar/vmnetbar/internal/fakeapp"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -27,110 +29,6 @@ func TestMain(m *testing.M) {
 	}
 	goleak.VerifyTestMain(m)
 }
-
-// fakeBackend is a Backend whose status the test sets.
-type fakeBackend struct {
-	mu         sync.Mutex
-	st         Status
-	subs       map[int]chan Status
-	nextID     int
-	cancels    int
-	reconnects int
-	err        error // answered by Reconnect
-}
-
-func newFakeBackend(st Status) *fakeBackend {
-	return &fakeBackend{st: st, subs: map[int]chan Status{}}
-}
-
-func (f *fakeBackend) Status() Status {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.st
-}
-
-func (f *fakeBackend) Subscribe() (<-chan Status, func()) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	id := f.nextID
-	f.nextID++
-	ch := make(chan Status, 1)
-	f.subs[id] = ch
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			delete(f.subs, id)
-			f.cancels++
-			close(ch)
-		})
-	}
-}
-
-func (f *fakeBackend) Reconnect() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.reconnects++
-	return f.err
-}
-
-// set changes the status and notifies subscribers, coalescing.
-func (f *fakeBackend) set(st Status) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.st = st
-	for _, ch := range f.subs {
-		latest.Put(ch, st)
-	}
-}
-
-// drained reports whether every subscriber has taken its pending update.
-func (f *fakeBackend) drained() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, ch := range f.subs {
-		if len(ch) > 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func (f *fakeBackend) subscribers() (open, cancelled int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.subs), f.cancels
-}
-
-// fakeVMBackend adds VM actions.
-type fakeVMBackend struct {
-	*fakeBackend
-	mu      sync.Mutex
-	starts  int
-	stops   int
-	stopErr error
-}
-
-func (f *fakeVMBackend) StartVM(context.Context) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.starts++
-	return nil
-}
-
-func (f *fakeVMBackend) StopVM(context.Context) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.stops++
-	return f.stopErr
-}
-
-// conflictError chooses its HTTP status, as the controller's errors do.
-type conflictError struct{ msg string }
-
-func (e conflictError) Error() string   { return e.msg }
-func (e conflictError) StatusCode() int { return http.StatusConflict }
 
 // shortTempDir returns a temporary directory short enough for socket paths
 // (t.TempDir includes the test name).
@@ -150,14 +48,14 @@ func testLogger(t *testing.T) logrus.FieldLogger {
 	return l
 }
 
-// serve runs a server for b on a fresh socket until the test ends and
-// returns the socket path and a function that stops the server.
-func serve(t *testing.T, b Backend) (string, func()) {
+// serve runs the app's server for m on a fresh socket until the test ends
+// and returns the socket path and a function that stops the server.
+func serve(t *testing.T, m model.Machines) (string, func()) {
 	t.Helper()
-	return serveServer(t, NewServer(b, testLogger(t)))
+	return serveServer(t, NewServer(m, testLogger(t)))
 }
 
-// serveServer is serve for a server the test has configured.
+// serveServer is serve for a server the test has made.
 func serveServer(t *testing.T, srv *Server) (string, func()) {
 	t.Helper()
 	path := shortTempDir(t) + "/c.sock"
@@ -192,40 +90,73 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func testLinkStatus(state netlink.State, reconnects uint64) Status {
-	return Status{Link: netlink.Status{
+// since is the time every test status changed at.
+var since = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// twoVMs returns machines "build" (stopped) and "dev" (running, its link up
+// with traffic), every time fixed.
+func twoVMs() *fakeapp.Machines {
+	m := fakeapp.New()
+	m.Set("dev", func(v *model.VMStatus) {
+		v.VM = model.VM{State: vmhost.StateRunning, Since: since}
+		v.Link = testLink(netlink.StateUp, 3)
+	})
+	m.Set("build", func(v *model.VMStatus) {
+		v.VM = model.VM{State: vmhost.StateStopped, Since: since}
+		v.Link = netlink.Status{State: netlink.StateStopped, Since: since}
+	})
+	return m
+}
+
+func testLink(state netlink.State, reconnects uint64) netlink.Status {
+	return netlink.Status{
 		State:      state,
 		Reconnects: reconnects,
-		Since:      time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Since:      since,
 		TxFrames:   10,
 		TxBytes:    15000,
 		RxFrames:   20,
 		RxBytes:    30000,
 		Dropped:    netlink.Drops{VMBusy: 2},
-	}}
+	}
 }
 
-func TestStatusRoundTrip(t *testing.T) {
-	want := testLinkStatus(netlink.StateUp, 3)
-	want.Link.LastError = "read: connection reset by peer"
-	want.Link.Downtime = 1500 * time.Millisecond
-	path, _ := serve(t, newFakeBackend(want))
-	got, err := NewClient(path).Status(ctxT(t))
+// sameJSON fails the test unless got and want encode alike (times compare
+// by their JSON, as they travel).
+func sameJSON(t *testing.T, what string, got, want any) {
+	t.Helper()
+	g, err := json.Marshal(got)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.VM != nil {
-		t.Errorf("VM = %+v, want nil for a backend without a VM", got.VM)
+	w, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got.Link != want.Link {
-		t.Errorf("Link = %+v, want %+v", got.Link, want.Link)
+	if string(g) != string(w) {
+		t.Errorf("%s:\n got %s\nwant %s", what, g, w)
 	}
 }
 
-func TestStatusJSONShape(t *testing.T) {
-	st := testLinkStatus(netlink.StateReconnecting, 1)
-	st.VM = &VMStatus{State: vmhost.StateError, Since: st.Link.Since, Error: "guest panicked"}
-	path, _ := serve(t, newFakeBackend(st))
+// apiError fails the test unless err is an *Error with code whose message
+// has every fragment.
+func apiError(t *testing.T, what string, err error, code int, frags ...string) {
+	t.Helper()
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Code != code {
+		t.Errorf("%s = %v (%T), want a %d *Error", what, err, err, code)
+		return
+	}
+	for _, f := range frags {
+		if !strings.Contains(ae.Message, f) {
+			t.Errorf("%s = %q, which lacks %q", what, ae.Message, f)
+		}
+	}
+}
+
+func TestStatusIsTheOverview(t *testing.T) {
+	m := twoVMs()
+	path, _ := serve(t, m)
 	resp, body := rawRequest(t, path, http.MethodGet, "/v1/status")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
@@ -234,224 +165,271 @@ func TestStatusJSONShape(t *testing.T) {
 		t.Errorf("Content-Type = %q", ct)
 	}
 	for _, frag := range []string{
-		`"vm":{"state":"error","since":"2026-01-02T03:04:05Z","error":"guest panicked"}`,
-		`"link":{"state":"reconnecting","reconnects":1,`,
+		`{"vms":[{"name":"build","vm":{"state":"stopped","since":"2026-01-02T03:04:05Z","error":""},"link":{"state":"stopped",`,
+		`{"name":"dev","vm":{"state":"running","since":"2026-01-02T03:04:05Z","error":""},"link":{"state":"up","reconnects":3,`,
 		`"dropped":2,"drops":{"oversize":0,"vm_busy":2,"partial_read":0,"empty":0}`,
+		`"actions":{"start":false,"stop":true,"reconnect":true}}]}`,
 	} {
 		if !strings.Contains(body, frag) {
 			t.Errorf("body %s lacks %s", body, frag)
 		}
 	}
-	got, err := NewClient(path).Status(ctxT(t))
+	got, err := NewClient(path).Overview(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.VM == nil || *got.VM != *st.VM {
-		t.Errorf("VM = %+v, want %+v", got.VM, st.VM)
+	sameJSON(t, "Overview", got, m.Status())
+	if IsStandaloneLink(got.VMs[0]) {
+		t.Error("a VM of the app is taken for a standalone link")
+	}
+
+	m.SetConfigError("config.yaml:3: vms.dev.kernel: no such file")
+	_, body = rawRequest(t, path, http.MethodGet, "/v1/status")
+	if !strings.HasSuffix(strings.TrimSpace(body), `],"config_error":"config.yaml:3: vms.dev.kernel: no such file"}`) {
+		t.Errorf("body %s lacks the config error", body)
+	}
+	if got, err := NewClient(path).Overview(ctxT(t)); err != nil || got.ConfigError != "config.yaml:3: vms.dev.kernel: no such file" {
+		t.Errorf("Overview = %+v, %v; want the config error", got, err)
 	}
 }
 
-func TestWatchStreamsCurrentThenChanges(t *testing.T) {
-	b := newFakeBackend(testLinkStatus(netlink.StateConnecting, 0))
-	path, _ := serve(t, b)
-	ctx, cancel := context.WithCancel(ctxT(t))
-	defer cancel()
-	got := make(chan Status)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- NewClient(path).Watch(ctx, func(st Status) error {
-			select {
-			case got <- st:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
-	}()
-	next := func() Status {
-		t.Helper()
-		select {
-		case st := <-got:
-			return st
-		case err := <-errc:
-			t.Fatalf("Watch ended: %v", err)
-		case <-time.After(5 * time.Second):
-			t.Fatal("no status from the watch stream")
-		}
-		return Status{}
+// unsorted answers its VMs in reverse order, or none as a nil slice.
+type unsorted struct{ *fakeapp.Machines }
+
+func (u unsorted) Status() model.Overview {
+	o := u.Machines.Status()
+	if len(o.VMs) == 0 {
+		o.VMs = nil
+		return o
 	}
-	if st := next(); st.Link.State != netlink.StateConnecting {
-		t.Fatalf("first status %v, want connecting", st.Link.State)
-	}
-	testwait.For(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
-	// An update equal to the last line sent is not repeated.
-	b.set(testLinkStatus(netlink.StateConnecting, 0))
-	testwait.For(t, "the server to take the update", b.drained)
-	for i, s := range []netlink.State{netlink.StateUp, netlink.StateReconnecting, netlink.StateUp} {
-		b.set(testLinkStatus(s, uint64(i)))
-		if st := next(); st.Link.State != s || st.Link.Reconnects != uint64(i) {
-			t.Fatalf("change %d: got %v/%d, want %v/%d", i, st.Link.State, st.Link.Reconnects, s, i)
-		}
-	}
-	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
-		t.Errorf("Watch after cancel = %v, want context.Canceled", err)
-	}
-	// The server notices the client left and cancels its subscription.
-	testwait.For(t, "the subscription to be cancelled", func() bool {
-		n, c := b.subscribers()
-		return n == 0 && c == 1
-	})
+	slices.Reverse(o.VMs)
+	return o
 }
 
-func TestWatchEndsWhenServerStops(t *testing.T) {
-	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
-	path, stop := serve(t, b)
-	first := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		var once sync.Once
-		errc <- NewClient(path).Watch(ctxT(t), func(Status) error {
-			once.Do(func() { close(first) })
-			return nil
-		})
-	}()
-	<-first
-	testwait.For(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
-	stop()
-	select {
-	case err := <-errc:
-		if err == nil || !strings.Contains(err.Error(), "ended the watch stream") {
-			t.Errorf("Watch = %v, want the stream-ended error", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Watch did not end when the server stopped")
-	}
-	if n, c := b.subscribers(); n != 0 || c != 1 {
-		t.Errorf("subscriptions open %d cancelled %d, want 0 and 1", n, c)
-	}
-	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("socket still there after Serve returned: %v", err)
-	}
-}
-
-func TestWatchEndsWhenBackendClosesChannel(t *testing.T) {
-	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
-	path, _ := serve(t, b)
-	errc := make(chan error, 1)
-	seen := make(chan struct{}, 1)
-	go func() {
-		errc <- NewClient(path).Watch(ctxT(t), func(Status) error {
-			seen <- struct{}{}
-			return nil
-		})
-	}()
-	<-seen
-	testwait.For(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
-	// The backend shuts down: it closes every subscription channel.
-	b.mu.Lock()
-	for id, ch := range b.subs {
-		close(ch)
-		delete(b.subs, id)
-	}
-	b.mu.Unlock()
-	select {
-	case err := <-errc:
-		if err == nil {
-			t.Error("Watch = nil, want an error saying the stream ended")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Watch did not end when the backend closed its channel")
-	}
-}
-
-func TestWatchCallbackErrorStops(t *testing.T) {
-	path, _ := serve(t, newFakeBackend(testLinkStatus(netlink.StateUp, 0)))
-	stopErr := errors.New("enough")
-	err := NewClient(path).Watch(ctxT(t), func(Status) error { return stopErr })
-	if !errors.Is(err, stopErr) {
-		t.Errorf("Watch = %v, want the callback's error", err)
-	}
-}
-
-func TestReconnect(t *testing.T) {
-	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
-	path, _ := serve(t, b)
-	c := NewClient(path)
-	if err := c.Reconnect(ctxT(t)); err != nil {
+func TestStatusSortedAndAList(t *testing.T) {
+	m := fakeapp.New("a", "b", "c")
+	path, _ := serve(t, unsorted{m})
+	o, err := NewClient(path).Overview(ctxT(t))
+	if err != nil {
 		t.Fatal(err)
 	}
-	b.mu.Lock()
-	n := b.reconnects
-	b.mu.Unlock()
-	if n != 1 {
-		t.Errorf("reconnects = %d, want 1", n)
+	if names := o.Names(); !slices.Equal(names, []string{"a", "b", "c"}) {
+		t.Errorf("VMs %v, want sorted by name", names)
+	}
+	var first model.Overview
+	err = NewClient(path).Watch(ctxT(t), func(o model.Overview) error { first = o; return errors.New("enough") })
+	if names := first.Names(); !slices.Equal(names, []string{"a", "b", "c"}) {
+		t.Errorf("watched VMs %v (%v), want sorted by name", names, err)
 	}
 
-	b.mu.Lock()
-	b.err = conflictError{"the link is stopped: nothing to reconnect"}
-	b.mu.Unlock()
-	err := c.Reconnect(ctxT(t))
-	var ae *Error
-	if !errors.As(err, &ae) || ae.Code != http.StatusConflict || ae.Message != "the link is stopped: nothing to reconnect" {
-		t.Errorf("Reconnect = %#v, want a 409 Error with the backend's message", err)
-	}
-
-	b.mu.Lock()
-	b.err = errors.New("plain failure")
-	b.mu.Unlock()
-	if err := c.Reconnect(ctxT(t)); !errors.As(err, &ae) || ae.Code != http.StatusInternalServerError || ae.Error() != "plain failure" {
-		t.Errorf("Reconnect = %#v, want a 500 Error with the backend's message", err)
+	path, _ = serve(t, unsorted{fakeapp.New()})
+	if _, body := rawRequest(t, path, http.MethodGet, "/v1/status"); strings.TrimSpace(body) != `{"vms":[]}` {
+		t.Errorf("no VMs: %s, want {\"vms\":[]}", body)
 	}
 }
 
-func TestVMRoutesWithoutVM(t *testing.T) {
-	path, _ := serve(t, newFakeBackend(testLinkStatus(netlink.StateUp, 0)))
+func TestVMRoute(t *testing.T) {
+	m := twoVMs()
+	path, _ := serve(t, m)
 	c := NewClient(path)
-	for name, f := range map[string]func(context.Context) error{"start": c.StartVM, "stop": c.StopVM} {
-		err := f(ctxT(t))
-		var ae *Error
-		if !errors.As(err, &ae) || ae.Code != http.StatusNotFound || !strings.Contains(ae.Message, "this vmnetbar serves no VM") {
-			t.Errorf("%s = %v, want 404 'this vmnetbar serves no VM'", name, err)
+	resp, body := rawRequest(t, path, http.MethodGet, "/v1/vms/dev")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, `{"name":"dev","vm":{"state":"running",`) {
+		t.Errorf("GET /v1/vms/dev: %d %s", resp.StatusCode, body)
+	}
+	v, err := c.VM(ctxT(t), "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := m.Status().Lookup("dev")
+	sameJSON(t, "VM dev", v, want)
+
+	_, err = c.VM(ctxT(t), "nope")
+	apiError(t, "VM nope", err, http.StatusNotFound, `no VM named "nope"; the VMs are build, dev`)
+	resp, body = rawRequest(t, path, http.MethodGet, "/v1/vms/nope")
+	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/json" || !strings.HasPrefix(body, `{"error":"no VM named \"nope\"`) {
+		t.Errorf("GET /v1/vms/nope: %d %s", resp.StatusCode, body)
+	}
+
+	// With no name, the only VM; with two, a 409 naming them.
+	_, err = c.VM(ctxT(t), "")
+	apiError(t, "VM with no name of two", err, http.StatusConflict, "the VMs are build, dev: name one")
+	m.Remove("build")
+	if v, err := c.VM(ctxT(t), ""); err != nil || v.Name != "dev" {
+		t.Errorf("VM with no name of one = %+v, %v; want dev", v, err)
+	}
+}
+
+func TestNamesThatCannotBeVMs(t *testing.T) {
+	m := twoVMs()
+	path, _ := serve(t, m)
+	c := NewClient(path)
+	for _, tc := range []struct{ name, why string }{
+		{"a/b", "a VM name has no '/'"},
+		{strings.Repeat("x", 65), "a VM name is at most 64 bytes"},
+		{"a\x01b", "a VM name has no control characters"},
+	} {
+		_, err := c.VM(ctxT(t), tc.name)
+		apiError(t, "VM "+tc.name, err, http.StatusNotFound, tc.why, "the VMs are build, dev")
+		apiError(t, "Start "+tc.name, c.Start(ctxT(t), tc.name), http.StatusNotFound, tc.why)
+		apiError(t, "Reconnect "+tc.name, c.Reconnect(ctxT(t), tc.name), http.StatusNotFound, tc.why)
+	}
+	// The long name is not echoed whole.
+	_, err := c.VM(ctxT(t), strings.Repeat("x", 10000))
+	if err == nil || len(err.Error()) > 300 {
+		t.Errorf("a 10000-byte name: %d-byte error", len(err.Error()))
+	}
+	if calls := m.Calls(); len(calls) != 0 {
+		t.Errorf("the machines were asked %v about names that cannot be VMs", calls)
+	}
+	// A VM's name travels escaped.
+	m.Set("a b", func(v *model.VMStatus) {})
+	if err := c.Start(ctxT(t), "a b"); err != nil {
+		t.Errorf("Start(\"a b\"): %v", err)
+	}
+	if calls := m.Calls(); !slices.Equal(calls, []string{"start a b"}) {
+		t.Errorf("calls %q, want start of \"a b\"", calls)
+	}
+}
+
+func TestVMActions(t *testing.T) {
+	m := twoVMs()
+	path, _ := serve(t, m)
+	c := NewClient(path)
+	state := func(name string) vmhost.State { v, _ := m.Status().Lookup(name); return v.VM.State }
+
+	if err := c.Start(ctxT(t), "build"); err != nil {
+		t.Fatal(err)
+	}
+	if state("build") != vmhost.StateRunning {
+		t.Errorf("build %v after its start", state("build"))
+	}
+	if err := c.Reconnect(ctxT(t), "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(ctxT(t), "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if state("dev") != vmhost.StateStopped || state("build") != vmhost.StateRunning {
+		t.Errorf("dev %v build %v after dev's stop, want stopped and running", state("dev"), state("build"))
+	}
+	want := []string{"start build", "reconnect dev", "stop dev"}
+	if calls := m.Calls(); !slices.Equal(calls, want) {
+		t.Errorf("calls %q, want %q", calls, want)
+	}
+	resp, body := rawRequest(t, path, http.MethodPost, "/v1/vms/dev/start")
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(body) != `{"ok":true}` {
+		t.Errorf("POST /v1/vms/dev/start: %d %s", resp.StatusCode, body)
+	}
+
+	// Not allowed now: 409 with the machines' message.
+	apiError(t, "Start of a running VM", c.Start(ctxT(t), "dev"), http.StatusConflict, "cannot start dev: the VM is running")
+	if err := c.Stop(ctxT(t), "dev"); err != nil {
+		t.Fatal(err)
+	}
+	apiError(t, "Reconnect of a stopped VM", c.Reconnect(ctxT(t), "dev"), http.StatusConflict, "cannot reconnect dev: the VM is stopped")
+	for name, f := range map[string]func(context.Context, string) error{"start": c.Start, "stop": c.Stop, "reconnect": c.Reconnect} {
+		apiError(t, name+" nope", f(ctxT(t), "nope"), http.StatusNotFound, `no VM named "nope"; the VMs are build, dev`)
+	}
+	m.Close()
+	apiError(t, "Start after Close", c.Start(ctxT(t), "dev"), http.StatusServiceUnavailable, "vmnetbar is shutting down")
+}
+
+func TestActionErrorCodes(t *testing.T) {
+	m := fakeapp.New("dev")
+	path, _ := serve(t, m)
+	c := NewClient(path)
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{errors.New("QEMU exited: status 1"), http.StatusInternalServerError},
+		{&model.Error{Kind: model.KindConflict, Msg: "conflict"}, http.StatusConflict},
+		{&model.Error{Kind: model.KindAmbiguous, Msg: "ambiguous"}, http.StatusConflict},
+		{&model.Error{Kind: model.KindNotFound, Msg: "not found"}, http.StatusNotFound},
+		{&model.Error{Kind: model.KindUnavailable, Msg: "unavailable"}, http.StatusServiceUnavailable},
+		{&model.Error{Kind: 99, Msg: "an unknown kind"}, http.StatusInternalServerError},
+		{&Error{Code: http.StatusTeapot, Message: "an Error passed back"}, http.StatusTeapot},
+		{&Error{Code: 200, Message: "no error code"}, http.StatusInternalServerError},
+	} {
+		m.FailStarts(tc.err)
+		apiError(t, tc.err.Error(), c.Start(ctxT(t), "dev"), tc.code, tc.err.Error())
+	}
+}
+
+func TestLegacyRoutesWithOneVM(t *testing.T) {
+	m := fakeapp.New("default")
+	path, _ := serve(t, m)
+	c := NewClient(path)
+	resp, body := rawRequest(t, path, http.MethodPost, "/v1/vm/start")
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(body) != `{"ok":true}` {
+		t.Fatalf("POST /v1/vm/start: %d %s", resp.StatusCode, body)
+	}
+	if err := c.Reconnect(ctxT(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(ctxT(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctxT(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"start ", "reconnect ", "stop ", "start "}
+	if calls := m.Calls(); !slices.Equal(calls, want) {
+		t.Errorf("calls %q, want %q (the name \"\" for the only VM)", calls, want)
+	}
+	if v, _ := m.Status().Lookup("default"); v.VM.State != vmhost.StateRunning || v.Link.Reconnects != 1 {
+		t.Errorf("default %v with %d reconnects, want running with 1", v.VM.State, v.Link.Reconnects)
+	}
+	apiError(t, "Start of the running VM", c.Start(ctxT(t), ""), http.StatusConflict, "cannot start default: the VM is running")
+	if st, err := c.Status(ctxT(t)); err != nil || st.VM == nil || st.VM.State != vmhost.StateRunning || st.Link.Reconnects != 1 {
+		t.Errorf("Status = %+v, %v; want the running VM", st, err)
+	}
+}
+
+func TestLegacyRoutesWithTwoVMs(t *testing.T) {
+	m := twoVMs()
+	path, _ := serve(t, m)
+	for _, p := range []string{"/v1/vm/start", "/v1/vm/stop", "/v1/link/reconnect"} {
+		resp, body := rawRequest(t, path, http.MethodPost, p)
+		if resp.StatusCode != http.StatusConflict || !strings.Contains(body, `"error":"the VMs are build, dev: name one"`) {
+			t.Errorf("POST %s: %d %s, want 409 naming the VMs", p, resp.StatusCode, body)
 		}
 	}
-}
-
-func TestVMRoutes(t *testing.T) {
-	b := &fakeVMBackend{fakeBackend: newFakeBackend(testLinkStatus(netlink.StateUp, 0))}
-	path, _ := serve(t, b)
 	c := NewClient(path)
-	if err := c.StartVM(ctxT(t)); err != nil {
-		t.Fatal(err)
+	apiError(t, "Start", c.Start(ctxT(t), ""), http.StatusConflict, "the VMs are build, dev")
+	apiError(t, "Stop", c.Stop(ctxT(t), ""), http.StatusConflict, "the VMs are build, dev")
+	apiError(t, "Reconnect", c.Reconnect(ctxT(t), ""), http.StatusConflict, "the VMs are build, dev")
+	if v, _ := m.Status().Lookup("dev"); v.VM.State != vmhost.StateRunning || v.Link.Reconnects != 3 {
+		t.Errorf("dev changed by an ambiguous request: %v, %d reconnects", v.VM.State, v.Link.Reconnects)
 	}
-	if err := c.StopVM(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	b.mu.Lock()
-	b.stopErr = conflictError{"the VM is already stopped"}
-	b.mu.Unlock()
-	err := c.StopVM(ctxT(t))
-	var ae *Error
-	if !errors.As(err, &ae) || ae.Code != http.StatusConflict || err.Error() != "the VM is already stopped" {
-		t.Errorf("StopVM = %v, want 409 'the VM is already stopped'", err)
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.starts != 1 || b.stops != 2 {
-		t.Errorf("starts %d stops %d, want 1 and 2", b.starts, b.stops)
-	}
+
+	path, _ = serve(t, fakeapp.New())
+	apiError(t, "Start with no VMs", NewClient(path).Start(ctxT(t), ""), http.StatusConflict, "no VMs are configured")
 }
 
 func TestWrongMethodAndUnknownPath(t *testing.T) {
-	path, _ := serve(t, newFakeBackend(testLinkStatus(netlink.StateUp, 0)))
+	path, _ := serve(t, twoVMs())
 	for _, tc := range []struct {
 		method, path string
 		code         int
 		allow, msg   string
 	}{
 		{http.MethodPost, "/v1/status", 405, "GET", `"error":"POST is not allowed on /v1/status; use GET"`},
+		{http.MethodPost, "/v1/watch", 405, "GET", `use GET`},
 		{http.MethodGet, "/v1/link/reconnect", 405, "POST", `"error":"GET is not allowed on /v1/link/reconnect; use POST"`},
 		{http.MethodDelete, "/v1/vm/stop", 405, "POST", `use POST`},
+		{http.MethodGet, "/v1/vm/start", 405, "POST", `use POST`},
+		{http.MethodPost, "/v1/vms/dev", 405, "GET", `"error":"POST is not allowed on /v1/vms/dev; use GET"`},
+		{http.MethodGet, "/v1/vms/dev/start", 405, "POST", `"error":"GET is not allowed on /v1/vms/dev/start; use POST"`},
+		{http.MethodGet, "/v1/vms/nope/stop", 405, "POST", `use POST`},
+		{http.MethodPut, "/v1/vms/dev/reconnect", 405, "POST", `use POST`},
+		{http.MethodPost, "/v1/vms/dev/restart", 404, "", `"error":"no such endpoint /v1/vms/dev/restart; the endpoints are GET /v1/status, GET /v1/vms/NAME, GET /v1/watch, POST /v1/link/reconnect, POST /v1/vm/start, POST /v1/vm/stop, POST /v1/vms/NAME/reconnect, POST /v1/vms/NAME/start, POST /v1/vms/NAME/stop"`},
+		{http.MethodGet, "/v1/vms/", 404, "", `no such endpoint /v1/vms/;`},
+		{http.MethodGet, "/v1/vms", 404, "", `no such endpoint /v1/vms;`},
+		{http.MethodPost, "/v1/%76ms/NAME/start", 404, "", `no such endpoint /v1/vms/NAME/start;`},
+		{http.MethodPost, "/v1/vms//start", 404, "", `no such endpoint /v1/vms//start;`},
+		{http.MethodPost, "/v1/vms/dev/start/now", 404, "", `no such endpoint /v1/vms/dev/start/now;`},
+		{http.MethodPost, "/v1/vms/dev/", 404, "", `no such endpoint /v1/vms/dev/;`},
 		{http.MethodGet, "/v2/status", 404, "", `"error":"no such endpoint /v2/status; the endpoints are GET /v1/status,`},
 		{http.MethodGet, "/", 404, "", `no such endpoint /`},
 	} {
@@ -468,19 +446,22 @@ func TestWrongMethodAndUnknownPath(t *testing.T) {
 func TestClientNotRunning(t *testing.T) {
 	dir := shortTempDir(t)
 	missing := dir + "/missing.sock"
-	_, err := NewClient(missing).Status(ctxT(t))
+	_, err := NewClient(missing).Overview(ctxT(t))
 	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "no control socket at "+missing) {
-		t.Errorf("Status on a missing socket = %v", err)
+		t.Errorf("Overview on a missing socket = %v", err)
 	}
 
 	stale := makeStaleSocket(t, dir+"/stale.sock")
-	err = NewClient(stale).Reconnect(ctxT(t))
+	err = NewClient(stale).Reconnect(ctxT(t), "dev")
 	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), stale) {
 		t.Errorf("Reconnect on a stale socket = %v", err)
 	}
-	err = NewClient(missing).Watch(ctxT(t), func(Status) error { return nil })
+	err = NewClient(missing).Watch(ctxT(t), func(model.Overview) error { return nil })
 	if !errors.Is(err, ErrNotRunning) {
 		t.Errorf("Watch on a missing socket = %v", err)
+	}
+	if _, err = NewClient(missing).VM(ctxT(t), "dev"); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("VM on a missing socket = %v", err)
 	}
 }
 
@@ -490,7 +471,7 @@ func TestServeReturnsListenerError(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	err = NewServer(newFakeBackend(Status{}), testLogger(t)).Serve(context.Background(), l)
+	err = NewServer(fakeapp.New(), testLogger(t)).Serve(context.Background(), l)
 	if err == nil {
 		t.Fatal("Serve on a closed listener returned nil")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,8 +16,9 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/vmnetbar/vmnetbar/app/model"
+	"github.com/vmnetbar/vmnetbar/internal/fakeapp"
 	"github.com/vmnetbar/vmnetbar/internal/testwait"
-	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
 // rawConn is a client connection driven by hand, to send partial requests
@@ -82,7 +84,7 @@ func (rc *rawConn) waitClosed(what string) {
 }
 
 func TestIdleKeepAliveConnectionClosed(t *testing.T) {
-	srv := NewServer(newFakeBackend(testLinkStatus(netlink.StateUp, 0)), testLogger(t))
+	srv := NewServer(twoVMs(), testLogger(t))
 	srv.IdleTimeout = 100 * time.Millisecond
 	path, _ := serveServer(t, srv)
 	rc := dialRaw(t, path)
@@ -92,7 +94,7 @@ func TestIdleKeepAliveConnectionClosed(t *testing.T) {
 }
 
 func TestSilentAndHalfSentHeadersClosed(t *testing.T) {
-	srv := NewServer(newFakeBackend(testLinkStatus(netlink.StateUp, 0)), testLogger(t))
+	srv := NewServer(twoVMs(), testLogger(t))
 	srv.HeaderTimeout = 100 * time.Millisecond
 	path, _ := serveServer(t, srv)
 	silent := dialRaw(t, path)
@@ -103,86 +105,86 @@ func TestSilentAndHalfSentHeadersClosed(t *testing.T) {
 }
 
 func TestBodyNeverSentClosedWithoutActing(t *testing.T) {
-	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
-	srv := NewServer(b, testLogger(t))
+	m := twoVMs()
+	srv := NewServer(m, testLogger(t))
 	srv.BodyTimeout = 100 * time.Millisecond
 	path, _ := serveServer(t, srv)
 	rc := dialRaw(t, path)
-	rc.send("POST /v1/link/reconnect HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+	rc.send("POST /v1/vms/dev/reconnect HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
 	resp, body := rc.response()
 	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(body, `"error":"the request body did not arrive within 100ms`) {
 		t.Errorf("answer %d %s, want 408 saying the body did not arrive", resp.StatusCode, body)
 	}
 	rc.waitClosed("request whose body never came")
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.reconnects != 0 {
-		t.Errorf("the incomplete request reconnected the link %d times", b.reconnects)
+	if calls := m.Calls(); len(calls) != 0 {
+		t.Errorf("the incomplete request acted: %q", calls)
 	}
 }
 
 func TestRequestBodiesReadAndIgnored(t *testing.T) {
-	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
-	path, _ := serve(t, b)
+	m := twoVMs()
+	path, _ := serve(t, m)
 	rc := dialRaw(t, path)
-	rc.send("POST /v1/link/reconnect HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+	rc.send("POST /v1/vms/dev/reconnect HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
 	if resp, body := rc.response(); resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST with a small body: %d %s", resp.StatusCode, body)
 	}
 	rc.get() // the connection is still good
 
 	big := dialRaw(t, path)
-	big.send("POST /v1/link/reconnect HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 100000))
+	big.send("POST /v1/vms/dev/reconnect HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 100000))
 	if resp, body := big.response(); resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "takes no request body") {
 		t.Errorf("POST with a 100 kB body: %d %s, want 413", resp.StatusCode, body)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.reconnects != 1 {
-		t.Errorf("reconnects = %d, want 1", b.reconnects)
+	if calls := m.Calls(); !slices.Equal(calls, []string{"reconnect dev"}) {
+		t.Errorf("calls %q, want one reconnect", calls)
 	}
 }
 
-// slowStopBackend's StopVM takes a while and reports whether its context
-// ended early.
-type slowStopBackend struct {
-	*fakeBackend
+// slowStop's Stop takes a while and fails if its context ends early.
+type slowStop struct {
+	*fakeapp.Machines
 	took time.Duration
 }
 
-func (slowStopBackend) StartVM(context.Context) error { return nil }
-
-func (s slowStopBackend) StopVM(ctx context.Context) error {
+func (s slowStop) Stop(ctx context.Context, name string) error {
 	select {
 	case <-ctx.Done():
 		return errors.New("the request's context ended during the stop")
 	case <-time.After(s.took):
-		return nil
+		return s.Machines.Stop(ctx, name)
 	}
 }
 
 // The read timeouts must not end the context of an action that takes
 // longer than they do (net/http cancels it when a read deadline passes).
 func TestTimeoutsDoNotCutSlowActions(t *testing.T) {
-	b := slowStopBackend{newFakeBackend(testLinkStatus(netlink.StateUp, 0)), 500 * time.Millisecond}
-	srv := NewServer(b, testLogger(t))
+	m := fakeapp.New("dev")
+	srv := NewServer(slowStop{m, 500 * time.Millisecond}, testLogger(t))
 	srv.HeaderTimeout = 50 * time.Millisecond
 	srv.BodyTimeout = 50 * time.Millisecond
 	srv.IdleTimeout = 50 * time.Millisecond
 	path, _ := serveServer(t, srv)
-	if err := NewClient(path).StopVM(ctxT(t)); err != nil {
-		t.Errorf("StopVM without a body: %v", err)
+	c := NewClient(path)
+	if err := c.Start(ctxT(t), "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(ctxT(t), "dev"); err != nil {
+		t.Errorf("Stop without a body: %v", err)
+	}
+	if err := c.Start(ctxT(t), "dev"); err != nil {
+		t.Fatal(err)
 	}
 	rc := dialRaw(t, path)
-	rc.send("POST /v1/vm/stop HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+	rc.send("POST /v1/vms/dev/stop HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
 	if resp, body := rc.response(); resp.StatusCode != http.StatusOK {
-		t.Errorf("StopVM with a body: %d %s", resp.StatusCode, body)
+		t.Errorf("Stop with a body: %d %s", resp.StatusCode, body)
 	}
 }
 
 func TestWatchOutlivesIdleTimeout(t *testing.T) {
-	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
-	srv := NewServer(b, testLogger(t))
+	m := twoVMs()
+	srv := NewServer(m, testLogger(t))
 	const idle = 50 * time.Millisecond
 	srv.IdleTimeout = idle
 	srv.HeaderTimeout = idle
@@ -190,12 +192,12 @@ func TestWatchOutlivesIdleTimeout(t *testing.T) {
 	path, _ := serveServer(t, srv)
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
-	got := make(chan Status, 16)
+	got := make(chan model.Overview, 16)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- NewClient(path).Watch(ctx, func(st Status) error { got <- st; return nil })
+		errc <- NewClient(path).Watch(ctx, func(o model.Overview) error { got <- o; return nil })
 	}()
-	next := func() Status {
+	next := func() model.Overview {
 		t.Helper()
 		select {
 		case st := <-got:
@@ -205,16 +207,16 @@ func TestWatchOutlivesIdleTimeout(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("no status from the watch stream")
 		}
-		return Status{}
+		return model.Overview{}
 	}
 	next()
-	testwait.For(t, "the watch subscription", func() bool { n, _ := b.subscribers(); return n == 1 })
+	testwait.For(t, "the watch subscription", func() bool { return m.Subscribers() == 1 })
 	for i := uint64(1); i <= 4; i++ {
 		// Quiet for several idle timeouts: the stream is not idle.
 		time.Sleep(3 * idle)
-		b.set(testLinkStatus(netlink.StateUp, i))
-		if st := next(); st.Link.Reconnects != i {
-			t.Fatalf("update %d: got reconnects %d", i, st.Link.Reconnects)
+		m.Set("dev", func(v *model.VMStatus) { v.Link.Reconnects = i })
+		if o := next(); vmOf(o, "dev").Link.Reconnects != i {
+			t.Fatalf("update %d: got reconnects %d", i, vmOf(o, "dev").Link.Reconnects)
 		}
 	}
 	cancel()
@@ -222,9 +224,8 @@ func TestWatchOutlivesIdleTimeout(t *testing.T) {
 }
 
 func TestConnectionCap(t *testing.T) {
-	b := newFakeBackend(testLinkStatus(netlink.StateUp, 0))
 	log, hook := logtest.NewNullLogger()
-	srv := NewServer(b, log)
+	srv := NewServer(twoVMs(), log)
 	srv.MaxConns = 3
 	srv.HeaderTimeout = time.Minute // the half-sent request stays
 	path, _ := serveServer(t, srv)
@@ -237,7 +238,7 @@ func TestConnectionCap(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() {
 		var once sync.Once
-		errc <- NewClient(path).Watch(ctx, func(Status) error { once.Do(func() { close(first) }); return nil })
+		errc <- NewClient(path).Watch(ctx, func(model.Overview) error { once.Do(func() { close(first) }); return nil })
 	}()
 	<-first
 	idle := dialRaw(t, path)
@@ -248,7 +249,7 @@ func TestConnectionCap(t *testing.T) {
 	// The next ones are refused at once, with a JSON error, twice.
 	c := NewClient(path)
 	for i := 0; i < 2; i++ {
-		_, err := c.Status(ctxT(t))
+		_, err := c.Overview(ctxT(t))
 		var ae *Error
 		if !errors.As(err, &ae) || ae.Code != http.StatusServiceUnavailable || !strings.Contains(ae.Message, "control API is busy: 3 connections are open") {
 			t.Fatalf("request over the cap: %v, want a 503 Error saying the API is busy", err)
@@ -277,7 +278,7 @@ func TestConnectionCap(t *testing.T) {
 	// Once one closes, new connections work again.
 	idle.c.Close()
 	testwait.For(t, "a request to succeed after a connection closed", func() bool {
-		_, err := c.Status(ctxT(t))
+		_, err := c.Overview(ctxT(t))
 		return err == nil
 	})
 	cancel()

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
 func TestListenMode0600WhateverTheUmask(t *testing.T) {
@@ -83,7 +81,7 @@ func TestListenReplacesStaleSocket(t *testing.T) {
 }
 
 func TestListenRefusesLiveServer(t *testing.T) {
-	path, _ := serve(t, newFakeBackend(testLinkStatus(netlink.StateUp, 0)))
+	path, _ := serve(t, twoVMs())
 	_, err := Listen(path)
 	if err == nil || !strings.Contains(err.Error(), "another instance is serving at "+path) {
 		t.Fatalf("Listen over a live server = %v", err)
@@ -92,7 +90,7 @@ func TestListenRefusesLiveServer(t *testing.T) {
 		t.Errorf("Listen over a live server = %v, which does not wrap ErrInUse", err)
 	}
 	// The live server still works.
-	if _, err := NewClient(path).Status(ctxT(t)); err != nil {
+	if _, err := NewClient(path).Overview(ctxT(t)); err != nil {
 		t.Errorf("the first server broke: %v", err)
 	}
 }

@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-
-	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
 // attackEnv makes the test binary play another user's fake server (see
@@ -73,10 +71,10 @@ func TestListenMakesFallbackDirPrivate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- NewServer(newFakeBackend(testLinkStatus(netlink.StateUp, 0)), testLogger(t)).Serve(ctx, l)
+		done <- NewServer(twoVMs(), testLogger(t)).Serve(ctx, l)
 	}()
 	defer func() { cancel(); <-done }()
-	if _, err := NewClient(sock).Status(ctxT(t)); err != nil {
+	if _, err := NewClient(sock).Overview(ctxT(t)); err != nil {
 		t.Errorf("client through the private fallback directory: %v", err)
 	}
 	// A second instance gets the usual "in use", not a directory error.
@@ -147,7 +145,7 @@ func checkRefused(t *testing.T, dir, sock, what string) {
 		l.Close()
 	}
 	checkNotPrivateErr(t, "Listen", err, dir, what)
-	_, err = NewClient(sock).Status(ctxT(t))
+	_, err = NewClient(sock).Overview(ctxT(t))
 	checkNotPrivateErr(t, "the client", err, dir, what)
 }
 

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -23,8 +23,9 @@ import (
 const (
 	// shutdownGrace is how long Serve lets requests in flight finish once
 	// its context has ended; after it, connections are closed. Watch
-	// streams use it to send their last status.
-	shutdownGrace = time.Second
+	// streams use it to send their last status (200 of them take over a
+	// second on a loaded 2-core machine).
+	shutdownGrace = 3 * time.Second
 	// watchWriteTimeout bounds one event write to a watch client, so a
 	// client that stops reading is dropped instead of holding a goroutine.
 	watchWriteTimeout = 10 * time.Second
@@ -57,8 +58,9 @@ const (
 	DefaultIdleTimeout = time.Minute
 )
 
-// Server serves the control API for one Backend. Its exported fields may be
-// set before Serve; their zero values mean the defaults above.
+// Server serves the control API: the app's VMs (NewServer) or a standalone
+// link (NewLinkServer). Its exported fields may be set before Serve; their
+// zero values mean the defaults above.
 type Server struct {
 	// MaxConns caps the connections open at once (DefaultMaxConns).
 	MaxConns int
@@ -71,33 +73,25 @@ type Server struct {
 	// in time (DefaultIdleTimeout).
 	IdleTimeout time.Duration
 
-	b      Backend
 	log    logrus.FieldLogger
-	routes map[string]route
+	routes map[string]route // by pattern: a path, or one with NAME (vmPattern)
 }
 
+// route is one endpoint of a server.
 type route struct {
 	method string
-	h      func(w http.ResponseWriter, r *http.Request)
-}
-
-// NewServer returns a server for b. log receives request errors.
-func NewServer(b Backend, log logrus.FieldLogger) *Server {
-	s := &Server{b: b, log: log}
-	s.routes = map[string]route{
-		"/v1/status":         {http.MethodGet, s.status},
-		"/v1/watch":          {http.MethodGet, s.watch},
-		"/v1/link/reconnect": {http.MethodPost, s.reconnect},
-		"/v1/vm/start":       {http.MethodPost, s.vmAction(VMBackend.StartVM)},
-		"/v1/vm/stop":        {http.MethodPost, s.vmAction(VMBackend.StopVM)},
-	}
-	return s
+	// h answers the request; name is the NAME of a /v1/vms/NAME route, ""
+	// for the others.
+	h func(w http.ResponseWriter, r *http.Request, name string)
+	// unlisted routes only say that this server has no VM: the message
+	// for an unknown endpoint does not offer them.
+	unlisted bool
 }
 
 // Serve answers requests on l until ctx ends, then ends open watch streams
-// (each with the backend's last status), lets other requests finish
-// briefly, closes l and returns nil. It returns an error if l fails first.
-// Every goroutine it started has ended when it returns.
+// (each with the status then), lets other requests finish briefly, closes l
+// and returns nil. It returns an error if l fails first. Every goroutine it
+// started has ended when it returns.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	t := &tracker{h: s, bodyTimeout: orDefault(s.BodyTimeout, DefaultBodyTimeout)}
 	maxConns := s.MaxConns
@@ -221,7 +215,8 @@ func (t *tracker) closeAndWait() {
 // ServeHTTP answers one request. Serve uses it; it also lets the API be
 // mounted elsewhere.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rt, ok := s.routes[r.URL.Path]
+	pattern, name := matchPath(r)
+	rt, ok := s.routes[pattern]
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s; the endpoints are %s", r.URL.Path, s.endpoints()))
 		return
@@ -231,98 +226,52 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, rt.method))
 		return
 	}
-	rt.h(w, r)
+	rt.h(w, r, name)
+}
+
+// vmsPrefix starts the paths of the routes about one VM:
+// /v1/vms/NAME and /v1/vms/NAME/ACTION.
+const vmsPrefix = "/v1/vms/"
+
+// vmPattern is the pattern of the route /v1/vms/NAME followed by suffix
+// ("" or "/ACTION").
+func vmPattern(suffix string) string { return vmsPrefix + "NAME" + suffix }
+
+// matchPath returns the pattern of r's path (the path itself, or
+// vmPattern(...) for a path under /v1/vms/) and the VM's NAME in it. The
+// NAME is one segment of the escaped path, unescaped: a name with a '/'
+// (sent as %2F) reaches the route, which refuses it.
+func matchPath(r *http.Request) (pattern, name string) {
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), vmsPrefix)
+	if !ok {
+		if strings.HasPrefix(r.URL.Path, vmsPrefix) {
+			return "", "" // "/v1/vms/" itself escaped: no route
+		}
+		return r.URL.Path, ""
+	}
+	seg, action, hasAction := strings.Cut(rest, "/")
+	name, err := url.PathUnescape(seg)
+	if err != nil || name == "" {
+		return r.URL.Path, ""
+	}
+	if !hasAction {
+		return vmPattern(""), name
+	}
+	if action, err = url.PathUnescape(action); err != nil || strings.Contains(action, "/") {
+		return r.URL.Path, ""
+	}
+	return vmPattern("/" + action), name
 }
 
 func (s *Server) endpoints() string {
 	eps := make([]string, 0, len(s.routes))
 	for p, rt := range s.routes {
-		eps = append(eps, rt.method+" "+p)
+		if !rt.unlisted {
+			eps = append(eps, rt.method+" "+p)
+		}
 	}
 	slices.Sort(eps)
 	return strings.Join(eps, ", ")
-}
-
-func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.b.Status())
-}
-
-// watch streams the current status, then every change, as
-// newline-delimited JSON, until the client goes or the server stops.
-func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
-	updates, cancel := s.b.Subscribe()
-	defer cancel()
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	var last []byte
-	send := func(st Status) error {
-		b, err := json.Marshal(st)
-		if err != nil {
-			return err
-		}
-		if bytes.Equal(b, last) {
-			return nil // nothing changed since the last line
-		}
-		last = b
-		if err := rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return err
-		}
-		if _, err := w.Write(append(b, '\n')); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	if err := send(s.b.Status()); err != nil {
-		s.log.WithError(err).Debug("control: watch client gone")
-		return
-	}
-	for {
-		select {
-		case <-r.Context().Done():
-			if !serverStopping(r) {
-				return // the client left
-			}
-			// An update may be pending: the select chooses at random
-			// among ready cases. Whatever it was, the backend's status
-			// now is the last word.
-			s.sendLast(send)
-			return
-		case st, ok := <-updates:
-			if !ok {
-				s.sendLast(send) // the backend shut down
-				return
-			}
-			if err := send(st); err != nil {
-				s.log.WithError(err).Debug("control: watch client gone")
-				return
-			}
-		}
-	}
-}
-
-// sendLast sends the backend's current status on a watch stream that is
-// ending, unless the client already has it.
-func (s *Server) sendLast(send func(Status) error) {
-	if err := send(s.b.Status()); err != nil {
-		s.log.WithError(err).Debug("control: watch client gone before the last status")
-	}
-}
-
-func (s *Server) reconnect(w http.ResponseWriter, _ *http.Request) {
-	s.answer(w, s.b.Reconnect())
-}
-
-func (s *Server) vmAction(action func(VMBackend, context.Context) error) func(http.ResponseWriter, *http.Request) {
-	return func(w http.ResponseWriter, r *http.Request) {
-		vb, ok := s.b.(VMBackend)
-		if !ok {
-			s.answer(w, errNoVM)
-			return
-		}
-		s.answer(w, action(vb, r.Context()))
-	}
 }
 
 // kindCoder is implemented by the controller's errors: their model.Kind
@@ -333,11 +282,13 @@ type kindCoder interface{ ErrorKind() model.Kind }
 var kindCodes = map[model.Kind]int{
 	model.KindConflict:    http.StatusConflict,
 	model.KindUnavailable: http.StatusServiceUnavailable,
+	model.KindNotFound:    http.StatusNotFound,
+	model.KindAmbiguous:   http.StatusConflict,
 }
 
 // answer writes {"ok": true} for a nil error, else the error with its
 // status code (500 unless the error chooses one).
-func (s *Server) answer(w http.ResponseWriter, err error) {
+func answer(w http.ResponseWriter, log logrus.FieldLogger, err error) {
 	if err == nil {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 		return
@@ -357,7 +308,7 @@ func (s *Server) answer(w http.ResponseWriter, err error) {
 		}
 	}
 	if code >= 500 {
-		s.log.WithError(err).Warn("control: request failed")
+		log.WithError(err).Warn("control: request failed")
 	}
 	writeError(w, code, err.Error())
 }

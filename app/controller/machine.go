@@ -40,8 +40,8 @@ type Link interface {
 
 var _ Link = (*netlink.Link)(nil)
 
-// Options configure a Controller. Zero values mean the documented default.
-type Options struct {
+// MachineOptions configure a Machine. Zero values mean the documented default.
+type MachineOptions struct {
 	// VMConfig describes the VM; its NIC is set by the controller.
 	VMConfig vmhost.Config
 	// Link configures the link; Logger and Now default to the controller's.
@@ -73,6 +73,13 @@ type Options struct {
 	// ConfigFile), and every StartVM reads the configuration again, so the
 	// user who fills the file in and clicks Start gets the VM.
 	Reload func() (vmhost.Config, netlink.Config, error)
+	// Name is the VM's name, used in messages ("cannot start dev: it is
+	// running"); "" says "the VM".
+	Name string
+	// OnChange, when set, is called after every status notification,
+	// without any of the Machine's locks held (the Controller publishes
+	// the status of all its VMs then).
+	OnChange func()
 	// ConfigFile is the configuration file, named in what the controller
 	// says while no VM is configured; "" means "the configuration file".
 	ConfigFile string
@@ -102,7 +109,7 @@ func (e *ConflictError) Error() string { return e.Msg }
 func (e *ConflictError) ErrorKind() model.Kind { return model.KindConflict }
 
 // notConfiguredMsg says what to do while no VM is configured.
-func (c *Controller) notConfiguredMsg() string {
+func (c *Machine) notConfiguredMsg() string {
 	if c.opts.ConfigFile == "" {
 		return "no VM configured: set vm.kernel in the configuration file, then start"
 	}
@@ -112,7 +119,7 @@ func (c *Controller) notConfiguredMsg() string {
 // ErrClosed is returned by actions once Close has begun.
 var ErrClosed = model.ErrClosed
 
-// Controller owns one VM and its link.
+// Machine is one VM and its link.
 //
 // States (the VM state reported in Status; the link has its own, see
 // netlink.State):
@@ -158,8 +165,8 @@ var ErrClosed = model.ErrClosed
 // state, which is stopped meanwhile: it is set by New and by a StartVM whose
 // Reload returns no kernel, and cleared by a StartVM whose Reload returns
 // one.
-type Controller struct {
-	opts       Options // VMConfig and Link are replaced by Reload, under op
+type Machine struct {
+	opts       MachineOptions // VMConfig and Link are replaced by Reload, under op
 	log        logrus.FieldLogger
 	now        func() time.Time
 	closeGrace time.Duration // how long Close waits beyond a run's stop timeout
@@ -183,7 +190,13 @@ type Controller struct {
 	since    time.Time
 	errMsg   string
 	note     string         // what the VM host says it is waiting for in state; cleared by every state change
-	noVM     bool           // no VM is configured (see Options.Reload)
+	noVM     bool           // no VM is configured (see MachineOptions.Reload)
+	// configChanged: a reload changed the VM's settings while it ran
+	// (model.VM.ConfigChanged); cleared by the next start.
+	configChanged bool
+	// rawLink is the link configuration as given, before setLinkConfig
+	// added the Machine's logger and clock.
+	rawLink netlink.Config
 	run      *vmRun         // the current (or last) run of the VM; nil before the first
 	lastLink netlink.Status // link status when no link runs
 
@@ -205,12 +218,12 @@ type vmRun struct {
 	linkDone    chan struct{} // closed when link.Run has returned
 	linkErr     error         // link.Run's result; read after linkDone
 	done        chan struct{} // closed when the supervisor has finished
-	failure     string        // why the controller stopped the VM (link failure), under Controller.mu
+	failure     string        // why the controller stopped the VM (link failure), under Machine.mu
 	hostEnd     *os.File      // the link's end of the socketpair
 }
 
-// New returns a Controller with the VM stopped.
-func New(opts Options) (*Controller, error) {
+// NewMachine returns a Machine with the VM stopped.
+func NewMachine(opts MachineOptions) (*Machine, error) {
 	if opts.VMConfig.Kernel == "" && opts.Reload == nil {
 		return nil, errors.New("controller: VMConfig.Kernel is empty and there is no Reload to read it later: set the VM's kernel image")
 	}
@@ -234,7 +247,7 @@ func New(opts Options) (*Controller, error) {
 		now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Controller{
+	c := &Machine{
 		opts:       opts,
 		log:        log,
 		now:        now,
@@ -256,7 +269,8 @@ func New(opts Options) (*Controller, error) {
 
 // setLinkConfig sets the link configuration of the next run, with the
 // controller's logger and clock where it has none.
-func (c *Controller) setLinkConfig(cfg netlink.Config) {
+func (c *Machine) setLinkConfig(cfg netlink.Config) {
+	c.rawLink = cfg
 	if cfg.Logger == nil {
 		cfg.Logger = c.log.WithField("component", "link")
 	}
@@ -268,7 +282,7 @@ func (c *Controller) setLinkConfig(cfg netlink.Config) {
 
 // acquire takes the action slot, or fails when ctx ends first or the
 // controller is closing (ErrClosed, at once).
-func (c *Controller) acquire(ctx context.Context) error {
+func (c *Machine) acquire(ctx context.Context) error {
 	select {
 	case <-c.closing:
 		return ErrClosed
@@ -284,10 +298,10 @@ func (c *Controller) acquire(ctx context.Context) error {
 	}
 }
 
-func (c *Controller) release() { <-c.op }
+func (c *Machine) release() { <-c.op }
 
 // setStateLocked records a VM state change; the caller notifies.
-func (c *Controller) setStateLocked(s vmhost.State, errMsg string) bool {
+func (c *Machine) setStateLocked(s vmhost.State, errMsg string) bool {
 	if c.state == s && c.errMsg == errMsg {
 		return false
 	}
@@ -306,7 +320,7 @@ func (c *Controller) setStateLocked(s vmhost.State, errMsg string) bool {
 // returns once the hypervisor has accepted the VM (state starting or
 // running); boot failures after that show as state error. ctx bounds the
 // boot call only: the VM outlives it.
-func (c *Controller) StartVM(ctx context.Context) error {
+func (c *Machine) StartVM(ctx context.Context) error {
 	if err := c.acquire(ctx); err != nil {
 		return err
 	}
@@ -320,7 +334,7 @@ func (c *Controller) StartVM(ctx context.Context) error {
 	if !model.Allowed(&model.VM{State: c.state}, 0).Start {
 		st := c.state
 		c.mu.Unlock()
-		return &ConflictError{Action: "start", State: st, Msg: fmt.Sprintf("cannot start the VM: it is %s", st)}
+		return &ConflictError{Action: "start", State: st, Msg: fmt.Sprintf("cannot start %s: it is %s", c.what(), st)}
 	}
 	c.mu.Unlock()
 
@@ -388,10 +402,10 @@ func (c *Controller) StartVM(ctx context.Context) error {
 	return nil
 }
 
-// reload reads the configuration again (Options.Reload), if it can. The
+// reload reads the configuration again (MachineOptions.Reload), if it can. The
 // caller holds op; opts.VMConfig is read under op or mu, and written under
 // both.
-func (c *Controller) reload() error {
+func (c *Machine) reload() error {
 	if c.opts.Reload == nil {
 		return nil
 	}
@@ -402,12 +416,13 @@ func (c *Controller) reload() error {
 	c.mu.Lock()
 	c.opts.VMConfig = vmCfg
 	c.setLinkConfig(linkCfg)
+	c.configChanged = false
 	c.mu.Unlock()
 	return nil
 }
 
 // build makes the socketpair, the link and the VM of a new run.
-func (c *Controller) build() (*vmRun, error) {
+func (c *Machine) build() (*vmRun, error) {
 	vmEnd, hostEnd, err := c.opts.NewSocketPair()
 	if err != nil {
 		return nil, fmt.Errorf("creating the VM's network socketpair: %w", err)
@@ -438,7 +453,7 @@ func (c *Controller) build() (*vmRun, error) {
 
 // supervise follows one run: VM events, link updates and a link failure.
 // When the VM has ended it shuts the link down and reports the final state.
-func (c *Controller) supervise(r *vmRun, sub <-chan netlink.Status, unsub func()) {
+func (c *Machine) supervise(r *vmRun, sub <-chan netlink.Status, unsub func()) {
 	defer close(r.done)
 	events := r.vm.Events()
 	linkDone := r.linkDone
@@ -543,7 +558,7 @@ loop:
 
 // vmEnding reports whether r's VM has ended or is stopping (by itself, by
 // StopVM or by Close).
-func (c *Controller) vmEnding(r *vmRun) bool {
+func (c *Machine) vmEnding(r *vmRun) bool {
 	select {
 	case <-r.vm.Done():
 		return true
@@ -561,7 +576,7 @@ func (c *Controller) vmEnding(r *vmRun) bool {
 // finishStop makes sure an ending VM that lost its link ends: unless it
 // has ended already, it is stopped (bounded by the stop timeout, then
 // forced). No failure is recorded.
-func (c *Controller) finishStop(r *vmRun) {
+func (c *Machine) finishStop(r *vmRun) {
 	select {
 	case <-r.vm.Done():
 		return
@@ -578,7 +593,7 @@ func (c *Controller) finishStop(r *vmRun) {
 
 // linkFailed records that the link failed while the VM runs and stops the
 // VM: the run ends in error.
-func (c *Controller) linkFailed(r *vmRun, err error) {
+func (c *Machine) linkFailed(r *vmRun, err error) {
 	msg := fmt.Sprintf("network link failed: %v", err)
 	c.log.WithError(err).Error("network link failed: stopping the VM")
 	c.mu.Lock()
@@ -605,7 +620,7 @@ func (c *Controller) linkFailed(r *vmRun, err error) {
 // vmEvent applies a VM state change, or a note about the current state
 // (what a stopping VM waits for). Final states are applied by supervise
 // once the link is down.
-func (c *Controller) vmEvent(r *vmRun, ev vmhost.Event) {
+func (c *Machine) vmEvent(r *vmRun, ev vmhost.Event) {
 	c.mu.Lock()
 	changed := false
 	if c.run == r && ev.Note != "" {
@@ -635,7 +650,7 @@ func (c *Controller) vmEvent(r *vmRun, ev vmhost.Event) {
 // StopVM asks the guest to power off, forces it off after the stop
 // timeout, shuts the link down and returns when all of that is done or ctx
 // ends (the stop goes on).
-func (c *Controller) StopVM(ctx context.Context) error {
+func (c *Machine) StopVM(ctx context.Context) error {
 	if err := c.acquire(ctx); err != nil {
 		return err
 	}
@@ -648,7 +663,7 @@ func (c *Controller) StopVM(ctx context.Context) error {
 	if !model.Allowed(&model.VM{State: c.state}, 0).Stop {
 		st := c.state
 		c.mu.Unlock()
-		return &ConflictError{Action: "stop", State: st, Msg: fmt.Sprintf("cannot stop the VM: it is %s", st)}
+		return &ConflictError{Action: "stop", State: st, Msg: fmt.Sprintf("cannot stop %s: it is %s", c.what(), st)}
 	}
 	r := c.run
 	c.setStateLocked(vmhost.StateStopping, "")
@@ -659,7 +674,7 @@ func (c *Controller) StopVM(ctx context.Context) error {
 
 // stopRun stops r's VM, forcing it off after timeout, and waits for the
 // run to end.
-func (c *Controller) stopRun(ctx context.Context, r *vmRun, timeout time.Duration) error {
+func (c *Machine) stopRun(ctx context.Context, r *vmRun, timeout time.Duration) error {
 	if err := r.vm.Stop(ctx, timeout); err != nil {
 		return fmt.Errorf("stopping the VM: %w", err)
 	}
@@ -672,7 +687,7 @@ func (c *Controller) stopRun(ctx context.Context, r *vmRun, timeout time.Duratio
 }
 
 // Reconnect drops the daemon connection and redials now.
-func (c *Controller) Reconnect() error {
+func (c *Machine) Reconnect() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -689,9 +704,9 @@ func (c *Controller) Reconnect() error {
 		ls = link.Status().State
 	}
 	if link == nil || !model.Allowed(&model.VM{State: st}, ls).Reconnect {
-		msg := fmt.Sprintf("cannot reconnect: the VM is %s and has no link; start it first", st)
+		msg := fmt.Sprintf("cannot reconnect %s: it is %s and has no link; start it first", c.what(), st)
 		if st == vmhost.StateStarting || st == vmhost.StateRunning {
-			msg = fmt.Sprintf("cannot reconnect: the link is %s", ls)
+			msg = fmt.Sprintf("cannot reconnect %s: the link is %s", c.what(), ls)
 		}
 		return &ConflictError{Action: "reconnect", State: st, Msg: msg}
 	}
@@ -701,9 +716,10 @@ func (c *Controller) Reconnect() error {
 }
 
 // Status is one snapshot of the VM and its link.
-func (c *Controller) Status() model.Status {
+func (c *Machine) Status() model.Status {
 	c.mu.Lock()
-	vm := &model.VM{State: c.state, Since: c.since, Error: c.errMsg, Note: c.note, NotConfigured: c.noVM}
+	vm := &model.VM{State: c.state, Since: c.since, Error: c.errMsg, Note: c.note, NotConfigured: c.noVM,
+		ConfigChanged: c.configChanged, ConsoleLog: c.opts.VMConfig.ConsoleLog}
 	if c.noVM {
 		vm.Note = c.notConfiguredMsg()
 	}
@@ -723,29 +739,77 @@ func (c *Controller) Status() model.Status {
 // a slow reader gets the latest status, never a backlog, and the
 // controller never waits for it. The channel is closed by cancel (which is
 // idempotent) and by Close.
-func (c *Controller) Subscribe() (<-chan model.Status, func()) { return c.subs.Subscribe() }
+func (c *Machine) Subscribe() (<-chan model.Status, func()) { return c.subs.Subscribe() }
 
 // notify sends the current status to every subscriber, replacing a status
 // the subscriber has not read yet. It must not be called with c.mu held.
-func (c *Controller) notify() { c.subs.PublishFunc(c.Status) }
+func (c *Machine) notify() {
+	c.subs.PublishFunc(c.Status)
+	if c.opts.OnChange != nil {
+		c.opts.OnChange()
+	}
+}
+
+// what is how messages name the VM.
+func (c *Machine) what() string {
+	if c.opts.Name == "" {
+		return "the VM"
+	}
+	return c.opts.Name
+}
+
+// setConfigChanged records whether the configuration file has changed
+// the VM's settings since the VM was started (the change applies at the
+// next start).
+func (c *Machine) setConfigChanged(changed bool) {
+	c.mu.Lock()
+	was := c.configChanged
+	c.configChanged = changed
+	c.mu.Unlock()
+	if was != changed {
+		c.notify()
+	}
+}
+
+// config returns the VM and link configuration of the next start, as
+// given (without the defaults the Machine adds).
+func (c *Machine) config() (vmhost.Config, netlink.Config) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.opts.VMConfig, c.rawLink
+}
+
+// setConfig replaces the configuration of the next start (a reload of a
+// VM that does not run) and clears ConfigChanged.
+func (c *Machine) setConfig(vmCfg vmhost.Config, linkCfg netlink.Config) {
+	c.mu.Lock()
+	c.opts.VMConfig = vmCfg
+	c.setLinkConfig(linkCfg)
+	was := c.configChanged
+	c.configChanged = false
+	c.mu.Unlock()
+	if was {
+		c.notify()
+	}
+}
 
 // Close stops the VM gracefully (bounded by the stop timeout, then forced),
 // shuts the link down, waits for every goroutine and closes all
 // subscriptions. Later actions return ErrClosed. It is idempotent: once
 // one Close or CloseWithin has begun, the others wait for it and return
 // its result.
-func (c *Controller) Close() error { return c.close(0) }
+func (c *Machine) Close() error { return c.close(0) }
 
 // CloseWithin is Close for when the system ends the app (logout, restart,
 // shutdown), which must not be held up for the full stop timeout: the
 // guest gets at most grace to power off (never more than the run's stop
 // timeout) before it is forced off. A stop already under way (StopVM, the
 // menu's Quit) is asked again with that bound. grace <= 0 means Close.
-func (c *Controller) CloseWithin(grace time.Duration) error { return c.close(grace) }
+func (c *Machine) CloseWithin(grace time.Duration) error { return c.close(grace) }
 
 // hastenStop asks a VM that is stopping to be off within grace (forced off
 // then), and waits for that or the grace and closeGrace to pass.
-func (c *Controller) hastenStop(grace time.Duration) {
+func (c *Machine) hastenStop(grace time.Duration) {
 	c.mu.Lock()
 	r := c.run
 	stopping := r != nil && c.state == vmhost.StateStopping
@@ -770,7 +834,7 @@ func stopTimeoutWithin(r *vmRun, grace time.Duration) time.Duration {
 	return r.stopTimeout
 }
 
-func (c *Controller) close(grace time.Duration) error {
+func (c *Machine) close(grace time.Duration) error {
 	select {
 	case <-c.closing:
 		// A Close is under way (the menu's Quit, a signal): a shorter

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"errors"
-	"net/http"
 	"os"
 	"reflect"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
@@ -27,10 +25,10 @@ const waitFor = 5 * time.Second
 type harness struct {
 	t *testing.T
 	f *factory
-	c *Controller
+	c *Machine
 }
 
-func newHarness(t *testing.T, f *factory, mod func(*Options)) *harness {
+func newHarness(t *testing.T, f *factory, mod func(*MachineOptions)) *harness {
 	t.Helper()
 	if f == nil {
 		f = &factory{}
@@ -38,7 +36,7 @@ func newHarness(t *testing.T, f *factory, mod func(*Options)) *harness {
 	log := logrus.New()
 	log.SetLevel(logrus.DebugLevel)
 	log.Out = testWriter{t}
-	opts := Options{
+	opts := MachineOptions{
 		VMConfig: vmhost.Config{Kernel: "/k", StopTimeout: time.Second},
 		Link:     netlink.Config{Socket: "/nonexistent/daemon.sock"},
 		NewVM:    f.newVM,
@@ -48,7 +46,7 @@ func newHarness(t *testing.T, f *factory, mod func(*Options)) *harness {
 	if mod != nil {
 		mod(&opts)
 	}
-	c, err := New(opts)
+	c, err := NewMachine(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +223,7 @@ func TestTransitions(t *testing.T) {
 
 func TestStatusJoinsVMAndLink(t *testing.T) {
 	now := time.Date(2026, 11, 25, 22, 30, 0, 0, time.UTC)
-	h := newHarness(t, nil, func(o *Options) { o.Now = func() time.Time { return now } })
+	h := newHarness(t, nil, func(o *MachineOptions) { o.Now = func() time.Time { return now } })
 	st := h.c.Status()
 	if st.VM == nil || st.VM.State != vmhost.StateStopped || !st.VM.Since.Equal(now) || st.Link.State != netlink.StateStopped {
 		t.Fatalf("initial status %+v %+v", st.VM, st.Link)
@@ -243,7 +241,7 @@ func TestStatusJoinsVMAndLink(t *testing.T) {
 }
 
 func TestRunWiring(t *testing.T) {
-	h := newHarness(t, nil, func(o *Options) {
+	h := newHarness(t, nil, func(o *MachineOptions) {
 		o.VMConfig.MAC = []byte{0x52, 0x54, 0, 1, 2, 3}
 		o.VMConfig.StopTimeout = 7 * time.Second
 	})
@@ -294,7 +292,7 @@ func TestStartFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, tt.f, func(o *Options) {
+			h := newHarness(t, tt.f, func(o *MachineOptions) {
 				if tt.pair != nil {
 					o.NewSocketPair = tt.pair
 				}
@@ -338,7 +336,7 @@ func TestLinkFailureStopsVM(t *testing.T) {
 
 // graceTimer replaces the controller's clock for the link grace: every
 // grace started is sent on started, and fires when the test sends on it.
-func graceTimer(c *Controller) (started chan chan time.Time) {
+func graceTimer(c *Machine) (started chan chan time.Time) {
 	started = make(chan chan time.Time, 4)
 	c.after = func(d time.Duration) <-chan time.Time {
 		ch := make(chan time.Time, 1)
@@ -473,7 +471,7 @@ func TestCloseStopsVMGracefully(t *testing.T) {
 }
 
 func TestCloseBoundedWhenVMHangs(t *testing.T) {
-	h := newHarness(t, &factory{hangStop: true}, func(o *Options) { o.VMConfig.StopTimeout = 50 * time.Millisecond })
+	h := newHarness(t, &factory{hangStop: true}, func(o *MachineOptions) { o.VMConfig.StopTimeout = 50 * time.Millisecond })
 	h.c.closeGrace = 50 * time.Millisecond
 	h.do(step{do: "start"})
 	h.do(step{do: "run", state: vmhost.StateRunning})
@@ -500,7 +498,7 @@ func TestCloseBoundedWhenVMHangs(t *testing.T) {
 }
 
 func TestStopHonoursContext(t *testing.T) {
-	h := newHarness(t, &factory{hangStop: true}, func(o *Options) { o.VMConfig.StopTimeout = 50 * time.Millisecond })
+	h := newHarness(t, &factory{hangStop: true}, func(o *MachineOptions) { o.VMConfig.StopTimeout = 50 * time.Millisecond })
 	h.c.closeGrace = 10 * time.Millisecond
 	h.do(step{do: "start"})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -528,7 +526,7 @@ func TestSubscribeCoalesces(t *testing.T) {
 	// one from after the last stop, until the reader has the current one.
 	deadline := time.After(waitFor)
 	for n := 1; ; n++ {
-		var st control.Status
+		var st model.Status
 		select {
 		case st = <-sub:
 		case <-deadline:
@@ -628,64 +626,11 @@ func TestConcurrentActions(t *testing.T) {
 }
 
 func TestNewRequiresKernel(t *testing.T) {
-	if _, err := New(Options{}); err == nil || !strings.Contains(err.Error(), "Kernel") {
+	if _, err := NewMachine(MachineOptions{}); err == nil || !strings.Contains(err.Error(), "Kernel") {
 		t.Fatalf("New without a kernel: %v", err)
 	}
 }
 
-// TestControlAPI serves the controller over the real control API: illegal
-// actions answer 409 and the status joins the VM and the link.
-func TestControlAPI(t *testing.T) {
-	h := newHarness(t, nil, nil)
-	dir, err := os.MkdirTemp("", "ctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	path := dir + "/control.sock"
-	l, err := control.Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- control.NewServer(h.c, logrus.New()).Serve(ctx, l) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
-	cl := control.NewClient(path)
-	rctx, rcancel := context.WithTimeout(context.Background(), waitFor)
-	defer rcancel()
-
-	for name, call := range map[string]func(context.Context) error{"stop": cl.StopVM, "reconnect": cl.Reconnect} {
-		err := call(rctx)
-		var ce *control.Error
-		if !errors.As(err, &ce) || ce.Code != http.StatusConflict {
-			t.Fatalf("%s while stopped: %v, want a 409", name, err)
-		}
-	}
-	if err := cl.StartVM(rctx); err != nil {
-		t.Fatal(err)
-	}
-	h.do(step{do: "run", state: vmhost.StateRunning})
-	st, err := cl.Status(rctx)
-	if err != nil || st.VM == nil || st.VM.State != vmhost.StateRunning || st.Link.State != netlink.StateUp {
-		t.Fatalf("status %+v, %v", st, err)
-	}
-	var ce *control.Error
-	if err := cl.StartVM(rctx); !errors.As(err, &ce) || ce.Code != http.StatusConflict || !strings.Contains(ce.Message, "it is running") {
-		t.Fatalf("start while running: %v", err)
-	}
-	if err := cl.StopVM(rctx); err != nil {
-		t.Fatal(err)
-	}
-	if st, _ := cl.Status(rctx); st.VM.State != vmhost.StateStopped {
-		t.Fatalf("after stop: %+v", st.VM)
-	}
-}
 
 // TestLinkFailsWhileStarting covers a link that fails before or while the
 // VM boots: whichever comes first, the run ends in error naming the link.
@@ -707,7 +652,7 @@ func TestLinkFailsWhileStarting(t *testing.T) {
 // Actions that arrive while Close stops the VM fail at once with
 // ErrClosed (503) instead of waiting for the shutdown to finish.
 func TestActionsDuringCloseFailAtOnce(t *testing.T) {
-	h := newHarness(t, &factory{hangStop: true}, func(o *Options) { o.VMConfig.StopTimeout = time.Hour })
+	h := newHarness(t, &factory{hangStop: true}, func(o *MachineOptions) { o.VMConfig.StopTimeout = time.Hour })
 	h.c.closeGrace = time.Hour
 	h.do(step{do: "start"})
 	h.do(step{do: "run", state: vmhost.StateRunning})
@@ -735,7 +680,7 @@ func TestActionsDuringCloseFailAtOnce(t *testing.T) {
 func TestStartReloadsConfiguration(t *testing.T) {
 	var mu sync.Mutex
 	cpus, reloadErr := 1, error(nil)
-	h := newHarness(t, nil, func(o *Options) {
+	h := newHarness(t, nil, func(o *MachineOptions) {
 		o.Reload = func() (vmhost.Config, netlink.Config, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -771,7 +716,7 @@ func TestStartReloadsConfiguration(t *testing.T) {
 // A note from the VM host about the current state (what a stopping VM
 // waits for) shows in the status until the next state change.
 func TestVMNoteShowsUntilStateChanges(t *testing.T) {
-	h := newHarness(t, &factory{hangStop: true}, func(o *Options) { o.VMConfig.StopTimeout = time.Hour })
+	h := newHarness(t, &factory{hangStop: true}, func(o *MachineOptions) { o.VMConfig.StopTimeout = time.Hour })
 	h.do(step{do: "start"})
 	h.do(step{do: "run", state: vmhost.StateRunning})
 	vm := h.f.vm()

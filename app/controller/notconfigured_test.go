@@ -3,17 +3,13 @@ package controller
 import (
 	"context"
 	"errors"
-	"net/http"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
@@ -27,7 +23,7 @@ import (
 func TestNotConfigured(t *testing.T) {
 	var mu sync.Mutex
 	kernel, reloadErr := "", error(nil)
-	h := newHarness(t, nil, func(o *Options) {
+	h := newHarness(t, nil, func(o *MachineOptions) {
 		o.VMConfig = vmhost.Config{}
 		o.ConfigFile = "/home/u/.config/vmnetbar/config.yaml"
 		o.Reload = func() (vmhost.Config, netlink.Config, error) {
@@ -98,51 +94,12 @@ func TestNotConfigured(t *testing.T) {
 	check("after the kernel was removed", true)
 }
 
-// Not configured over the control API: the status says so and a start
-// answers 409 with the message.
-func TestNotConfiguredControlAPI(t *testing.T) {
-	h := newHarness(t, nil, func(o *Options) {
-		o.VMConfig = vmhost.Config{}
-		o.ConfigFile = "/c/config.yaml"
-		o.Reload = func() (vmhost.Config, netlink.Config, error) { return vmhost.Config{}, netlink.Config{}, nil }
-	})
-	dir, err := os.MkdirTemp("", "ctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	l, err := control.Listen(dir + "/control.sock")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- control.NewServer(h.c, logrus.New()).Serve(ctx, l) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
-	cl := control.NewClient(dir + "/control.sock")
-	rctx, rcancel := context.WithTimeout(context.Background(), waitFor)
-	defer rcancel()
-	st, err := cl.Status(rctx)
-	if err != nil || st.VM == nil || !st.VM.NotConfigured || st.VM.State != vmhost.StateStopped {
-		t.Fatalf("status %+v, %v", st.VM, err)
-	}
-	var ce *control.Error
-	if err := cl.StartVM(rctx); !errors.As(err, &ce) || ce.Code != http.StatusConflict ||
-		ce.Message != "no VM configured: edit /c/config.yaml (vm.kernel), then start" {
-		t.Fatalf("start: %v, want a 409 naming the file", err)
-	}
-}
 
 func TestNewWithoutKernel(t *testing.T) {
-	if _, err := New(Options{}); err == nil || !strings.Contains(err.Error(), "Kernel") {
+	if _, err := NewMachine(MachineOptions{}); err == nil || !strings.Contains(err.Error(), "Kernel") {
 		t.Fatalf("New without a kernel or Reload: %v", err)
 	}
-	c, err := New(Options{Reload: func() (vmhost.Config, netlink.Config, error) { return vmhost.Config{}, netlink.Config{}, nil }})
+	c, err := NewMachine(MachineOptions{Reload: func() (vmhost.Config, netlink.Config, error) { return vmhost.Config{}, netlink.Config{}, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,16 +114,16 @@ func TestNewWithoutKernel(t *testing.T) {
 func TestCloseWithinBoundsGracefulStop(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
-		close func(*Controller) error
+		close func(*Machine) error
 		want  time.Duration
 	}{
-		{"Close", (*Controller).Close, 30 * time.Second},
-		{"CloseWithin 5s", func(c *Controller) error { return c.CloseWithin(5 * time.Second) }, 5 * time.Second},
-		{"CloseWithin longer than the stop timeout", func(c *Controller) error { return c.CloseWithin(time.Hour) }, 30 * time.Second},
-		{"CloseWithin 0", func(c *Controller) error { return c.CloseWithin(0) }, 30 * time.Second},
+		{"Close", (*Machine).Close, 30 * time.Second},
+		{"CloseWithin 5s", func(c *Machine) error { return c.CloseWithin(5 * time.Second) }, 5 * time.Second},
+		{"CloseWithin longer than the stop timeout", func(c *Machine) error { return c.CloseWithin(time.Hour) }, 30 * time.Second},
+		{"CloseWithin 0", func(c *Machine) error { return c.CloseWithin(0) }, 30 * time.Second},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, nil, func(o *Options) { o.VMConfig.StopTimeout = 30 * time.Second })
+			h := newHarness(t, nil, func(o *MachineOptions) { o.VMConfig.StopTimeout = 30 * time.Second })
 			h.do(step{do: "start"})
 			h.do(step{do: "run", state: vmhost.StateRunning})
 			if err := tt.close(h.c); err != nil {
@@ -187,7 +144,7 @@ func TestCloseWithinBoundsGracefulStop(t *testing.T) {
 // asked again with the grace when the system ends the app: the logout is
 // not held up for the stop timeout.
 func TestCloseWithinHastensStopUnderWay(t *testing.T) {
-	h := newHarness(t, &factory{deafGuest: true}, func(o *Options) { o.VMConfig.StopTimeout = time.Hour })
+	h := newHarness(t, &factory{deafGuest: true}, func(o *MachineOptions) { o.VMConfig.StopTimeout = time.Hour })
 	h.do(step{do: "start"})
 	h.do(step{do: "run", state: vmhost.StateRunning})
 	stopped := make(chan error, 1)
@@ -229,7 +186,7 @@ func TestCloseWithinHastensStopUnderWay(t *testing.T) {
 // menu's Quit closes the controller (full stop timeout) still bounds the
 // stop by the grace; actions meanwhile fail at once.
 func TestCloseWithinHastensCloseUnderWay(t *testing.T) {
-	h := newHarness(t, &factory{deafGuest: true}, func(o *Options) { o.VMConfig.StopTimeout = time.Hour })
+	h := newHarness(t, &factory{deafGuest: true}, func(o *MachineOptions) { o.VMConfig.StopTimeout = time.Hour })
 	h.do(step{do: "start"})
 	h.do(step{do: "run", state: vmhost.StateRunning})
 	quit := make(chan error, 1)

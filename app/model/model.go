@@ -36,6 +36,9 @@ type VM struct {
 	// ConsoleLog is the file the guest's console is written to; "" when
 	// none (or no VM is configured).
 	ConsoleLog string `json:"console_log,omitempty"`
+	// SSHUser is the user 'vmnetbar ssh' and the menu's SSH command log
+	// in as: the VM's ssh_user, else the host user's login name.
+	SSHUser string `json:"ssh_user,omitempty"`
 }
 
 // Actions are what a user may ask of a VM now. Every surface (the control

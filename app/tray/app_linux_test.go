@@ -16,7 +16,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/assets"
 	"github.com/vmnetbar/vmnetbar/internal/testbin"
 	"github.com/vmnetbar/vmnetbar/internal/testbus"
@@ -43,12 +43,6 @@ func (l *labelLog) seen(re *regexp.Regexp) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-func (l *labelLog) all() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.labels...)
 }
 
 func (l *labelLog) reset() {
@@ -142,7 +136,9 @@ func TestAppTrayOverDBus(t *testing.T) {
 		"XDG_RUNTIME_DIR="+filepath.Join(root, "r"),
 		"DBUS_SESSION_BUS_ADDRESS="+addr,
 	)
-	statusJSON := func() control.Status {
+	// The one VM's status, from `vmnetbar status --json` in any of its
+	// forms: {"vms": [...]}, a VM's {"name", "vm", "link"} or {"vm", "link"}.
+	statusJSON := func() model.VMStatus {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -153,11 +149,22 @@ func TestAppTrayOverDBus(t *testing.T) {
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("vmnetbar status --json: %v; stderr: %s", err, stderr.String())
 		}
-		var st control.Status
+		var st struct {
+			VMs  []model.VMStatus `json:"vms"`
+			VM   *model.VM        `json:"vm"`
+			Link netlink.Status   `json:"link"`
+		}
 		if err := json.Unmarshal(stdout.Bytes(), &st); err != nil {
 			t.Fatalf("vmnetbar status --json printed %q: %v", stdout.String(), err)
 		}
-		return st
+		switch {
+		case len(st.VMs) == 1:
+			return st.VMs[0]
+		case st.VM != nil && st.VMs == nil:
+			return model.VMStatus{VM: *st.VM, Link: st.Link}
+		}
+		t.Fatalf("vmnetbar status --json printed %q: want one VM", stdout.String())
+		return model.VMStatus{}
 	}
 
 	cmd := exec.Command(bin, "run", "--config", cfgFile, "--log-level", "debug")
@@ -210,7 +217,7 @@ func TestAppTrayOverDBus(t *testing.T) {
 	m = waitMenu("a reconnect", func(m []entry) bool { _, ok := find(m, "Link: up · "); return ok && reconnects(m) >= 1 })
 	n := reconnects(m)
 	// The second, gvproxy-made reconnect may be under way: wait for up.
-	var st control.Status
+	var st model.VMStatus
 	testwait.For(t, "status --json to show the link up again", func() bool {
 		st = statusJSON()
 		return st.Link.State == netlink.StateUp
@@ -246,7 +253,7 @@ func TestAppTrayOverDBus(t *testing.T) {
 	waitMenu("the VM stopped", all(hasLabel("VM: stopped"), enabled("Start VM", true), enabled("Stop VM", false),
 		enabled("Reconnect now", false)))
 	app.waitIcon(assets.IconStopped)
-	if st := statusJSON(); st.VM == nil || st.VM.State != vmhost.StateStopped {
+	if st := statusJSON(); st.VM.State != vmhost.StateStopped {
 		t.Fatalf("status --json after Stop VM: %+v", st.VM)
 	}
 	if l, _ := testguest.ReadLog(console); l.PowerOff == "" {

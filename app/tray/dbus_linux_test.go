@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"image/png"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,7 +22,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/assets"
 	"github.com/vmnetbar/vmnetbar/internal/testbus"
 	"github.com/vmnetbar/vmnetbar/internal/testwait"
@@ -186,18 +188,28 @@ func (l *testLog) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (c *child) send(st control.Status) { c.sendLine("", st) }
+// send makes the fake's VMs those of o.
+func (c *child) send(o model.Overview) { c.sendLine("", o) }
+
+// sendVMs makes the fake's VMs vms.
+func (c *child) sendVMs(vms ...model.VMStatus) { c.send(model.Overview{VMs: vms}) }
 
 // sendQuiet changes the fake's status without an update to subscribers.
-func (c *child) sendQuiet(st control.Status) { c.sendLine("quiet ", st) }
+func (c *child) sendQuiet(vms ...model.VMStatus) { c.sendLine("quiet ", model.Overview{VMs: vms}) }
 
-func (c *child) sendLine(prefix string, st control.Status) {
+func (c *child) sendLine(prefix string, o model.Overview) {
 	c.t.Helper()
-	b, err := json.Marshal(st)
+	b, err := json.Marshal(o)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if _, err := c.stdin.Write(append([]byte(prefix), append(b, '\n')...)); err != nil {
+	c.write(prefix + string(b))
+}
+
+// write sends one line to the child.
+func (c *child) write(line string) {
+	c.t.Helper()
+	if _, err := c.stdin.Write([]byte(line + "\n")); err != nil {
 		c.t.Fatalf("writing to the tray process: %v", err)
 	}
 }
@@ -218,6 +230,23 @@ func (c *child) expectEvent(want string) {
 	}
 }
 
+// expectEventLike waits for the child's next event line and checks that
+// it matches re.
+func (c *child) expectEventLike(re *regexp.Regexp) {
+	c.t.Helper()
+	select {
+	case ev, ok := <-c.events:
+		if !ok {
+			c.t.Fatalf("the tray process ended while waiting for an event like %s", re)
+		}
+		if !re.MatchString(ev) {
+			c.t.Fatalf("event %q, want one like %s", ev, re)
+		}
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("no event like %s within 10s", re)
+	}
+}
+
 // entry is one menu item as read over D-Bus.
 type entry struct {
 	ID      int32
@@ -226,6 +255,7 @@ type entry struct {
 	Visible bool
 	Checked bool
 	Sep     bool
+	Sub     []entry // a submenu's entries
 }
 
 // menu reads the tray's menu with com.canonical.dbusmenu.GetLayout.
@@ -246,8 +276,13 @@ func (c *child) menu() ([]entry, error) {
 	if err := call.Store(&rev, &root); err != nil {
 		return nil, err
 	}
+	return entries(root.Children)
+}
+
+// entries parses dbusmenu layout items, with their submenus.
+func entries(children []dbus.Variant) ([]entry, error) {
 	var out []entry
-	for _, v := range root.Children {
+	for _, v := range children {
 		f, ok := v.Value().([]interface{})
 		if !ok || len(f) != 3 {
 			return nil, fmt.Errorf("unexpected menu item %v", v)
@@ -255,6 +290,13 @@ func (c *child) menu() ([]entry, error) {
 		id, _ := f[0].(int32)
 		props, _ := f[1].(map[string]dbus.Variant)
 		e := entry{ID: id, Enabled: true, Visible: true}
+		if kids, ok := f[2].([]dbus.Variant); ok && len(kids) > 0 {
+			sub, err := entries(kids)
+			if err != nil {
+				return nil, err
+			}
+			e.Sub = sub
+		}
 		if p, ok := props["label"]; ok {
 			e.Label, _ = p.Value().(string)
 		}
@@ -295,13 +337,43 @@ func (c *child) waitMenu(what string, cond func([]entry) bool) ([]entry, time.Du
 	return nil, 0
 }
 
+// find returns the top-level entry whose label starts with prefix, a
+// visible one first.
 func find(m []entry, prefix string) (entry, bool) {
+	var first entry
+	found := false
 	for _, e := range m {
 		if strings.HasPrefix(e.Label, prefix) && !e.Sep {
-			return e, true
+			if e.Visible {
+				return e, true
+			}
+			if !found {
+				first, found = e, true
+			}
 		}
 	}
-	return entry{}, false
+	return first, found
+}
+
+// findIn returns the entry whose label starts with prefix in the submenu
+// of the visible top-level entry whose label starts with line.
+func findIn(m []entry, line, prefix string) (entry, bool) {
+	l, ok := find(m, line)
+	if !ok || !l.Visible {
+		return entry{}, false
+	}
+	return find(l.Sub, prefix)
+}
+
+// visible is m's shown entries and separators.
+func visible(m []entry) []entry {
+	var out []entry
+	for _, e := range m {
+		if e.Visible || e.Sep {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // hasLabel is a menu condition: an item's label starts with prefix.
@@ -436,21 +508,19 @@ func TestTrayOverDBus(t *testing.T) {
 		enabled("Stop VM", false), enabled("Reconnect now", false), enabled("Quit", true),
 		enabled("Launch at login", true)))
 	t.Logf("menu served %v after the first poll; items: %d", took, len(m))
-	// "-" is a separator, "?" the VM note line (hidden, no label).
-	wantOrder := []string{"VM:", "?", "Link:", "↑", "⚠", "-", "Start VM", "Stop VM", "Reconnect now", "-",
-		"Open console log", "Open config", "Launch at login", "-", "Quit"}
-	if len(m) != len(wantOrder) {
-		t.Fatalf("menu has %d entries, want %d: %+v", len(m), len(wantOrder), m)
+	// "-" is a separator. Hidden entries (the VM lines of the several-VM
+	// layout, the note line, Start all, …) are left out.
+	wantOrder := []string{"VM:", "Link:", "↑", "-", "Start VM", "Stop VM", "Reconnect now", "Copy SSH command", "-",
+		"Open console log", "Open config", "Reload config", "Launch at login", "-", "Quit"}
+	shown := visible(m)
+	if len(shown) != len(wantOrder) {
+		t.Fatalf("menu shows %d entries, want %d: %+v", len(shown), len(wantOrder), shown)
 	}
 	for i, p := range wantOrder {
-		switch e := m[i]; p {
+		switch e := shown[i]; p {
 		case "-":
 			if !e.Sep {
 				t.Errorf("menu entry %d is %+v, want a separator", i, e)
-			}
-		case "?":
-			if e.Sep || e.Visible || e.Label != "" {
-				t.Errorf("menu entry %d is %+v, want the hidden note line", i, e)
 			}
 		default:
 			if e.Sep || !strings.HasPrefix(e.Label, p) {
@@ -471,23 +541,24 @@ func TestTrayOverDBus(t *testing.T) {
 	// one from the enabled item clicked after it.
 	c.click("Stop VM")
 	c.click("Start VM")
-	c.expectEvent("StartVM")
+	c.expectEvent("start default")
 	c.waitMenu("the running VM", all(hasLabel("VM: running"), hasLabel("Link: up · 0 reconnects"),
 		enabled("Stop VM", true), enabled("Start VM", false), enabled("Reconnect now", true)))
 	c.waitIcon(assets.IconUp)
 
 	c.click("Reconnect now")
-	c.expectEvent("Reconnect")
-	c.waitMenu("one reconnect", hasLabel("Link: up · 1 reconnect · last"))
+	c.expectEvent("reconnect default")
+	c.waitMenu("one reconnect", hasLabel("Link: up · 1 reconnect"))
 
 	// Status pushed by the controller shows without a click.
 	now := time.Now()
-	st := control.Status{
-		VM: &control.VMStatus{State: vmhost.StateRunning, Since: now.Add(-2*time.Hour - 14*time.Minute)},
+	st := model.VMStatus{
+		Name: "default",
+		VM:   model.VM{State: vmhost.StateRunning, Since: now.Add(-2*time.Hour - 14*time.Minute)},
 		Link: netlink.Status{State: netlink.StateReconnecting, Since: now.Add(-5 * time.Second), Reconnects: 3,
 			TxBytes: 1_234_567_890, RxBytes: 3_400_000_000},
 	}
-	c.send(st)
+	c.sendVMs(st)
 	_, took = c.waitMenu("the reconnecting link", all(hasLabel("VM: running 2h 14m"),
 		hasLabel("Link: reconnecting"), hasLabel("↑ 1.2 GB ↓ 3.4 GB")))
 	t.Logf("status change shown after %v", took)
@@ -500,7 +571,7 @@ func TestTrayOverDBus(t *testing.T) {
 	// A burst of updates: the tray shows the last one.
 	for i := 1; i <= 200; i++ {
 		st.Link = netlink.Status{State: netlink.StateUp, Since: now, Reconnects: uint64(3 + i)}
-		c.send(st)
+		c.sendVMs(st)
 	}
 	_, took = c.waitMenu("the last of 200 updates", hasLabel("Link: up · 203 reconnects"))
 	t.Logf("last of a burst of 200 updates shown after %v", took)
@@ -508,15 +579,17 @@ func TestTrayOverDBus(t *testing.T) {
 	// The VM host's note shows under the VM line while there is one.
 	const note = "waiting for the guest to answer the power button (it may still be booting)"
 	noted := st
-	noted.VM = &control.VMStatus{State: vmhost.StateStopping, Since: now, Note: note}
-	c.send(noted)
-	m, _ = c.waitMenu("the VM note", all(hasLabel("VM: stopping"), hasLabel(note)))
+	noted.VM = model.VM{State: vmhost.StateStopping, Since: now, Note: note}
+	c.sendVMs(noted)
+	// shownLine, not hasLabel: systray sets an item's label and its
+	// visibility one after the other, and the menu may be read between.
+	m, _ = c.waitMenu("the VM note", all(hasLabel("VM: stopping"), shownLine(note, true)))
 	for i, e := range m {
 		if strings.HasPrefix(e.Label, "VM: stopping") && (i+1 >= len(m) || m[i+1].Label != note || !m[i+1].Visible || m[i+1].Enabled) {
 			t.Errorf("the note is not the line under the VM line, shown and not clickable: %+v", m)
 		}
 	}
-	c.send(st)
+	c.sendVMs(st)
 	c.waitMenu("the note gone", func(m []entry) bool {
 		e, ok := find(m, note)
 		return hasLabel("VM: running")(m) && (!ok || !e.Visible)
@@ -558,16 +631,186 @@ func TestTrayOverDBus(t *testing.T) {
 	})
 
 	c.click("Stop VM")
-	c.expectEvent("StopVM")
+	c.expectEvent("stop default")
 	c.waitMenu("the stopped VM", all(hasLabel("VM: stopped"), enabled("Start VM", true), enabled("Stop VM", false),
 		enabled("Reconnect now", false)))
 	c.click("Start VM")
-	c.expectEvent("StartVM")
+	c.expectEvent("start default")
 	c.waitMenu("the running VM", enabled("Stop VM", true))
 
 	// Quit stops the running VM first, then the process exits cleanly.
 	c.click("Quit")
-	c.expectEvent("StopVM")
+	c.expectEvent("stopall")
+	c.expectEvent("exit <nil>")
+	if err := c.waitExit(); err != nil {
+		t.Fatalf("the tray process exited with %v, want exit status 0", err)
+	}
+}
+
+// subEnabled is a menu condition: in the submenu of the shown line
+// starting with line, the item starting with prefix is shown and enabled
+// (or not).
+func subEnabled(line, prefix string, want bool) func([]entry) bool {
+	return func(m []entry) bool {
+		e, ok := findIn(m, line, prefix)
+		return ok && e.Visible && e.Enabled == want
+	}
+}
+
+// shownLine is a menu condition: a top-level line starting with prefix is
+// shown (or not).
+func shownLine(prefix string, want bool) func([]entry) bool {
+	return func(m []entry) bool {
+		e, ok := find(m, prefix)
+		return (ok && e.Visible) == want
+	}
+}
+
+// TestTraySeveralVMsOverDBus (issue 10): with two VMs the tray shows a
+// line with a submenu for each over D-Bus, "Reconnect now" in one VM's
+// submenu reconnects that VM only, and the menu goes back to the one-VM
+// layout when a VM is removed.
+func TestTraySeveralVMsOverDBus(t *testing.T) {
+	addr := testbus.Start(t)
+	conn := testbus.Connect(t, addr)
+	testbus.ServeWatcher(t, conn)
+	c := startChild(t, addr, conn, "VMNETBAR_TRAY_TEST_VMS=build,dev")
+
+	now := time.Now()
+	running := func(name string) model.VMStatus {
+		return model.VMStatus{Name: name,
+			VM:   model.VM{State: vmhost.StateRunning, Since: now, ConsoleLog: "/state/vms/" + name + "/console.log"},
+			Link: netlink.Status{State: netlink.StateUp, Since: now}}
+	}
+	c.waitMenu("two stopped VMs", all(shownLine("build · stopped", true), shownLine("dev · stopped", true),
+		enabled("Start all", true), enabled("Stop all", false), shownLine("VM:", false)))
+	c.sendVMs(running("build"), running("dev"))
+	m, _ := c.waitMenu("two running VMs, each with its submenu", all(
+		shownLine("build · running · 0 reconnects", true), shownLine("dev · running · 0 reconnects", true),
+		subEnabled("build ·", "Stop VM", true), subEnabled("build ·", "Start VM", false), subEnabled("build ·", "Reconnect now", true),
+		subEnabled("dev ·", "Stop VM", true), subEnabled("dev ·", "Start VM", false), subEnabled("dev ·", "Reconnect now", true),
+		subEnabled("dev ·", "Open console log", true),
+		enabled("Start all", false), enabled("Stop all", true), enabled("Reload config", true), enabled("Quit", true),
+		shownLine("VM:", false), shownLine("Start VM", false), shownLine("Reconnect now", false)))
+	for _, name := range []string{"build", "dev"} {
+		line, _ := find(m, name+" ·")
+		var labels []string
+		for _, e := range visible(line.Sub) {
+			if e.Sep {
+				labels = append(labels, "-")
+			} else {
+				labels = append(labels, e.Label)
+			}
+		}
+		want := []string{"VM: running", "Link: up · 0 reconnects", "↑ 0 B ↓ 0 B", "-", "Start VM", "Stop VM", "Reconnect now", "Copy SSH command", "-", "Open console log"}
+		ok := len(labels) == len(want)
+		for i := range want {
+			ok = ok && strings.HasPrefix(labels[i], want[i])
+		}
+		if !ok {
+			t.Errorf("%s's submenu shows %q, want %q", name, labels, want)
+		}
+	}
+	// The top level: the VM lines, then Start all and Stop all, then the
+	// app's items.
+	var top []string
+	for _, e := range visible(m) {
+		if e.Sep {
+			top = append(top, "-")
+		} else {
+			top = append(top, strings.SplitN(e.Label, " ·", 2)[0])
+		}
+	}
+	if got, want := strings.Join(top, "|"), "build|dev|-|Start all|Stop all|-|Open config|Reload config|Launch at login|-|Quit"; got != want {
+		t.Errorf("top-level menu %s, want %s", got, want)
+	}
+
+	e, _ := findIn(m, "dev ·", "Reconnect now")
+	c.clickID(e.ID)
+	c.expectEvent("reconnect dev")
+	c.waitMenu("dev's reconnect counted, not build's", all(shownLine("dev · running · 1 reconnect", true),
+		shownLine("build · running · 0 reconnects", true)))
+	e, _ = findIn(m, "dev ·", "Open console log")
+	c.clickID(e.ID)
+	c.expectEvent("open /state/vms/dev/console.log")
+
+	// A reload removed build: back to the one-VM layout.
+	c.sendVMs(running("dev"))
+	c.waitMenu("the one-VM layout", all(shownLine("build ·", false), shownLine("dev ·", false), hasLabel("VM: running"),
+		enabled("Stop VM", true), enabled("Reconnect now", true), shownLine("Start all", false)))
+	c.click("Reconnect now")
+	c.expectEvent("reconnect dev")
+
+	c.click("Quit")
+	c.expectEvent("stopall")
+	c.expectEvent("exit <nil>")
+	if err := c.waitExit(); err != nil {
+		t.Fatalf("the tray process exited with %v, want exit status 0", err)
+	}
+}
+
+// TestTrayGuestOverDBus (issue 11): the guest's address shows as "IP: …"
+// under the link line, and a click copies it; Copy SSH command copies
+// `ssh USER@IP`; a silent link reads "not forwarding" in amber with the
+// hint, and is notified once. Then the same in a VM's submenu.
+func TestTrayGuestOverDBus(t *testing.T) {
+	addr := testbus.Start(t)
+	conn := testbus.Connect(t, addr)
+	testbus.ServeWatcher(t, conn)
+	c := startChild(t, addr, conn, "VMNETBAR_TRAY_TEST_VMS=dev")
+
+	now := time.Now()
+	dev := model.VMStatus{Name: "dev",
+		VM:   model.VM{State: vmhost.StateRunning, Since: now, SSHUser: "alice"},
+		Link: netlink.Status{State: netlink.StateUp, Since: now, Health: netlink.HealthOK, LastRx: now}}
+	c.waitMenu("the stopped VM", all(hasLabel("VM: stopped"), shownLine("IP:", false), enabled("Copy SSH command", false)))
+	c.sendVMs(dev)
+	c.waitMenu("the running VM, its address unknown", all(hasLabel("VM: running"), shownLine("IP:", false),
+		enabled("Copy SSH command", false)))
+	dev.Link.Guest.IPv4 = netip.MustParseAddr("192.168.127.3")
+	dev.Link.Guest.Source = netlink.GuestSourceDHCP
+	c.sendVMs(dev)
+	m, _ := c.waitMenu("the address", all(enabled("IP: 192.168.127.3", true), enabled("Copy SSH command", true)))
+	var order []string
+	for _, e := range visible(m)[:4] {
+		order = append(order, strings.SplitN(e.Label, " ", 2)[0])
+	}
+	if got := strings.Join(order, " "); got != "VM: Link: IP: ↑" {
+		t.Errorf("the menu starts %q, want the IP line under the link line", got)
+	}
+	c.click("IP: ")
+	c.expectEvent("copy 192.168.127.3")
+	c.click("Copy SSH command")
+	c.expectEvent("copy ssh alice@192.168.127.3")
+
+	// Silent: amber, the line and the hint (Linux: not clickable), one
+	// notification for the spell.
+	dev.Link.Health, dev.Link.LastRx = netlink.HealthSilent, now.Add(-30*time.Second)
+	c.sendVMs(dev)
+	c.waitMenu("the silent link", all(hasLabel("Link: up · not forwarding (no reply from the gateway for 3"),
+		enabled("Restart the network daemon", false)))
+	c.waitIcon(assets.IconReconnecting)
+	// The status's times go over JSON in whole seconds: 30 or 31 s.
+	c.expectEventLike(regexp.MustCompile(`^notify vmnetbar: network not answering: the network daemon is connected but nothing has come back for 3[01] s\. Restart it\.$`))
+	c.sendVMs(dev)
+	dev.Link.Health, dev.Link.LastRx = netlink.HealthOK, time.Now()
+	c.sendVMs(dev)
+	c.waitMenu("the link ok again", all(hasLabel("Link: up · 0 reconnects"), shownLine("Restart the network daemon", false)))
+	c.waitIcon(assets.IconUp)
+
+	// Several VMs: the IP line is in dev's submenu.
+	build := model.VMStatus{Name: "build", VM: model.VM{State: vmhost.StateStopped}, Link: netlink.Status{State: netlink.StateStopped}}
+	c.sendVMs(build, dev)
+	c.waitMenu("dev's submenu with its address", all(shownLine("dev · running", true), subEnabled("dev ·", "IP: 192.168.127.3", true),
+		subEnabled("dev ·", "Copy SSH command", true), shownLine("IP:", false)))
+	m, _ = c.menu()
+	e, _ := findIn(m, "dev ·", "IP: ")
+	c.clickID(e.ID)
+	c.expectEvent("copy 192.168.127.3")
+
+	// Nothing else happened: the next event is the exit after Quit.
+	c.click("Quit")
+	c.expectEvent("stopall")
 	c.expectEvent("exit <nil>")
 	if err := c.waitExit(); err != nil {
 		t.Fatalf("the tray process exited with %v, want exit status 0", err)
@@ -604,15 +847,15 @@ func TestTrayEndsWithContext(t *testing.T) {
 	addr := testbus.Start(t)
 	conn := testbus.Connect(t, addr)
 	testbus.ServeWatcher(t, conn)
-	c := startChild(t, addr, conn, "VMNETBAR_TRAY_TEST_HOLD_STOP=1")
+	c := startChild(t, addr, conn, "VMNETBAR_TRAY_TEST_HOLD_STOP=default")
 	c.waitMenu("the stopped VM", enabled("Start VM", true))
 	c.click("Start VM")
-	c.expectEvent("StartVM")
+	c.expectEvent("start default")
 	c.waitMenu("the running VM", enabled("Stop VM", true))
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	c.expectEvent("StopVM")
+	c.expectEvent("stopall")
 	c.waitMenu("the tray stopping the VM", all(hasLabel("Stopping VM and quitting…"), hasLabel("VM: stopping"),
 		enabled("Start VM", false), enabled("Stop VM", false), enabled("Stopping VM and quitting…", false)))
 	c.waitIcon(assets.IconBooting)
@@ -621,7 +864,7 @@ func TestTrayEndsWithContext(t *testing.T) {
 		t.Fatalf("the tray process exited (%v) while the VM was stopping", c.exitErr)
 	default:
 	}
-	c.stdin.Write([]byte("release\n"))
+	c.write("release")
 	c.expectEvent("exit context canceled")
 	var ee *exec.ExitError
 	if err := c.waitExit(); !errors.As(err, &ee) || ee.ExitCode() != 1 {
@@ -632,7 +875,7 @@ func TestTrayEndsWithContext(t *testing.T) {
 // TestUnavailableWithoutBus checks the error without a session bus.
 func TestUnavailableWithoutBus(t *testing.T) {
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "")
-	err := Run(context.Background(), newFakeController(&lineWriter{}), Options{})
+	err := Run(context.Background(), newTestMachines("default"), Options{})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "DBUS_SESSION_BUS_ADDRESS") {
 		t.Fatalf("Run without a bus: %v, want ErrUnavailable naming DBUS_SESSION_BUS_ADDRESS", err)
 	}
@@ -642,7 +885,7 @@ func TestUnavailableWithoutBus(t *testing.T) {
 // serves.
 func TestUnavailableUnreachableBus(t *testing.T) {
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(t.TempDir(), "nobus"))
-	err := Run(context.Background(), newFakeController(&lineWriter{}), Options{})
+	err := Run(context.Background(), newTestMachines("default"), Options{})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "cannot connect") {
 		t.Fatalf("Run with an unreachable bus: %v, want ErrUnavailable saying it cannot connect", err)
 	}
@@ -653,7 +896,7 @@ func TestUnavailableUnreachableBus(t *testing.T) {
 func TestUnavailableWithoutTrayHost(t *testing.T) {
 	addr := testbus.Start(t)
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
-	err := Run(context.Background(), newFakeController(&lineWriter{}), Options{})
+	err := Run(context.Background(), newTestMachines("default"), Options{})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), watcherName) {
 		t.Fatalf("Run without a tray host: %v, want ErrUnavailable naming %s", err, watcherName)
 	}

@@ -1,9 +1,17 @@
 // Package tray owns vmnetbar's menu-bar icon and menu: it renders the
-// controller's status and forwards clicks to it.
+// status of every VM (model.Overview) and forwards clicks to the
+// controller (a model.Machines with Start all, Stop all and Reload).
 //
 // The menu's text, enablement and icon come from one pure function,
-// BuildModel(status, ui state, now); the systray glue only applies models,
-// changing what differs from the last one. Status updates are read from the
+// BuildModel(overview, ui state, now); the systray glue only applies
+// models, changing what differs from the last one. With one VM the menu is
+// that VM's; with several, each VM has a line at the top with a submenu,
+// then Start all and Stop all. What may be done with a VM is only its
+// status's Actions (model.Allowed). The icon is the worst state of any VM.
+// systray can only append items and cannot hide separators, so both
+// layouts are one list of items, those of the other layout hidden; the VM
+// lines are a pool made first and hidden when unused, their submenus made
+// on first use, and a click acts on the VM its line showed then. Status updates are read from the
 // controller's coalesced subscription in a tray-owned goroutine and a ticker
 // refreshes durations, so the tray never blocks the controller. Every menu
 // item has a buffered click channel and a goroutine waiting on it (systray
@@ -13,6 +21,15 @@
 // files) run in worker goroutines, never in the goroutine that receives
 // clicks. The tray reaches systray through a small interface (shell), so
 // tests run the whole tray, macOS's click model included, with a fake.
+//
+// Each VM shows what its link learned about the guest: "IP: …" (a click
+// copies the address) and "Copy SSH command" (`ssh USER@IP`, enabled by
+// one rule, sshCommand). A link that is up while nothing comes back
+// (netlink.HealthSilent) reads "not forwarding" in amber, with a hint to
+// restart the daemon (macOS: a click copies the command), and is notified
+// once per silent spell (spells, tracked by the renderer). Copies go
+// through Options.Clipboard (pbcopy; wl-copy, xclip or xsel); when that
+// fails, the text is shown to be copied by hand.
 //
 // "Launch at login" checks where the program is first
 // (loginitem.CheckLocation, through the LoginItem's CheckLocation): from a
@@ -24,7 +41,7 @@
 // session bus; Run checks for a bus and a tray host first and reports
 // ErrUnavailable without either.
 //
-// tray imports app/control (the status types), app/loginitem (the location
+// tray imports app/model (the status types), app/loginitem (the location
 // check), assets (icons), netlink and vmhost (state names), systray, godbus
 // (Linux) and logrus.
 package tray

@@ -6,105 +6,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/controller"
-	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/testwait"
+	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
-// exitFake is a controller for the stop paths: StopVM leaves the VM
-// stopping until finish is called (or its ctx ends), as a guest that takes
-// its time to power off.
-type exitFake struct {
-	mu        sync.Mutex
-	state     vmhost.State
-	stopCalls int
-	subs      map[chan control.Status]bool
-	stopped   chan struct{} // closed by finish
-	once      sync.Once
-}
-
-func newExitFake(s vmhost.State) *exitFake {
-	return &exitFake{state: s, subs: map[chan control.Status]bool{}, stopped: make(chan struct{})}
-}
-
-func (f *exitFake) setState(s vmhost.State) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.state = s
-	vm := &control.VMStatus{State: s}
-	st := control.Status{VM: vm, Actions: model.Allowed(vm, 0)}
-	for ch := range f.subs {
-		select {
-		case <-ch:
-		default:
-		}
-		ch <- st
+// newRunning returns a fake whose VMs run with their links up, and whose
+// Stop leaves them stopping until Release (as a guest that takes its time
+// to power off).
+func newRunning(names ...string) *testMachines {
+	m := newTestMachines(names...)
+	for _, n := range names {
+		m.setVM(n, vmhost.StateRunning, netlink.StateUp)
+		m.HoldStop(n)
 	}
-}
-
-// finish makes the stopping VM stopped.
-func (f *exitFake) finish() {
-	f.once.Do(func() {
-		f.setState(vmhost.StateStopped)
-		close(f.stopped)
-	})
-}
-
-func (f *exitFake) Status() control.Status {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	vm := &control.VMStatus{State: f.state}
-	return control.Status{VM: vm, Actions: model.Allowed(vm, 0)}
-}
-
-func (f *exitFake) subscribers() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.subs)
-}
-
-func (f *exitFake) Subscribe() (<-chan control.Status, func()) {
-	ch := make(chan control.Status, 1)
-	f.mu.Lock()
-	f.subs[ch] = true
-	f.mu.Unlock()
-	return ch, func() {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if f.subs[ch] {
-			delete(f.subs, ch)
-			close(ch)
-		}
-	}
-}
-
-func (f *exitFake) Reconnect() error                  { return nil }
-func (f *exitFake) StartVM(ctx context.Context) error { return nil }
-
-func (f *exitFake) StopVM(ctx context.Context) error {
-	f.mu.Lock()
-	f.stopCalls++
-	f.mu.Unlock()
-	f.setState(vmhost.StateStopping)
-	select {
-	case <-f.stopped:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err() // the VM goes on stopping
-	}
-}
-
-func (f *exitFake) calls() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.stopCalls
+	return m
 }
 
 // closingFake also has Close, as the app's controller does.
 type closingFake struct {
-	*exitFake
+	*testMachines
 	closed chan struct{}
 }
 
@@ -127,6 +49,10 @@ func (f *graceFake) CloseWithin(grace time.Duration) error {
 	return f.Close()
 }
 
+func newClosing(names ...string) *closingFake {
+	return &closingFake{testMachines: newRunning(names...), closed: make(chan struct{})}
+}
+
 // systemExitAsync runs systemExit in a goroutine and returns a channel
 // closed when it returns.
 func systemExitAsync(tr *tray) chan struct{} {
@@ -147,75 +73,82 @@ func returned(done chan struct{}) bool {
 	}
 }
 
-// TestSystemExitStopsRunningVM: the system ends the app with the VM
-// running: the VM is stopped and systemExit returns once it has stopped.
-func TestSystemExitStopsRunningVM(t *testing.T) {
-	f := newExitFake(vmhost.StateRunning)
+// TestSystemExitStopsRunningVMs: the system ends the app with VMs
+// running: every VM is stopped and systemExit returns once all have
+// stopped.
+func TestSystemExitStopsRunningVMs(t *testing.T) {
+	f := newRunning("build", "dev")
 	tr := newTray(context.Background(), f, Options{})
 	done := systemExitAsync(tr)
-	testwait.For(t, "StopVM", func() bool { return f.calls() == 1 })
+	testwait.For(t, "Stop all", func() bool { return f.called("stopall") })
+	testwait.For(t, "both VMs stopping", func() bool { return activeVMs(f.Status()) == 2 && !anyRuns(f.Status()) })
+	f.Release("dev")
 	if returned(done) {
-		t.Fatal("systemExit returned while the VM was stopping")
+		t.Fatal("systemExit returned while a VM was stopping")
 	}
-	f.finish()
+	f.Release("build")
 	testwait.For(t, "systemExit to return", func() bool { return returned(done) })
 }
 
 // TestSystemExitWaitsForStoppingVM: a VM already stopping (a Stop VM click
 // before) is waited for, not left to die with the process.
 func TestSystemExitWaitsForStoppingVM(t *testing.T) {
-	f := newExitFake(vmhost.StateStopping)
+	f := newRunning("default")
+	if err := f.Machines.Stop(context.Background(), "default"); err != nil {
+		t.Fatal(err)
+	}
 	tr := newTray(context.Background(), f, Options{})
 	done := systemExitAsync(tr)
-	testwait.For(t, "systemExit to watch the VM", func() bool { return f.subscribers() == 1 })
+	testwait.For(t, "systemExit to watch the VM", func() bool { return f.Subscribers() == 1 })
 	if returned(done) {
 		t.Fatal("systemExit returned while the VM was stopping")
 	}
-	f.finish()
+	f.Release("default")
 	testwait.For(t, "systemExit to return", func() bool { return returned(done) })
-	if n := f.calls(); n != 0 {
-		t.Errorf("StopVM called %d times for a VM already stopping", n)
+	if calls := f.Calls(); len(calls) != 0 {
+		t.Errorf("calls %q for a VM already stopping, want none", calls)
 	}
 }
 
 // TestSystemExitBounded: without Close, a VM that never stops holds the
 // exit only for exitTimeout.
 func TestSystemExitBounded(t *testing.T) {
-	f := newExitFake(vmhost.StateRunning)
+	f := newRunning("default")
 	tr := newTray(context.Background(), f, Options{})
 	tr.exitTimeout = 50 * time.Millisecond
 	done := systemExitAsync(tr)
 	testwait.For(t, "systemExit to give up", func() bool { return returned(done) })
-	if f.Status().VM.State != vmhost.StateStopping {
-		t.Fatalf("VM %v, want still stopping", f.Status().VM.State)
+	if s := f.Status().VMs[0].VM.State; s != vmhost.StateStopping {
+		t.Fatalf("VM %v, want still stopping", s)
 	}
 }
 
 // TestSystemExitIdle: nothing to stop.
 func TestSystemExitIdle(t *testing.T) {
-	f := newExitFake(vmhost.StateStopped)
+	f := newTestMachines("default", "dev")
 	newTray(context.Background(), f, Options{}).systemExit()
-	if n := f.calls(); n != 0 {
-		t.Errorf("StopVM called %d times for a stopped VM", n)
+	if calls := f.Calls(); len(calls) != 0 {
+		t.Errorf("calls %q for stopped VMs, want none", calls)
 	}
 }
 
-// TestSystemExitCloses: a controller with Close is closed (it stops the VM
-// and forces it off at its stop timeout) instead of a bounded StopVM.
+// TestSystemExitCloses: a controller with Close is closed (it stops every
+// VM and forces them off at their stop timeout) instead of a bounded Stop
+// all.
 func TestSystemExitCloses(t *testing.T) {
-	f := &closingFake{exitFake: newExitFake(vmhost.StateRunning), closed: make(chan struct{})}
+	f := newClosing("default")
 	newTray(context.Background(), f, Options{}).systemExit()
 	if !returned(f.closed) {
 		t.Fatal("Close was not called")
 	}
-	if n := f.calls(); n != 0 {
-		t.Errorf("StopVM called %d times, want Close only", n)
+	if calls := f.Calls(); len(calls) != 0 {
+		t.Errorf("calls %q, want Close only", calls)
 	}
 }
 
 // TestSystemExitWithinLogoutTimeout: the system ending the app (logout)
 // closes a GraceCloser within the logout stop timeout (default 5s), not
-// the VM's full stop timeout; Close is not called on its own.
+// the VMs' full stop timeout; Close is not called on its own.
 func TestSystemExitWithinLogoutTimeout(t *testing.T) {
 	for _, tt := range []struct {
 		opt, want time.Duration
@@ -223,7 +156,7 @@ func TestSystemExitWithinLogoutTimeout(t *testing.T) {
 		{0, 5 * time.Second},
 		{20 * time.Second, 20 * time.Second},
 	} {
-		f := &graceFake{closingFake: &closingFake{exitFake: newExitFake(vmhost.StateRunning), closed: make(chan struct{})}}
+		f := &graceFake{closingFake: newClosing("default")}
 		newTray(context.Background(), f, Options{LogoutStopTimeout: tt.opt}).systemExit()
 		f.mu.Lock()
 		got := f.grace
@@ -231,17 +164,17 @@ func TestSystemExitWithinLogoutTimeout(t *testing.T) {
 		if len(got) != 1 || got[0] != tt.want {
 			t.Errorf("LogoutStopTimeout %v: CloseWithin called with %v, want [%v]", tt.opt, got, tt.want)
 		}
-		if n := f.calls(); n != 0 {
-			t.Errorf("StopVM called %d times, want CloseWithin only", n)
+		if calls := f.Calls(); len(calls) != 0 {
+			t.Errorf("calls %q, want CloseWithin only", calls)
 		}
 	}
 }
 
 // TestQuitClosesWithFullStopTimeout: Quit closes a controller that can
-// close (so it refuses new actions while the app quits), with the VM's full
+// close (so it refuses new actions while the app quits), with the VMs' full
 // stop timeout: not the shorter logout bound.
 func TestQuitClosesWithFullStopTimeout(t *testing.T) {
-	f := &graceFake{closingFake: &closingFake{exitFake: newExitFake(vmhost.StateRunning), closed: make(chan struct{})}}
+	f := &graceFake{closingFake: newClosing("default")}
 	tr := newTray(context.Background(), f, Options{})
 	tr.loops.Add(1)
 	go tr.quit()
@@ -251,10 +184,34 @@ func TestQuitClosesWithFullStopTimeout(t *testing.T) {
 	tr.loops.Wait()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.grace) != 0 || !returned(f.closed) || f.calls() != 0 {
-		t.Fatalf("Quit: CloseWithin %v, closed %v, StopVM calls %d; want Close only", f.grace, returned(f.closed), f.calls())
+	if len(f.grace) != 0 || !returned(f.closed) || len(f.Calls()) != 0 {
+		t.Fatalf("Quit: CloseWithin %v, closed %v, calls %q; want Close only", f.grace, returned(f.closed), f.Calls())
 	}
 }
 
-// The app's controller is a GraceCloser.
-var _ GraceCloser = (*controller.Controller)(nil)
+// TestQuitStopsEveryVM: without Close, Quit stops every VM with Stop all
+// and ends once all have stopped.
+func TestQuitStopsEveryVM(t *testing.T) {
+	f := newRunning("build", "dev")
+	tr := newTray(context.Background(), f, Options{})
+	tr.loops.Add(1)
+	go tr.quit()
+	testwait.For(t, "both VMs stopping", func() bool { return f.called("stopall") && !anyRuns(f.Status()) })
+	select {
+	case err := <-tr.quitResult:
+		t.Fatalf("Quit ended (%v) while the VMs were stopping", err)
+	default:
+	}
+	f.Release("build")
+	f.Release("dev")
+	if err := <-tr.quitResult; err != nil {
+		t.Fatal(err)
+	}
+	tr.loops.Wait()
+}
+
+// The app's controller is the tray's Controller, and a GraceCloser.
+var (
+	_ Controller  = (*controller.Controller)(nil)
+	_ GraceCloser = (*controller.Controller)(nil)
+)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -14,9 +15,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/loginitem"
 	"github.com/vmnetbar/vmnetbar/app/model"
+	"github.com/vmnetbar/vmnetbar/internal/fakeapp"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -25,13 +26,22 @@ import (
 // instead of the tests (systray is process-global, so the D-Bus tests run
 // the tray in a child process).
 //
-// Protocol: the child reads control.Status JSON lines from stdin and shows
-// them; it writes one line per controller or opener call to stdout
-// ("StartVM", "StopVM", "Reconnect", "open PATH", "login on|off") and, when
-// Run returns, "exit <error or nil>". With VMNETBAR_TRAY_TEST_HOLD_STOP=1,
-// StopVM leaves the VM stopping until the line "release" comes. With
-// VMNETBAR_TRAY_TEST_LOGIN_PLACE=translocated, the login item's program is
-// an App Translocation copy.
+// Protocol: the child's fake has the VMs VMNETBAR_TRAY_TEST_VMS names
+// (comma-separated; default "default"), stopped. It reads lines from stdin:
+//   - a model.Overview as JSON: the fake's VMs become those (their VM and
+//     link; actions by model.Allowed), and its config error that one;
+//   - "quiet " and an Overview: the VMs' traffic counters become those,
+//     without an update to subscribers (as traffic counters change);
+//   - "release": held stops end (VMNETBAR_TRAY_TEST_HOLD_STOP names VMs
+//     whose Stop leaves them stopping until then);
+//   - "reloaderr MSG": later Reloads fail with MSG ("": they succeed).
+//
+// It writes one line per controller, opener, clipboard or notifier call to
+// stdout ("start NAME", "stop NAME", "reconnect NAME", "startall",
+// "stopall", "reload", "open PATH", "login on|off", "copy TEXT", "notify
+// TITLE: BODY" with the body on one line) and, when Run returns, "exit
+// <error or nil>". With VMNETBAR_TRAY_TEST_LOGIN_PLACE=translocated, the login
+// item's program is an App Translocation copy.
 const helperEnv = "VMNETBAR_TRAY_TEST_HELPER"
 
 // runHelper runs the child's tray if this process is one; it reports
@@ -41,9 +51,16 @@ func runHelper() bool {
 		return false
 	}
 	out := &lineWriter{}
-	c := newFakeController(out)
-	if os.Getenv("VMNETBAR_TRAY_TEST_HOLD_STOP") == "1" {
-		c.release = make(chan struct{})
+	names := []string{"default"}
+	if v := os.Getenv("VMNETBAR_TRAY_TEST_VMS"); v != "" {
+		names = strings.Split(v, ",")
+	}
+	c := newTestMachines(names...)
+	c.out = out.line
+	for _, n := range strings.Split(os.Getenv("VMNETBAR_TRAY_TEST_HOLD_STOP"), ",") {
+		if n != "" {
+			c.HoldStop(n)
+		}
 	}
 	go c.readCommands(os.Stdin)
 
@@ -66,6 +83,8 @@ func runHelper() bool {
 			out.line("open " + path)
 			return nil
 		},
+		Clipboard: lineClipboard{out},
+		Notifier:  lineSender{out},
 	})
 	out.line(fmt.Sprintf("exit %v", err))
 	if err != nil {
@@ -73,6 +92,22 @@ func runHelper() bool {
 		os.Exit(1) // a test helper process: report the failure as its exit code
 	}
 	return true
+}
+
+// lineClipboard is the child's clipboard: it prints "copy TEXT".
+type lineClipboard struct{ out *lineWriter }
+
+func (c lineClipboard) Copy(_ context.Context, text string) error {
+	c.out.line("copy " + text)
+	return nil
+}
+
+// lineSender is the child's notifier: it prints "notify TITLE: BODY".
+type lineSender struct{ out *lineWriter }
+
+func (s lineSender) Send(title, body string) error {
+	s.out.line("notify " + title + ": " + strings.ReplaceAll(body, "\n", " "))
+	return nil
 }
 
 type lineWriter struct{ mu sync.Mutex }
@@ -83,126 +118,204 @@ func (w *lineWriter) line(s string) {
 	fmt.Fprintln(os.Stdout, s)
 }
 
-// fakeController is a controller whose status the test sets; its actions
-// change the status the way the real controller would.
-type fakeController struct {
-	out  *lineWriter
-	mu   sync.Mutex
-	st   control.Status
-	subs map[chan control.Status]bool
+// testMachines is the tray's Controller in tests: fakeapp.Machines (the
+// one fake of the VMs) with Start all, Stop all and Reload, recording
+// every call.
+type testMachines struct {
+	*fakeapp.Machines
+	out func(string) // receives each call too; nil: none
 
-	release     chan struct{} // nil: StopVM stops at once; else when closed
-	releaseOnce sync.Once
+	mu        sync.Mutex
+	calls     []string
+	reloadErr error
+	onReload  func()                    // what a good Reload does; nil: nothing
+	quiet     map[string]netlink.Status // Status shows these traffic counters, until the next apply
 }
 
-func newFakeController(out *lineWriter) *fakeController {
-	return &fakeController{
-		out:  out,
-		st:   control.Status{VM: &control.VMStatus{State: vmhost.StateStopped, Since: time.Now()}, Actions: model.Actions{Start: true}},
-		subs: map[chan control.Status]bool{},
+var _ Controller = (*testMachines)(nil)
+
+func newTestMachines(names ...string) *testMachines {
+	return &testMachines{Machines: fakeapp.New(names...)}
+}
+
+func (m *testMachines) event(s string) {
+	m.mu.Lock()
+	m.calls = append(m.calls, s)
+	m.mu.Unlock()
+	if m.out != nil {
+		m.out(s)
 	}
 }
 
-// readCommands reads status lines; a line starting with "quiet " changes
-// the status without an update to subscribers (as traffic counters do).
-func (c *fakeController) readCommands(f *os.File) {
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if sc.Text() == "release" && c.release != nil {
-			c.releaseOnce.Do(func() { close(c.release) })
+// Calls returns the calls so far: "start NAME", "stop NAME", "reconnect
+// NAME", "startall", "stopall", "reload".
+func (m *testMachines) Calls() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.calls...)
+}
+
+func (m *testMachines) called(s string) bool {
+	for _, c := range m.Calls() {
+		if c == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *testMachines) Status() model.Overview {
+	o := m.Machines.Status()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, v := range o.VMs {
+		if q, ok := m.quiet[v.Name]; ok {
+			l := &o.VMs[i].Link
+			l.TxBytes, l.RxBytes, l.TxFrames, l.RxFrames = q.TxBytes, q.RxBytes, q.TxFrames, q.RxFrames
+		}
+	}
+	return o
+}
+
+func (m *testMachines) Start(ctx context.Context, name string) error {
+	m.event("start " + name)
+	return m.Machines.Start(ctx, name)
+}
+
+func (m *testMachines) Stop(ctx context.Context, name string) error {
+	m.event("stop " + name)
+	return m.Machines.Stop(ctx, name)
+}
+
+func (m *testMachines) Reconnect(name string) error {
+	m.event("reconnect " + name)
+	return m.Machines.Reconnect(name)
+}
+
+// StartAll starts every VM that may start, in parallel.
+func (m *testMachines) StartAll(ctx context.Context) error {
+	m.event("startall")
+	return m.each(func(v model.VMStatus) bool { return v.Actions.Start }, func(n string) error { return m.Machines.Start(ctx, n) })
+}
+
+// StopAll stops every VM that may stop, in parallel.
+func (m *testMachines) StopAll(ctx context.Context) error {
+	m.event("stopall")
+	return m.each(func(v model.VMStatus) bool { return v.Actions.Stop }, func(n string) error { return m.Machines.Stop(ctx, n) })
+}
+
+func (m *testMachines) each(pick func(model.VMStatus) bool, do func(string) error) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(m.Machines.Status().VMs))
+	for _, v := range m.Machines.Status().VMs {
+		if !pick(v) {
 			continue
 		}
-		line, quiet := strings.CutPrefix(sc.Text(), "quiet ")
-		var st control.Status
-		if err := json.Unmarshal([]byte(line), &st); err != nil {
+		wg.Add(1)
+		go func(name string) {
+			defer wg.Done()
+			errs <- do(name)
+		}(v.Name)
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// Reload fails after failReload, setting the overview's config error as
+// the controller does; else it runs onReload and clears the error.
+func (m *testMachines) Reload() error {
+	m.event("reload")
+	m.mu.Lock()
+	err, f := m.reloadErr, m.onReload
+	m.mu.Unlock()
+	if err != nil {
+		m.SetConfigError(err.Error())
+		return err
+	}
+	if f != nil {
+		f()
+	}
+	m.SetConfigError("")
+	return nil
+}
+
+func (m *testMachines) failReload(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reloadErr = err
+}
+
+// setVM sets a VM's state and link (adding the VM).
+func (m *testMachines) setVM(name string, s vmhost.State, l netlink.State) {
+	m.Set(name, func(v *model.VMStatus) {
+		v.VM.State, v.VM.Since = s, time.Now()
+		v.Link.State, v.Link.Since = l, time.Now()
+	})
+}
+
+// apply makes the fake's VMs those of o; quiet: only their traffic
+// counters, shown by Status but not published.
+func (m *testMachines) apply(o model.Overview, quiet bool) {
+	if quiet {
+		q := map[string]netlink.Status{}
+		for _, v := range o.VMs {
+			q[v.Name] = v.Link
+		}
+		m.mu.Lock()
+		m.quiet = q
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Lock()
+	m.quiet = nil
+	m.mu.Unlock()
+	keep := map[string]bool{}
+	for _, v := range o.VMs {
+		keep[v.Name] = true
+		m.Set(v.Name, func(s *model.VMStatus) { s.VM, s.Link = v.VM, v.Link })
+	}
+	for _, n := range m.Machines.Status().Names() {
+		if !keep[n] {
+			m.Remove(n)
+		}
+	}
+	if o.ConfigError != m.Machines.Status().ConfigError {
+		m.SetConfigError(o.ConfigError)
+	}
+}
+
+// readCommands reads the helper's stdin lines (see helperEnv).
+func (m *testMachines) readCommands(f *os.File) {
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "release" {
+			for _, n := range m.Machines.Status().Names() {
+				m.Release(n)
+			}
+			continue
+		}
+		if msg, ok := strings.CutPrefix(line, "reloaderr"); ok {
+			var err error
+			if msg = strings.TrimSpace(msg); msg != "" {
+				err = errors.New(msg)
+			}
+			m.failReload(err)
+			continue
+		}
+		line, quiet := strings.CutPrefix(line, "quiet ")
+		var o model.Overview
+		if err := json.Unmarshal([]byte(line), &o); err != nil {
 			fmt.Fprintln(os.Stderr, "helper: bad status line:", err)
 			continue
 		}
-		if quiet {
-			c.mu.Lock()
-			st.Actions = model.Allowed(st.VM, st.Link.State)
-			c.st = st
-			c.mu.Unlock()
-			continue
-		}
-		c.set(func(s *control.Status) { *s = st })
+		m.apply(o, quiet)
 	}
-}
-
-func (c *fakeController) set(f func(*control.Status)) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.st.VM != nil {
-		vm := *c.st.VM
-		c.st.VM = &vm
-	}
-	f(&c.st)
-	c.st.Actions = model.Allowed(c.st.VM, c.st.Link.State) // as the controller decides them
-	for ch := range c.subs {
-		select {
-		case ch <- c.st:
-		default:
-			select {
-			case <-ch:
-			default:
-			}
-			ch <- c.st
-		}
-	}
-}
-
-func (c *fakeController) Status() control.Status {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.st
-}
-
-func (c *fakeController) Subscribe() (<-chan control.Status, func()) {
-	ch := make(chan control.Status, 1)
-	c.mu.Lock()
-	c.subs[ch] = true
-	c.mu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			c.mu.Lock()
-			delete(c.subs, ch)
-			c.mu.Unlock()
-			close(ch)
-		})
-	}
-}
-
-func (c *fakeController) Reconnect() error {
-	c.out.line("Reconnect")
-	c.set(func(s *control.Status) { s.Link.Reconnects++; s.Link.Since = time.Now() })
-	return nil
-}
-
-func (c *fakeController) StartVM(ctx context.Context) error {
-	c.out.line("StartVM")
-	c.set(func(s *control.Status) {
-		s.VM = &control.VMStatus{State: vmhost.StateRunning, Since: time.Now()}
-		s.Link = netlink.Status{State: netlink.StateUp, Since: time.Now()}
-	})
-	return nil
-}
-
-func (c *fakeController) StopVM(ctx context.Context) error {
-	c.out.line("StopVM")
-	if c.release != nil {
-		c.set(func(s *control.Status) { s.VM = &control.VMStatus{State: vmhost.StateStopping, Since: time.Now()} })
-		select {
-		case <-c.release:
-		case <-ctx.Done():
-			return ctx.Err() // the VM goes on stopping
-		}
-	}
-	c.set(func(s *control.Status) {
-		s.VM = &control.VMStatus{State: vmhost.StateStopped, Since: time.Now()}
-		s.Link.State = netlink.StateStopped
-	})
-	return nil
 }
 
 type fakeLogin struct {

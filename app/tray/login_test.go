@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/loginitem"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -34,7 +33,7 @@ func TestLoginPlan(t *testing.T) {
 		// The menu shows the whole line, not cut off.
 		ui := allUI
 		ui.Problem = line
-		m := BuildModel(control.Status{VM: vm(vmhost.StateStopped, 0, "")}, ui, now)
+		m := buildModel(status{VM: vm(vmhost.StateStopped, 0, "")}, ui, now)
 		if got := m.Items[ItemProblem].Label; got != "⚠ "+line {
 			t.Errorf("%s: menu line %q, want %q", tc.name, got, "⚠ "+line)
 		}

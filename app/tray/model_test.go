@@ -8,7 +8,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/assets"
 	"github.com/vmnetbar/vmnetbar/internal/testbin"
@@ -28,8 +27,24 @@ func TestMain(m *testing.M) {
 
 var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
-func vm(s vmhost.State, age time.Duration, err string) *control.VMStatus {
-	return &control.VMStatus{State: s, Since: now.Add(-age), Error: err}
+func vm(s vmhost.State, age time.Duration, err string) *model.VM {
+	return &model.VM{State: s, Since: now.Add(-age), Error: err}
+}
+
+// status is one VM's status, as the tests of the one-VM menu write it.
+type status struct {
+	VM      *model.VM
+	Link    netlink.Status
+	Actions model.Actions
+}
+
+// one is the overview of the one VM st, named "default".
+func one(st status) model.Overview {
+	v := model.VMStatus{Name: "default", Link: st.Link, Actions: st.Actions}
+	if st.VM != nil {
+		v.VM = *st.VM
+	}
+	return model.Overview{VMs: []model.VMStatus{v}}
 }
 
 func link(s netlink.State, age time.Duration, reconnects uint64) netlink.Status {
@@ -37,20 +52,23 @@ func link(s netlink.State, age time.Duration, reconnects uint64) netlink.Status 
 }
 
 // allUI is a UI state with every optional item available.
-var allUI = UIState{HasConsoleLog: true, HasConfig: true, HasLoginItem: true, LoginKnown: true}
+var allUI = UIState{ConsoleLog: "/console.log", HasConfig: true, HasLoginItem: true, LoginKnown: true}
+
+// busy is a VMBusy or ReconnectBusy for the one VM.
+var busy = map[string]bool{"default": true}
 
 func TestModelLabels(t *testing.T) {
 	running := vm(vmhost.StateRunning, 2*time.Hour+14*time.Minute+10*time.Second, "")
 	tests := []struct {
 		name          string
-		st            control.Status
+		st            status
 		vm, link, trf string
 		icon          assets.Icon
 		tooltip       string
 	}{
 		{
 			name: "running, link up after reconnects",
-			st: control.Status{VM: running, Link: netlink.Status{
+			st: status{VM: running, Link: netlink.Status{
 				State: netlink.StateUp, Since: now.Add(-4*time.Minute - 5*time.Second), Reconnects: 3,
 				TxBytes: 1_234_567_890, RxBytes: 3_400_000_000,
 			}},
@@ -59,80 +77,68 @@ func TestModelLabels(t *testing.T) {
 		},
 		{
 			name: "running, first connection",
-			st:   control.Status{VM: running, Link: link(netlink.StateUp, time.Hour, 0)},
+			st:   status{VM: running, Link: link(netlink.StateUp, time.Hour, 0)},
 			vm:   "VM: running 2h 14m", link: "Link: up · 0 reconnects", trf: "↑ 0 B ↓ 0 B",
 			icon: assets.IconUp, tooltip: "vmnetbar: VM running 2h 14m · link up",
 		},
 		{
 			name: "one reconnect just now",
-			st:   control.Status{VM: running, Link: link(netlink.StateUp, 0, 1)},
+			st:   status{VM: running, Link: link(netlink.StateUp, 0, 1)},
 			vm:   "VM: running 2h 14m", link: "Link: up · 1 reconnect · last just now", trf: "↑ 0 B ↓ 0 B",
 			icon: assets.IconUp, tooltip: "vmnetbar: VM running 2h 14m · link up (1 reconnect)",
 		},
 		{
 			name: "reconnecting",
-			st:   control.Status{VM: running, Link: link(netlink.StateReconnecting, 12*time.Second, 2)},
+			st:   status{VM: running, Link: link(netlink.StateReconnecting, 12*time.Second, 2)},
 			vm:   "VM: running 2h 14m", link: "Link: reconnecting 12s · 2 reconnects", trf: "↑ 0 B ↓ 0 B",
 			icon: assets.IconReconnecting, tooltip: "vmnetbar: VM running 2h 14m · link reconnecting",
 		},
 		{
 			name: "connecting",
-			st:   control.Status{VM: running, Link: link(netlink.StateConnecting, 3*time.Second, 0)},
+			st:   status{VM: running, Link: link(netlink.StateConnecting, 3*time.Second, 0)},
 			vm:   "VM: running 2h 14m", link: "Link: connecting 3s", trf: "↑ 0 B ↓ 0 B",
 			icon: assets.IconBooting, tooltip: "vmnetbar: VM running 2h 14m · link connecting",
 		},
 		{
 			name: "link failed",
-			st: control.Status{VM: running, Link: netlink.Status{
+			st: status{VM: running, Link: netlink.Status{
 				State: netlink.StateFailed, LastError: "VM side: read: connection reset"}},
 			vm: "VM: running 2h 14m", link: "Link: failed: VM side: read: connection reset", trf: "↑ 0 B ↓ 0 B",
 			icon: assets.IconError, tooltip: "vmnetbar: VM running 2h 14m · link failed",
 		},
 		{
 			name: "starting",
-			st:   control.Status{VM: vm(vmhost.StateStarting, 5*time.Second, "")},
+			st:   status{VM: vm(vmhost.StateStarting, 5*time.Second, "")},
 			vm:   "VM: starting 5s", link: "Link: down (the VM is not running)", trf: "↑ 0 B ↓ 0 B",
 			icon: assets.IconBooting, tooltip: "vmnetbar: VM starting 5s · link down",
 		},
 		{
 			name: "stopping",
-			st:   control.Status{VM: vm(vmhost.StateStopping, 61*time.Second, ""), Link: link(netlink.StateUp, time.Hour, 0)},
+			st:   status{VM: vm(vmhost.StateStopping, 61*time.Second, ""), Link: link(netlink.StateUp, time.Hour, 0)},
 			vm:   "VM: stopping 1m", link: "Link: up · 0 reconnects", trf: "↑ 0 B ↓ 0 B",
 			icon: assets.IconBooting, tooltip: "vmnetbar: VM stopping 1m · link up",
 		},
 		{
 			name: "stopped",
-			st:   control.Status{VM: vm(vmhost.StateStopped, time.Hour, ""), Link: link(netlink.StateStopped, time.Hour, 5)},
+			st:   status{VM: vm(vmhost.StateStopped, time.Hour, ""), Link: link(netlink.StateStopped, time.Hour, 5)},
 			vm:   "VM: stopped", link: "Link: down (the VM is not running)", trf: "↑ 0 B ↓ 0 B",
 			icon: assets.IconStopped, tooltip: "vmnetbar: VM stopped · link down",
 		},
 		{
 			name: "VM error",
-			st:   control.Status{VM: vm(vmhost.StateError, time.Minute, "qemu exited:\nstatus 1")},
+			st:   status{VM: vm(vmhost.StateError, time.Minute, "qemu exited:\nstatus 1")},
 			vm:   "VM: error: qemu exited: status 1", link: "Link: down (the VM is not running)", trf: "↑ 0 B ↓ 0 B",
 			icon: assets.IconError, tooltip: "vmnetbar: VM error · link down",
 		},
 		{
 			name: "VM error without a message",
-			st:   control.Status{VM: vm(vmhost.StateError, time.Minute, "")},
+			st:   status{VM: vm(vmhost.StateError, time.Minute, "")},
 			vm:   "VM: error", link: "Link: down (the VM is not running)", trf: "↑ 0 B ↓ 0 B",
 			icon: assets.IconError, tooltip: "vmnetbar: VM error · link down",
 		},
 		{
-			name: "standalone link",
-			st:   control.Status{Link: link(netlink.StateUp, 26*time.Hour+3*time.Hour, 7)},
-			vm:   "VM: none (standalone link)", link: "Link: up · 7 reconnects · last 1d 5h ago", trf: "↑ 0 B ↓ 0 B",
-			icon: assets.IconUp, tooltip: "vmnetbar: no VM · link up (7 reconnects)",
-		},
-		{
-			name: "standalone link stopped",
-			st:   control.Status{Link: link(netlink.StateStopped, time.Second, 0)},
-			vm:   "VM: none (standalone link)", link: "Link: down", trf: "↑ 0 B ↓ 0 B",
-			icon: assets.IconStopped, tooltip: "vmnetbar: no VM · link down",
-		},
-		{
 			name: "clock stepped back",
-			st:   control.Status{VM: vm(vmhost.StateRunning, -time.Hour, ""), Link: link(netlink.StateUp, -time.Hour, 2)},
+			st:   status{VM: vm(vmhost.StateRunning, -time.Hour, ""), Link: link(netlink.StateUp, -time.Hour, 2)},
 			vm:   "VM: running 0s", link: "Link: up · 2 reconnects · last just now", trf: "↑ 0 B ↓ 0 B",
 			icon: assets.IconUp, tooltip: "vmnetbar: VM running 0s · link up (2 reconnects)",
 		},
@@ -170,21 +176,20 @@ func TestModelEnablement(t *testing.T) {
 	type en struct{ start, stop, reconnect, quit bool }
 	tests := []struct {
 		name string
-		st   control.Status
+		st   status
 		ui   UIState
 		want en
 	}{
-		{"stopped", control.Status{VM: vm(vmhost.StateStopped, 0, "")}, allUI, en{start: true, quit: true}},
-		{"error", control.Status{VM: vm(vmhost.StateError, 0, "boom")}, allUI, en{start: true, quit: true}},
-		{"starting", control.Status{VM: vm(vmhost.StateStarting, 0, "")}, allUI, en{stop: true, quit: true}},
-		{"running", control.Status{VM: vm(vmhost.StateRunning, 0, ""), Link: up}, allUI, en{stop: true, reconnect: true, quit: true}},
-		{"running, reconnecting", control.Status{VM: vm(vmhost.StateRunning, 0, ""), Link: link(netlink.StateReconnecting, 0, 1)}, allUI, en{stop: true, reconnect: true, quit: true}},
-		{"running, link failed", control.Status{VM: vm(vmhost.StateRunning, 0, ""), Link: link(netlink.StateFailed, 0, 1)}, allUI, en{stop: true, quit: true}},
-		{"stopping", control.Status{VM: vm(vmhost.StateStopping, 0, ""), Link: up}, allUI, en{quit: true}},
-		{"running, VM action in progress", control.Status{VM: vm(vmhost.StateRunning, 0, ""), Link: up}, UIState{VMBusy: true}, en{reconnect: true, quit: true}},
-		{"running, reconnect in progress", control.Status{VM: vm(vmhost.StateRunning, 0, ""), Link: up}, UIState{ReconnectBusy: true}, en{stop: true, quit: true}},
-		{"quitting", control.Status{VM: vm(vmhost.StateRunning, 0, ""), Link: up}, UIState{Quitting: true}, en{}},
-		{"standalone link", control.Status{Link: up}, allUI, en{reconnect: true, quit: true}},
+		{"stopped", status{VM: vm(vmhost.StateStopped, 0, "")}, allUI, en{start: true, quit: true}},
+		{"error", status{VM: vm(vmhost.StateError, 0, "boom")}, allUI, en{start: true, quit: true}},
+		{"starting", status{VM: vm(vmhost.StateStarting, 0, "")}, allUI, en{stop: true, quit: true}},
+		{"running", status{VM: vm(vmhost.StateRunning, 0, ""), Link: up}, allUI, en{stop: true, reconnect: true, quit: true}},
+		{"running, reconnecting", status{VM: vm(vmhost.StateRunning, 0, ""), Link: link(netlink.StateReconnecting, 0, 1)}, allUI, en{stop: true, reconnect: true, quit: true}},
+		{"running, link failed", status{VM: vm(vmhost.StateRunning, 0, ""), Link: link(netlink.StateFailed, 0, 1)}, allUI, en{stop: true, quit: true}},
+		{"stopping", status{VM: vm(vmhost.StateStopping, 0, ""), Link: up}, allUI, en{quit: true}},
+		{"running, VM action in progress", status{VM: vm(vmhost.StateRunning, 0, ""), Link: up}, UIState{VMBusy: busy}, en{reconnect: true, quit: true}},
+		{"running, reconnect in progress", status{VM: vm(vmhost.StateRunning, 0, ""), Link: up}, UIState{ReconnectBusy: busy}, en{stop: true, quit: true}},
+		{"quitting", status{VM: vm(vmhost.StateRunning, 0, ""), Link: up}, UIState{Quitting: true}, en{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,26 +212,26 @@ func TestModelEnablement(t *testing.T) {
 }
 
 func TestModelBusyLabels(t *testing.T) {
-	m := buildModel(control.Status{VM: vm(vmhost.StateStopped, 0, "")}, UIState{VMBusy: true}, now)
+	m := buildModel(status{VM: vm(vmhost.StateStopped, 0, "")}, UIState{VMBusy: busy}, now)
 	if got := m.Items[ItemStart].Label; got != "Starting VM…" {
 		t.Errorf("Start label while starting: %q", got)
 	}
-	m = buildModel(control.Status{VM: vm(vmhost.StateRunning, 0, "")}, UIState{VMBusy: true}, now)
+	m = buildModel(status{VM: vm(vmhost.StateRunning, 0, "")}, UIState{VMBusy: busy}, now)
 	if got := m.Items[ItemStop].Label; got != "Stopping VM…" {
 		t.Errorf("Stop label while stopping: %q", got)
 	}
-	m = buildModel(control.Status{VM: vm(vmhost.StateRunning, 0, "")}, UIState{Quitting: true}, now)
+	m = buildModel(status{VM: vm(vmhost.StateRunning, 0, "")}, UIState{Quitting: true}, now)
 	if got := m.Items[ItemQuit].Label; got != "Stopping VM and quitting…" {
 		t.Errorf("Quit label while quitting: %q", got)
 	}
-	m = buildModel(control.Status{VM: vm(vmhost.StateStopped, 0, "")}, UIState{Quitting: true}, now)
+	m = buildModel(status{VM: vm(vmhost.StateStopped, 0, "")}, UIState{Quitting: true}, now)
 	if got := m.Items[ItemQuit].Label; got != "Quitting…" {
 		t.Errorf("Quit label while quitting a stopped VM: %q", got)
 	}
 }
 
 func TestModelOptionalItems(t *testing.T) {
-	st := control.Status{VM: vm(vmhost.StateRunning, 0, "")}
+	st := status{VM: vm(vmhost.StateRunning, 0, "")}
 	tests := []struct {
 		name                             string
 		ui                               UIState
@@ -234,7 +239,7 @@ func TestModelOptionalItems(t *testing.T) {
 		loginVisible, loginOn, loginChck bool
 	}{
 		{"nothing configured", UIState{}, false, false, false, false, false},
-		{"files", UIState{HasConsoleLog: true, HasConfig: true}, true, true, false, false, false},
+		{"files", UIState{ConsoleLog: "/console.log", HasConfig: true}, true, true, false, false, false},
 		{"login item unknown", UIState{HasLoginItem: true}, false, false, true, false, false},
 		{"login item off", UIState{HasLoginItem: true, LoginKnown: true}, false, false, true, true, false},
 		{"login item on", UIState{HasLoginItem: true, LoginKnown: true, LoginEnabled: true}, false, false, true, true, true},
@@ -256,7 +261,7 @@ func TestModelOptionalItems(t *testing.T) {
 }
 
 func TestModelProblem(t *testing.T) {
-	st := control.Status{VM: vm(vmhost.StateStopped, 0, "")}
+	st := status{VM: vm(vmhost.StateStopped, 0, "")}
 	m := buildModel(st, UIState{}, now)
 	if m.Items[ItemProblem].Visible {
 		t.Errorf("problem item visible without a problem: %q", m.Items[ItemProblem].Label)
@@ -289,7 +294,7 @@ func TestModelLinkProblem(t *testing.T) {
 		{"a failed action comes first", netlink.Status{State: netlink.StateConnecting, LastError: dialErr}, UIState{Problem: "Stop VM failed: boom"}, "⚠ Stop VM failed: boom"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := buildModel(control.Status{VM: running, Link: tc.link}, tc.ui, now)
+			m := buildModel(status{VM: running, Link: tc.link}, tc.ui, now)
 			p := m.Items[ItemProblem]
 			if tc.want == "" {
 				if p.Visible {
@@ -311,13 +316,13 @@ func TestModelIconForEveryState(t *testing.T) {
 	for _, i := range assets.Icons {
 		known[i] = true
 	}
-	vms := []*control.VMStatus{nil}
+	var vms []*model.VM
 	for s := vmhost.State(0); s <= vmhost.StateError+1; s++ {
 		vms = append(vms, vm(s, 0, ""))
 	}
 	for _, v := range vms {
 		for l := netlink.State(0); l <= netlink.StateFailed+1; l++ {
-			st := control.Status{VM: v, Link: link(l, 0, 0)}
+			st := status{VM: v, Link: link(l, 0, 0)}
 			m := buildModel(st, UIState{}, now)
 			if !known[m.Icon] {
 				t.Errorf("VM %+v link %v: icon %q is not embedded", v, l, m.Icon)
@@ -335,7 +340,7 @@ func TestModelIconForEveryState(t *testing.T) {
 // line under the VM line, and only when there is one.
 func TestModelVMNote(t *testing.T) {
 	const note = "waiting for the guest to answer the power button (it may still be booting)"
-	st := control.Status{VM: vm(vmhost.StateStopping, 12*time.Second, ""), Link: link(netlink.StateUp, time.Minute, 0)}
+	st := status{VM: vm(vmhost.StateStopping, 12*time.Second, ""), Link: link(netlink.StateUp, time.Minute, 0)}
 	st.VM.Note = note
 	m := buildModel(st, allUI, now)
 	if got := m.Items[ItemVM].Label; got != "VM: stopping 12s" {
@@ -349,23 +354,20 @@ func TestModelVMNote(t *testing.T) {
 	if it := m2(st).Items[ItemVMNote]; !it.Visible || strings.Contains(it.Label, "\n") || len([]rune(it.Label)) > maxNoteLen {
 		t.Errorf("long note line %q", it.Label)
 	}
-	// No note, or no VM: no line.
+	// No note: no line.
 	st.VM.Note = ""
 	if it := m2(st).Items[ItemVMNote]; it.Visible {
 		t.Errorf("note line %+v without a note", it)
 	}
-	if it := m2(control.Status{Link: link(netlink.StateUp, 0, 0)}).Items[ItemVMNote]; it.Visible {
-		t.Errorf("note line %+v without a VM", it)
-	}
 }
 
-func m2(st control.Status) Model { return buildModel(st, allUI, now) }
+func m2(st status) Model { return buildModel(st, allUI, now) }
 
 // TestModelNotConfigured: on a first launch (no VM in the configuration)
 // the menu says so and leads to Open config; Start stays enabled, since a
 // start reads the file again.
 func TestModelNotConfigured(t *testing.T) {
-	st := control.Status{VM: &control.VMStatus{State: vmhost.StateStopped, Since: now, NotConfigured: true,
+	st := status{VM: &model.VM{State: vmhost.StateStopped, Since: now, NotConfigured: true,
 		Note: "no VM configured: edit /Users/u/Library/Application Support/vmnetbar/config.yaml (vm.kernel), then start"}}
 	m := buildModel(st, allUI, now)
 	for id, want := range map[ItemID]Item{
@@ -391,7 +393,7 @@ func TestModelNotConfigured(t *testing.T) {
 	}
 	// A start in progress says so, as for a stopped VM.
 	ui = allUI
-	ui.VMBusy = true
+	ui.VMBusy = busy
 	if got := buildModel(st, ui, now).Items[ItemStart]; got.Label != "Starting VM…" || got.Enabled {
 		t.Errorf("Start while starting: %+v", got)
 	}
@@ -423,7 +425,7 @@ func TestModelWaitingForDaemon(t *testing.T) {
 			"Link: up · 0 reconnects", "vmnetbar: VM running 1h 0m · link up", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := buildModel(control.Status{VM: running, Link: tc.link}, allUI, now)
+			m := buildModel(status{VM: running, Link: tc.link}, allUI, now)
 			if got := m.Items[ItemLink].Label; got != tc.line {
 				t.Errorf("link line %q, want %q", got, tc.line)
 			}
@@ -440,9 +442,12 @@ func TestModelWaitingForDaemon(t *testing.T) {
 
 // buildModel is BuildModel on a status whose actions the controller's rule
 // decided, as every status the tray gets has them.
-func buildModel(st control.Status, ui UIState, now time.Time) Model {
+func buildModel(st status, ui UIState, now time.Time) Model {
+	if st.VM == nil {
+		st.VM = &model.VM{}
+	}
 	st.Actions = model.Allowed(st.VM, st.Link.State)
-	return BuildModel(st, ui, now)
+	return BuildModel(one(st), ui, now)
 }
 
 // The menu enables Start, Stop and Reconnect exactly as the status's
@@ -450,8 +455,8 @@ func buildModel(st control.Status, ui UIState, now time.Time) Model {
 func TestModelTakesActionsFromStatus(t *testing.T) {
 	running := vm(vmhost.StateRunning, time.Hour, "")
 	for _, a := range []model.Actions{{}, {Start: true}, {Stop: true}, {Reconnect: true}, {Start: true, Stop: true, Reconnect: true}} {
-		st := control.Status{VM: running, Link: link(netlink.StateUp, time.Hour, 0), Actions: a}
-		m := BuildModel(st, allUI, now)
+		st := status{VM: running, Link: link(netlink.StateUp, time.Hour, 0), Actions: a}
+		m := BuildModel(one(st), allUI, now)
 		if m.Items[ItemStart].Enabled != a.Start || m.Items[ItemStop].Enabled != a.Stop || m.Items[ItemReconnect].Enabled != a.Reconnect {
 			t.Errorf("actions %+v: start %v, stop %v, reconnect %v", a, m.Items[ItemStart].Enabled, m.Items[ItemStop].Enabled, m.Items[ItemReconnect].Enabled)
 		}

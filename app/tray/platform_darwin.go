@@ -2,6 +2,9 @@ package tray
 
 import "context"
 
+// daemonHelp: see daemonHelpFor.
+func daemonHelp() DaemonHelp { return daemonHelpFor("darwin") }
+
 // openCommand: see openCommandFor.
 func openCommand(path string, text bool) []string { return openCommandFor("darwin", path, text) }
 

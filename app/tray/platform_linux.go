@@ -10,6 +10,9 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
+// daemonHelp: see daemonHelpFor.
+func daemonHelp() DaemonHelp { return daemonHelpFor("linux") }
+
 // openCommand: see openCommandFor.
 func openCommand(path string, text bool) []string { return openCommandFor("linux", path, text) }
 

@@ -4,6 +4,9 @@ package tray
 
 import "context"
 
+// daemonHelp: see daemonHelpFor.
+func daemonHelp() DaemonHelp { return daemonHelpFor("") }
+
 // openCommand: no known file opener.
 func openCommand(string, bool) []string { return nil }
 

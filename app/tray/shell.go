@@ -17,6 +17,13 @@ type shell interface {
 	// AddItem appends an item, shown and enabled, whose clicks go to
 	// clicks from then on.
 	AddItem(label string, checkbox, checked bool, clicks chan struct{}) menuItem
+	// AddSubItem appends an item, shown and enabled, to parent's
+	// submenu (made by the first one), whose clicks go to clicks from
+	// then on. parent is an item AddItem returned.
+	AddSubItem(parent menuItem, label string, clicks chan struct{}) menuItem
+	// AddSubSeparator appends a separator to parent's submenu, which has
+	// an item already.
+	AddSubSeparator(parent menuItem)
 	// Quit ends the loop Run runs.
 	Quit()
 }
@@ -56,3 +63,14 @@ func (systrayShell) AddItem(label string, checkbox, checked bool, clicks chan st
 	mi.ClickedCh = clicks
 	return mi
 }
+
+// AddSubItem adds the item to parent's submenu and replaces systray's
+// click channel with clicks, as AddItem does. The tray adds a submenu's
+// items while its parent is hidden: nobody can click them before.
+func (systrayShell) AddSubItem(parent menuItem, label string, clicks chan struct{}) menuItem {
+	mi := parent.(*systray.MenuItem).AddSubMenuItem(label, "")
+	mi.ClickedCh = clicks
+	return mi
+}
+
+func (systrayShell) AddSubSeparator(parent menuItem) { parent.(*systray.MenuItem).AddSeparator() }

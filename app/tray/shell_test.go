@@ -3,12 +3,13 @@ package tray
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/vmnetbar/vmnetbar/app/loginitem"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/testwait"
-	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
 // fakeShell stands in for fyne.io/systray and models when a user can
@@ -37,6 +38,7 @@ func newFakeShell() *fakeShell {
 
 type fakeItem struct {
 	sh               *fakeShell
+	parent           *fakeItem // nil: a top-level item
 	label            string
 	enabled, visible bool
 	checked          bool
@@ -50,7 +52,7 @@ func (f *fakeShell) clickNewLocked() {
 		return
 	}
 	for _, it := range f.items {
-		if f.clicked[it] || !it.enabled || !it.visible {
+		if f.clicked[it] || !it.clickableLocked() {
 			continue
 		}
 		f.clicked[it] = true
@@ -61,6 +63,17 @@ func (f *fakeShell) clickNewLocked() {
 			f.lost = append(f.lost, it.label+": its channel did not take the click")
 		}
 	}
+}
+
+// clickableLocked reports whether a user can click it: shown and
+// enabled, in a shown and enabled submenu.
+func (it *fakeItem) clickableLocked() bool {
+	for i := it; i != nil; i = i.parent {
+		if !i.enabled || !i.visible {
+			return false
+		}
+	}
+	return true
 }
 
 func (f *fakeShell) do(call string, change func()) {
@@ -102,6 +115,34 @@ func (f *fakeShell) AddItem(label string, checkbox, checked bool, clicks chan st
 	return it
 }
 
+func (f *fakeShell) AddSubItem(parent menuItem, label string, clicks chan struct{}) menuItem {
+	p := parent.(*fakeItem)
+	it := &fakeItem{sh: f, parent: p, label: label, enabled: true, visible: true}
+	f.do("AddSubItem "+p.label+" > "+label, func() {
+		f.items = append(f.items, it)
+		if f.shown && f.autoClick && it.clickableLocked() {
+			f.clicked[it] = true
+			f.lost = append(f.lost, label+": clickable before it had the tray's click channel")
+		}
+		if clicks == nil {
+			f.lost = append(f.lost, label+": no click channel")
+		}
+		it.clicks = clicks
+	})
+	return it
+}
+
+func (f *fakeShell) AddSubSeparator(parent menuItem) {
+	f.do("AddSubSeparator "+parent.(*fakeItem).label, func() {
+		for _, it := range f.items {
+			if it.parent == parent {
+				return
+			}
+		}
+		f.lost = append(f.lost, "a separator in an empty submenu")
+	})
+}
+
 func (it *fakeItem) set(call string, change func()) { it.sh.do(it.label+" "+call, change) }
 func (it *fakeItem) SetTitle(s string)              { it.set("SetTitle", func() { it.label = s }) }
 func (it *fakeItem) Enable()                        { it.set("Enable", func() { it.enabled = true }) }
@@ -111,33 +152,81 @@ func (it *fakeItem) Hide()                          { it.set("Hide", func() { it
 func (it *fakeItem) Check()                         { it.set("Check", func() { it.checked = true }) }
 func (it *fakeItem) Uncheck()                       { it.set("Uncheck", func() { it.checked = false }) }
 
+// item returns the first top-level item whose label starts with prefix.
 func (f *fakeShell) item(prefix string) (label string, enabled, visible, checked bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, it := range f.items {
-		if len(it.label) >= len(prefix) && it.label[:len(prefix)] == prefix {
-			return it.label, it.enabled, it.visible, it.checked
-		}
+	if it := f.findLocked("", prefix); it != nil {
+		return it.label, it.enabled, it.visible, it.checked
 	}
 	return "", false, false, false
 }
 
-// click clicks the item whose label starts with prefix, as systray does.
+// findLocked returns the item whose label starts with prefix, a shown one
+// first: at the top level when line is "", else in the submenu of the
+// top-level item whose label starts with line.
+func (f *fakeShell) findLocked(line, prefix string) *fakeItem {
+	var parent *fakeItem
+	if line != "" {
+		if parent = f.findLocked("", line); parent == nil {
+			return nil
+		}
+	}
+	var first *fakeItem
+	for _, it := range f.items {
+		if it.parent != parent || !strings.HasPrefix(it.label, prefix) {
+			continue
+		}
+		if it.visible {
+			return it
+		}
+		if first == nil {
+			first = it
+		}
+	}
+	return first
+}
+
+// sub returns the item whose label starts with prefix in the submenu of
+// the top-level item whose label starts with line.
+func (f *fakeShell) sub(line, prefix string) (label string, enabled, visible bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if it := f.findLocked(line, prefix); it != nil {
+		return it.label, it.enabled, it.visible
+	}
+	return "", false, false
+}
+
+// click clicks the top-level item whose label starts with prefix, as
+// systray does.
 func (f *fakeShell) click(t *testing.T, prefix string) {
+	t.Helper()
+	f.clickIn(t, "", prefix)
+}
+
+// clickIn clicks the item whose label starts with prefix in the submenu
+// of the top-level item whose label starts with line ("": the top level).
+func (f *fakeShell) clickIn(t *testing.T, line, prefix string) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, it := range f.items {
-		if len(it.label) >= len(prefix) && it.label[:len(prefix)] == prefix {
-			select {
-			case it.clicks <- struct{}{}:
-			default:
-				t.Fatalf("click on %q dropped", it.label)
-			}
-			return
-		}
+	it := f.findLocked(line, prefix)
+	if it == nil {
+		t.Fatalf("no item %q in %q", prefix, line)
 	}
-	t.Fatalf("no item %q", prefix)
+	select {
+	case it.clicks <- struct{}{}:
+	default:
+		t.Fatalf("click on %q dropped", it.label)
+	}
+}
+
+// countItems counts the items made so far.
+func (f *fakeShell) countItems() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.items)
 }
 
 // startFakeTray runs a tray on a fake shell as Run would run it on
@@ -159,33 +248,50 @@ func startFakeTray(t *testing.T, c Controller, opts Options, autoClick bool) (*t
 
 // TestClicksNeverLost clicks every item the moment a user could click it,
 // from the first instant the menu can be opened: each click must reach
-// the item's channel. Quit is among them, so the tray must then end.
+// the item's channel. Quit is among them, so the tray must then end. With
+// several VMs, the items of each VM's submenu are among them.
 func TestClicksNeverLost(t *testing.T) {
-	f := newExitFake(vmhost.StateStopped)
-	tr, sh := startFakeTray(t, f, Options{
-		ConsoleLog: "/console.log",
-		ConfigFile: "/config.yaml",
-		Opener:     func(string) error { return nil },
-	}, true)
-	// onReady has returned: the menu is built and every item that was
-	// clickable has been clicked.
-	sh.mu.Lock()
-	lost, sent := append([]string(nil), sh.lost...), append([]string(nil), sh.sent...)
-	t.Logf("calls: %q", sh.calls)
-	sh.mu.Unlock()
-	if len(lost) > 0 {
-		t.Fatalf("clicks lost: %q", lost)
-	}
-	want := map[string]bool{"Start VM": true, "Open console log": true, "Open config": true, "Quit": true}
-	for _, l := range sent {
-		delete(want, l)
-	}
-	if len(want) > 0 {
-		t.Errorf("items never clickable: %v (clicked: %q)", want, sent)
-	}
-	testwait.For(t, "the tray to end after the early Quit click", func() bool { return returned(tr.finished) })
-	if tr.result != nil {
-		t.Errorf("the tray ended with %v", tr.result)
+	for _, tc := range []struct {
+		vms  []string
+		want []string
+	}{
+		{[]string{"default"}, []string{"Start VM", "Open console log", "Open config", "Reload config", "Quit"}},
+		{[]string{"a", "b"}, []string{"a · stopped", "b · stopped", "Start VM", "Open console log", "Start all",
+			"Open config", "Reload config", "Quit"}},
+	} {
+		t.Run(strings.Join(tc.vms, ","), func(t *testing.T) {
+			f := newTestMachines(tc.vms...)
+			for _, n := range tc.vms {
+				f.Set(n, func(v *model.VMStatus) { v.VM.ConsoleLog = "/" + n + ".log" })
+			}
+			tr, sh := startFakeTray(t, f, Options{
+				ConfigFile: "/config.yaml",
+				Opener:     func(string) error { return nil },
+			}, true)
+			// onReady has returned: the menu is built and every item
+			// that was clickable has been clicked.
+			sh.mu.Lock()
+			lost, sent := append([]string(nil), sh.lost...), append([]string(nil), sh.sent...)
+			t.Logf("calls: %q", sh.calls)
+			sh.mu.Unlock()
+			if len(lost) > 0 {
+				t.Fatalf("clicks lost: %q", lost)
+			}
+			want := map[string]bool{}
+			for _, w := range tc.want {
+				want[w] = true
+			}
+			for _, l := range sent {
+				delete(want, l)
+			}
+			if len(want) > 0 {
+				t.Errorf("items never clickable: %v (clicked: %q)", want, sent)
+			}
+			testwait.For(t, "the tray to end after the early Quit click", func() bool { return returned(tr.finished) })
+			if tr.result != nil {
+				t.Errorf("the tray ended with %v", tr.result)
+			}
+		})
 	}
 }
 
@@ -242,7 +348,7 @@ func TestLoginCheckboxChecksLocation(t *testing.T) {
 	} {
 		t.Run(tc.kind.String(), func(t *testing.T) {
 			l := &locatedLogin{where: &loginitem.LocationProblem{Kind: tc.kind, Exe: "/x/vmnetbar", Dir: "/x"}}
-			_, sh := startFakeTray(t, newExitFake(vmhost.StateStopped), Options{LoginItem: l}, false)
+			_, sh := startFakeTray(t, newTestMachines("default"), Options{LoginItem: l}, false)
 			testwait.For(t, "the login checkbox to be enabled", func() bool {
 				_, en, vis, _ := sh.item("Launch at login")
 				return en && vis
@@ -262,7 +368,7 @@ func TestLoginCheckboxChecksLocation(t *testing.T) {
 	}
 	// Turning it off never asks where the program is.
 	l := &locatedLogin{on: true, where: &loginitem.LocationProblem{Kind: loginitem.PlaceTemporary}}
-	_, sh := startFakeTray(t, newExitFake(vmhost.StateStopped), Options{LoginItem: l}, false)
+	_, sh := startFakeTray(t, newTestMachines("default"), Options{LoginItem: l}, false)
 	testwait.For(t, "the checked login checkbox", func() bool {
 		_, en, _, checked := sh.item("Launch at login")
 		return en && checked

@@ -48,6 +48,28 @@ func (m MenuItem) Labels() []string {
 	return out
 }
 
+// Dump is the menu as indented lines, for test failures: each item's
+// label, with "(hidden)" and "(disabled)" where so.
+func (m MenuItem) Dump() string {
+	var b strings.Builder
+	var walk func(MenuItem, int)
+	walk = func(it MenuItem, depth int) {
+		for _, c := range it.Children {
+			fmt.Fprintf(&b, "%s%q", strings.Repeat("  ", depth), c.Label)
+			if !c.Visible {
+				b.WriteString(" (hidden)")
+			}
+			if !c.Enabled {
+				b.WriteString(" (disabled)")
+			}
+			b.WriteString("\n")
+			walk(c, depth+1)
+		}
+	}
+	walk(m, 0)
+	return b.String()
+}
+
 // menuObject is the dbusmenu object of the StatusNotifierItem that process
 // pid registered first.
 func menuObject(conn *dbus.Conn, pid int) dbus.BusObject {
@@ -100,7 +122,13 @@ func toItem(node []interface{}) MenuItem {
 	if p, ok := props["visible"]; ok {
 		it.Visible, _ = p.Value().(bool)
 	}
-	children, _ := node[2].([]interface{})
+	var children []interface{}
+	switch cs := node[2].(type) {
+	case []interface{}:
+		children = cs
+	case []dbus.Variant:
+		children = variantsToIfaces(cs)
+	}
 	for _, c := range children {
 		if v, ok := c.(dbus.Variant); ok {
 			c = v.Value()

@@ -11,6 +11,10 @@
 // gvproxy is started without port forwards (-ssh-port -1), so it listens on
 // nothing but its socket; a guest on it only ever talks to gvproxy itself.
 //
+// Hub (hub.go) is the other stand-in: an in-process daemon that floods
+// every frame to every other client, as socket_vmnet does, and can be
+// muted (up, forwarding nothing) or made to inject frames.
+//
 // It may import only the standard library, logrus and internal/testguest; it
 // is test infrastructure and never part of the vmnetbar binary.
 package testdaemon
@@ -435,3 +439,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// Listening reports whether a socket bound to path listens, without
+// connecting (gvproxy serves one connection): on Linux from
+// /proc/net/unix, elsewhere whether the socket file exists (it appears at
+// bind, a moment before listen).
+func Listening(path string) bool { return listening(path) }

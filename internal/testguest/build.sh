@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the vmnetbar test guest: a Debian cloud kernel and a busybox
-# initramfs whose /init (rootfs/init) brings up eth0 with DHCP and pings the
-# gateway as the kernel command line asks.
+# initramfs whose /init (rootfs/init) brings up eth0 with DHCP (or the static
+# address the kernel command line gives) and pings the gateway as the kernel
+# command line asks.
 #
 # Usage: build.sh
 #

@@ -6,24 +6,42 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Options are what the guest's /init does after DHCP, passed on the kernel
-// command line.
+// Options are how the guest's /init configures eth0 (DHCP, or Static) and
+// what it does then, passed on the kernel command line.
 type Options struct {
 	Pings    int           // pings to the gateway; 0 = none (unless Forever)
 	Forever  bool          // ping until powered off
 	Interval time.Duration // between pings; 0 = 1s
 	PowerOff bool          // power off when the pings are done
+
+	// Static, when valid, is an IPv4 address with its prefix length
+	// (192.168.127.50/24): /init gives it to eth0 instead of running
+	// DHCP and prints VMNETBAR-STATIC (Log.Static). The guest sends no
+	// IPv4 and no ARP until its first ping (the kernel's IPv6 link-local
+	// traffic aside), so that ping's ARP for the gateway is its first.
+	Static netip.Prefix
+	// StaticGateway is the default route with Static, and the address
+	// pinged; invalid = none (no route, no pings).
+	StaticGateway netip.Addr
 }
 
 // Params returns the vmnetbar.* kernel parameters for o.
 func (o Options) Params() string {
 	var p []string
+	if o.Static.IsValid() {
+		s := "vmnetbar.static=" + o.Static.String()
+		if o.StaticGateway.IsValid() {
+			s += "," + o.StaticGateway.String()
+		}
+		p = append(p, s)
+	}
 	switch {
 	case o.Forever:
 		p = append(p, "vmnetbar.ping=forever")
@@ -60,8 +78,9 @@ type Log struct {
 	ACPID     bool   // acpid started (power button armed)
 	NoNIC     bool   // VMNETBAR-NET none: the guest has no eth0
 	DHCPFail  bool   // VMNETBAR-DHCP fail
-	Addr      string // address/prefix from the last DHCP lease, "" if none
-	Gateway   string // gateway from the last DHCP lease
+	Static    bool   // VMNETBAR-STATIC: Addr and Gateway were set from Options.Static
+	Addr      string // address/prefix from the last DHCP lease or Options.Static, "" if none
+	Gateway   string // gateway from the last DHCP lease or Options.StaticGateway, "" if none
 	Ready     bool   // VMNETBAR-READY: setup done
 	Pings     []Ping // every ping result, in order
 	PingsDone bool   // VMNETBAR-PINGS-DONE seen
@@ -123,7 +142,9 @@ func ParseLog(data []byte) Log {
 				l.DHCPFail = true
 				continue
 			}
-			l.Addr, l.Gateway = kv["ip"], kv["gw"]
+			l.Addr, l.Gateway = kv["ip"], gateway(kv["gw"])
+		case "STATIC":
+			l.Static, l.Addr, l.Gateway = true, kv["ip"], gateway(kv["gw"])
 		case "READY":
 			l.Ready = true
 		case "PING":
@@ -142,6 +163,15 @@ func ParseLog(data []byte) Log {
 		}
 	}
 	return l
+}
+
+// gateway is a gw= value: "none" (a lease without a router, a static
+// address without a gateway) is "".
+func gateway(s string) string {
+	if s == "none" {
+		return ""
+	}
+	return s
 }
 
 func fieldMap(f []string) map[string]string {
@@ -200,6 +230,9 @@ func (l Log) Summary() string {
 		l.Boots, l.ACPID, l.Ready, l.Addr, l.Gateway, len(l.Pings), l.OKPings(), l.PowerOff)
 	if l.DHCPFail {
 		s += " dhcp=fail"
+	}
+	if l.Static {
+		s += " static"
 	}
 	if l.NoNIC {
 		s += " nic=none"

@@ -1,7 +1,7 @@
 // Package testguest builds and describes the vmnetbar test guest: a Debian
-// cloud kernel with a busybox initramfs whose /init brings up eth0 with DHCP,
-// pings its gateway as the kernel command line asks and powers off on the
-// ACPI power button or when told to.
+// cloud kernel with a busybox initramfs whose /init brings up eth0 with DHCP
+// (or a static address), pings its gateway as the kernel command line asks
+// and powers off on the ACPI power button or when told to.
 //
 // The guest is built by build.sh (embedded here, also runnable on its own),
 // which caches the result under ${XDG_CACHE_HOME:-$HOME/.cache}/vmnetbar/testguest.

@@ -3,6 +3,7 @@ package testguest
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,6 +25,11 @@ func TestOptionsParams(t *testing.T) {
 		{Options{Pings: 3, PowerOff: true}, "vmnetbar.ping=3 vmnetbar.poweroff=1"},
 		{Options{Forever: true, Pings: 9, Interval: 250 * time.Millisecond}, "vmnetbar.ping=forever vmnetbar.interval=0.25"},
 		{Options{Pings: 1, Interval: 2 * time.Second}, "vmnetbar.ping=1 vmnetbar.interval=2"},
+		{Options{Static: netip.MustParsePrefix("192.168.127.50/24"), StaticGateway: netip.MustParseAddr("192.168.127.1"), Pings: 2},
+			"vmnetbar.static=192.168.127.50/24,192.168.127.1 vmnetbar.ping=2"},
+		{Options{Static: netip.MustParsePrefix("10.0.0.7/8")}, "vmnetbar.static=10.0.0.7/8"},
+		// A gateway without a static address means nothing: DHCP says it.
+		{Options{StaticGateway: netip.MustParseAddr("192.168.127.1")}, ""},
 	}
 	for _, c := range cases {
 		if got := c.o.Params(); got != c.want {
@@ -73,6 +79,25 @@ func TestParseLog(t *testing.T) {
 	}
 	if l := ParseLog([]byte("VMNETBAR-BOOT kernel=x")); l.Booted {
 		t.Error("a line without newline was parsed")
+	}
+	if l.Static {
+		t.Error("a DHCP lease was taken for a static address")
+	}
+}
+
+func TestParseLogStatic(t *testing.T) {
+	l := ParseLog([]byte("VMNETBAR-BOOT kernel=x\nVMNETBAR-STATIC ip=192.168.127.50/24 gw=192.168.127.1\nVMNETBAR-READY t=2.5\n"))
+	if !l.Static || l.Addr != "192.168.127.50/24" || l.Gateway != "192.168.127.1" || !l.Ready {
+		t.Errorf("static: %s", l.Summary())
+	}
+	// No gateway, from either source, is "".
+	for _, line := range []string{
+		"VMNETBAR-STATIC ip=10.0.0.7/8 gw=none\n",
+		"VMNETBAR-DHCP ip=10.0.0.7/8 gw=none\n",
+	} {
+		if l := ParseLog([]byte(line)); l.Addr != "10.0.0.7/8" || l.Gateway != "" {
+			t.Errorf("%q: addr %q gateway %q, want 10.0.0.7/8 and none", line, l.Addr, l.Gateway)
+		}
 	}
 }
 
