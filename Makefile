@@ -73,7 +73,7 @@ test: tools
 	$(GO) vet ./...
 	$(GO) vet -tags portable ./netlink/
 	$(MAKE) --no-print-directory lint-ci
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) test -race -count=1 -tags portable -timeout 10m ./netlink/
 	FUZZTIME=$(FUZZTIME_TEST) GO=$(GO) scripts/fuzz.sh
 
@@ -86,6 +86,7 @@ lint-ci: $(TOOLS)/actionlint
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./netlink/
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s -tags portable ./netlink/
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./vmhost/disk/
 
 # Every fuzz target of the module, $(FUZZTIME) each (make fuzz FUZZTIME=10m).
 fuzz:

@@ -49,3 +49,16 @@ func isClosed(f *os.File) bool {
 	_, err := f.Stat()
 	return err != nil
 }
+
+// sizedFile creates a sparse file of size bytes in dir.
+func sizedFile(t testing.TB, dir, name string, size int64) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, size); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

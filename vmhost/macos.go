@@ -36,12 +36,32 @@ func needMacOS(version string) string {
 // "12.6.1") cannot run vmnetbar's VMs: anything before MinMacOS. An unknown
 // version ("" or unparsable) passes: the framework then decides.
 func checkMacOS(version string) error {
-	major, _, _ := strings.Cut(strings.TrimSpace(version), ".")
-	n, err := strconv.Atoi(major)
-	if err != nil || n >= MinMacOS {
+	if macOSBefore(version, MinMacOS) {
+		return errors.New(needMacOS(version))
+	}
+	return nil
+}
+
+// MinMacOSEFI is the oldest macOS whose Virtualization framework boots a
+// disk with EFI (VZEFIBootLoader, VZEFIVariableStore and a persistent
+// VZGenericMachineIdentifier are macOS 13 API).
+const MinMacOSEFI = 13
+
+// checkMacOSEFI reports why the macOS version cannot boot a VM with EFI:
+// anything before MinMacOSEFI. An unknown version passes.
+func checkMacOSEFI(version string) error {
+	if !macOSBefore(version, MinMacOSEFI) {
 		return nil
 	}
-	return errors.New(needMacOS(version))
+	return fieldErrorf("Boot", "is %q, but booting a disk with EFI needs macOS %d or later and this Mac runs macOS %s: update macOS (System Settings or System Preferences > Software Update), or boot a kernel and initrd", BootEFI, MinMacOSEFI, version)
+}
+
+// macOSBefore reports whether version (kern.osproductversion, such as
+// "12.6.1") is known and older than major.
+func macOSBefore(version string, major int) bool {
+	m, _, _ := strings.Cut(strings.TrimSpace(version), ".")
+	n, err := strconv.Atoi(m)
+	return err == nil && n < major
 }
 
 // macOSError puts an error of the Virtualization framework about what

@@ -86,6 +86,7 @@ type limits struct {
 	mtuHint              string       // appended to MTU errors
 	cpuHint, memoryHint  string       // what the bounds come from
 	kvm                  func() error // why vm.accel kvm cannot work; nil = it can
+	efi                  func() error // why BootEFI cannot work on this host (QEMU's firmware is missing); nil = it can
 	goos, goarch         string       // the host, for the kernel's format
 	macOS                string       // the running macOS version; "" = not macOS or unknown
 }
@@ -101,6 +102,7 @@ func portableLimits() limits {
 		cpuHint:    "the host's CPU count",
 		memoryHint: "the host's physical memory",
 		kvm:        kvmUsable,
+		efi:        efiUsable,
 		goos:       runtime.GOOS, goarch: runtime.GOARCH,
 	}
 }
@@ -119,7 +121,10 @@ func (c Config) withDefaults() Config {
 	if c.Accel == "" {
 		c.Accel = DefaultAccel
 	}
-	if c.Cmdline == "" {
+	if c.Boot == "" {
+		c.Boot = BootKernel
+	}
+	if c.Cmdline == "" && !c.efi() {
 		c.Cmdline = DefaultCmdline
 	}
 	if c.StopTimeout == 0 {
@@ -139,13 +144,20 @@ func (c Config) Validate() error {
 // (a VM's NIC is made only when it starts), so that an app can refuse a
 // bad configuration at launch, before it starts anything. It reports every
 // problem at once (errors.Join): each is a *FieldError naming the Config
-// field it is about (Kernel, Initrd, Disk, ConsoleLog, CPUs, Memory, MAC,
-// QEMUOptions.Accel, StopTimeout, MTU) and saying what to do; the one
-// exception is a too old macOS, which no field can fix. Zero optional
-// fields stand for their defaults and are valid. The kernel and initrd
-// must be readable, non-empty regular files; the disk a regular file or
-// block device the user can read and write; the console log a file that
-// can be appended to or created. The bounds are the host's: 1 to
+// field it is about (Boot, Kernel, Initrd, Cmdline, Disk, Seed, EFIVars,
+// MachineID, ConsoleLog, CPUs, Memory, MAC, QEMUOptions.Accel,
+// StopTimeout, MTU) and saying what to do; the exceptions are a too old
+// macOS and, for BootEFI, QEMU's missing UEFI firmware, which no field can
+// fix. Zero optional fields stand for their defaults and are valid. The
+// kernel and initrd must be readable, non-empty regular files; the disk a
+// regular file or block device the user can read and write (BootEFI: a
+// regular file), a file's size a multiple of 512 bytes; the seed a
+// readable regular file, its size a multiple of 512 bytes; EFIVars and
+// MachineID an existing regular file that can be read and written, or a
+// file that can be created in an existing directory; the console log a
+// file that can be appended to or created. The fields of the other way to
+// boot must be empty (Kernel, Initrd, Cmdline for BootEFI; EFIVars for
+// BootKernel). The bounds are the host's: 1 to
 // runtime.NumCPU() CPUs, MinMemory to the physical memory (a multiple of 1
 // MiB), MTU MinMTU..MaxMTU, each narrowed by the backend (the
 // Virtualization framework's own limits on macOS); Accel kvm needs a
@@ -178,23 +190,30 @@ func (c Config) checks(l limits) []error {
 
 	if err := checkMacOS(l.macOS); err != nil {
 		errs = append(errs, err)
-	}
-
-	if c.Kernel == "" {
-		add("Kernel", "is not set: set it to the path of the guest's Linux kernel image")
-	} else if err := checkReadable(c.Kernel, "a kernel image"); err != nil {
-		add("Kernel", "%w: set it to the path of a readable Linux kernel image", err)
-	} else if err := checkKernelFile(c.Kernel, l.goos, l.goarch); err != nil {
-		errs = append(errs, err)
-	}
-	if c.Initrd != "" {
-		if err := checkReadable(c.Initrd, "an initrd"); err != nil {
-			add("Initrd", "%w: set it to a readable initrd, or leave it out", err)
+	} else if c.efi() {
+		if err := checkMacOSEFI(l.macOS); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if c.Disk != "" {
-		if err := checkWritable(c.Disk); err != nil {
-			add("Disk", "%w: set it to a raw disk image you can read and write, or leave it out", err)
+
+	switch c.Boot {
+	case "", BootKernel:
+		errs = append(errs, c.checkKernelBoot(l)...)
+	case BootEFI:
+		errs = append(errs, c.checkEFIBoot(l)...)
+	default:
+		add("Boot", "is %q: use %q (a kernel and initrd) or %q (the disk's own boot loader)", c.Boot, BootKernel, BootEFI)
+	}
+	if c.Seed != "" {
+		if err := checkReadable(c.Seed, "a disk image"); err != nil {
+			add("Seed", "%w: set it to a readable raw image (such as a cloud-init ISO), or leave it out", err)
+		} else if err := checkSectors(c.Seed); err != nil {
+			add("Seed", "%w", err)
+		}
+	}
+	if c.MachineID != "" {
+		if err := checkStateFile(c.MachineID); err != nil {
+			add("MachineID", "%w: choose a file in a directory you can write to", err)
 		}
 	}
 	if c.ConsoleLog != "" {
@@ -262,6 +281,114 @@ func (c Config) checks(l limits) []error {
 	return errs
 }
 
+// checkKernelBoot returns the problems of a VM that boots a kernel.
+func (c Config) checkKernelBoot(l limits) []error {
+	var errs []error
+	add := func(field, format string, a ...any) { errs = append(errs, fieldErrorf(field, format, a...)) }
+	if c.Kernel == "" {
+		add("Kernel", "is not set: set it to the path of the guest's Linux kernel image")
+	} else if err := checkReadable(c.Kernel, "a kernel image"); err != nil {
+		add("Kernel", "%w: set it to the path of a readable Linux kernel image", err)
+	} else if err := checkKernelFile(c.Kernel, l.goos, l.goarch); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Initrd != "" {
+		if err := checkReadable(c.Initrd, "an initrd"); err != nil {
+			add("Initrd", "%w: set it to a readable initrd, or leave it out", err)
+		}
+	}
+	if c.Disk != "" {
+		if err := checkWritable(c.Disk); err != nil {
+			add("Disk", "%w: set it to a raw disk image you can read and write, or leave it out", err)
+		} else if err := checkSectors(c.Disk); err != nil {
+			add("Disk", "%w", err)
+		}
+	}
+	if c.EFIVars != "" {
+		add("EFIVars", "is set, but the VM boots a kernel (Boot is %q): an EFI variable store is for a VM that boots its disk with EFI: leave it out, or boot with EFI", BootKernel)
+	}
+	return errs
+}
+
+// checkEFIBoot returns the problems of a VM that boots its disk with EFI.
+func (c Config) checkEFIBoot(l limits) []error {
+	var errs []error
+	add := func(field, format string, a ...any) { errs = append(errs, fieldErrorf(field, format, a...)) }
+	for _, f := range []struct{ field, val string }{{"Kernel", c.Kernel}, {"Initrd", c.Initrd}, {"Cmdline", c.Cmdline}} {
+		if f.val != "" {
+			add(f.field, "is set, but the VM boots its disk with EFI (Boot is %q), whose boot loader chooses the kernel: a VM boots either a kernel or its disk: leave it out, or boot the kernel", BootEFI)
+		}
+	}
+	if c.Disk == "" {
+		add("Disk", "is not set: a VM that boots with EFI boots its own disk: set it to a raw disk image with an EFI system partition")
+	} else if err := checkDiskFile(c.Disk); err != nil {
+		add("Disk", "%w: set it to a raw disk image (a regular file) you can read and write", err)
+	} else if err := checkSectors(c.Disk); err != nil {
+		add("Disk", "%w", err)
+	}
+	if c.EFIVars == "" {
+		add("EFIVars", "is not set: a VM that boots with EFI needs its own EFI variable store: set it to a file in the VM's directory (it is created on the first boot)")
+	} else if err := checkStateFile(c.EFIVars); err != nil {
+		add("EFIVars", "%w: choose a file in a directory you can write to", err)
+	}
+	if c.MachineID == "" {
+		add("MachineID", "is not set: a VM that boots with EFI keeps its machine identifier: set it to a file in the VM's directory (it is created on the first boot)")
+	}
+	if l.efi != nil {
+		if err := l.efi(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// checkDiskFile reports why path cannot be a VM's own disk: it must be a
+// regular file that opens for reading and writing.
+func checkDiskFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return pathError(path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is %s, not a disk image (a regular file)", path, filekind.Of(fi.Mode()))
+	}
+	return checkOpen(path, os.O_RDWR)
+}
+
+// sectorSize is the unit of a raw disk image's size: the Virtualization
+// framework takes only whole sectors.
+const sectorSize = 512
+
+// checkSectors reports why the regular file path is not a whole number
+// of 512-byte sectors. Anything else (a block device) passes.
+func checkSectors(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return pathError(path, err)
+	}
+	if n := fi.Size(); fi.Mode().IsRegular() && n%sectorSize != 0 {
+		up := (n/sectorSize + 1) * sectorSize
+		return fmt.Errorf("%s is %d bytes, not a whole number of 512-byte sectors, which a raw disk image must be: grow it to %d bytes (truncate -s %d %s)", path, n, up, up, path)
+	}
+	return nil
+}
+
+// checkStateFile reports why path cannot hold a VM's own state (its EFI
+// variables, its machine identifier): an existing one must be a regular
+// file that opens for reading and writing; a missing one must be
+// creatable (its directory exists and is writable). It changes nothing on
+// disk.
+func checkStateFile(path string) error {
+	fi, err := os.Stat(path)
+	if err == nil {
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is %s, not a file", path, filekind.Of(fi.Mode()))
+		}
+		return checkOpen(path, os.O_RDWR)
+	}
+	return creatable(path, err)
+}
+
 // checkReadable reports why path cannot be read as what: it must be a
 // non-empty regular file (not a directory, device or pipe) that opens for
 // reading.
@@ -314,6 +441,12 @@ func checkLogFile(path string) error {
 		}
 		return checkOpen(path, os.O_WRONLY|os.O_APPEND)
 	}
+	return creatable(path, err)
+}
+
+// creatable checks that path, which Stat failed on with err, can be
+// created: it does not exist and its directory is a writable directory.
+func creatable(path string, err error) error {
 	if !errors.Is(err, os.ErrNotExist) {
 		return pathError(path, err)
 	}

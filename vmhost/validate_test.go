@@ -33,7 +33,7 @@ func validConfig(t *testing.T) Config {
 	return Config{
 		Kernel:     writeFile(t, dir, "vmlinuz"),
 		Initrd:     writeFile(t, dir, "initrd"),
-		Disk:       writeFile(t, dir, "disk.raw"),
+		Disk:       sizedFile(t, dir, "disk.raw", 4096),
 		ConsoleLog: filepath.Join(dir, "console.log"),
 		CPUs:       2,
 		Memory:     512 * MiB,
@@ -367,5 +367,26 @@ func TestWithDefaults(t *testing.T) {
 	if got := set.withDefaults(); got.CPUs != 3 || got.Memory != 2*GiB || got.MTU != 9000 ||
 		got.Accel != "tcg" || got.Cmdline != "x" || got.StopTimeout != 1 {
 		t.Fatalf("set fields changed: %+v", got)
+	}
+}
+
+// A state survives JSON both ways; the zero State (no VM) is "".
+func TestStateText(t *testing.T) {
+	for _, s := range []State{0, StateStopped, StateStarting, StateRunning, StateStopping, StateError} {
+		b, err := s.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back State
+		if err := back.UnmarshalText(b); err != nil || back != s {
+			t.Errorf("%v: %q decodes to %v, %v", s, b, back, err)
+		}
+	}
+	if b, _ := State(0).MarshalText(); len(b) != 0 {
+		t.Errorf("the zero State is %q, want empty", b)
+	}
+	var s State
+	if err := s.UnmarshalText([]byte("dancing")); err == nil {
+		t.Error("an unknown state name decoded")
 	}
 }

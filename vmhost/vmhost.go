@@ -6,6 +6,13 @@
 // other types in this file never import vz, so they build and are tested
 // everywhere.
 //
+// A VM boots a kernel and initrd (BootKernel) or its own raw disk with
+// UEFI firmware (BootEFI), as a distro cloud image does: on QEMU a q35
+// machine with OVMF (AAVMF on arm64) and a per-VM copy of its variable
+// store, on macOS VZEFIBootLoader with a per-VM variable store and a
+// generic platform whose machine identifier persists. A cloud-init seed
+// (Config.Seed) is attached read-only next to the disk.
+//
 // The VM's only NIC is the VM end of a netlink socketpair (an AF_UNIX
 // SOCK_DGRAM socket). The VM host owns that *os.File for the VM's whole life.
 package vmhost
@@ -57,10 +64,20 @@ func (s State) String() string {
 }
 
 // MarshalText encodes the state as its name.
-func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+// The zero State (no VM: a standalone link's status) is "".
+func (s State) MarshalText() ([]byte, error) {
+	if s == 0 {
+		return nil, nil
+	}
+	return []byte(s.String()), nil
+}
 
-// UnmarshalText decodes a state name.
+// UnmarshalText decodes a state name ("" is the zero State).
 func (s *State) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*s = 0
+		return nil
+	}
 	for k, v := range stateNames {
 		if v == string(b) {
 			*s = k

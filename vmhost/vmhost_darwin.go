@@ -5,8 +5,10 @@ package vmhost
 // framework's configuration and maps *vz.VirtualMachine onto vzMachine.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 
 	vz "github.com/Code-Hex/vz/v3"
 	"github.com/sirupsen/logrus"
@@ -19,12 +21,56 @@ import (
 const DefaultCmdline = "console=hvc0"
 
 // New validates cfg and builds a VM on Apple's Virtualization framework:
-// Linux boot loader, virtio console to Config.ConsoleLog, entropy device,
-// optional virtio-blk raw disk and a virtio-net NIC on Config.NIC. It needs
-// macOS 13 or later. The framework validates the configuration before the
-// VM is created.
+// the Linux boot loader (BootKernel) or the EFI boot loader with the VM's
+// own variable store and a generic platform with its persistent machine
+// identifier (BootEFI), virtio console to Config.ConsoleLog, entropy
+// device, virtio-blk disks (Config.Disk read-write, Config.Seed read-only)
+// and a virtio-net NIC on Config.NIC. It needs macOS 13 or later. The
+// framework validates the configuration before the VM is created.
 func New(cfg Config, log logrus.FieldLogger) (VM, error) {
-	return newVZ(cfg, log, vzHost{limits: hostLimits(), build: buildVZ})
+	return newVZ(cfg, log, vzHost{limits: hostLimits(), build: buildVZ, fw: vzFramework{}})
+}
+
+// vzFramework is the vzFirmware of the Virtualization framework.
+type vzFramework struct{}
+
+func (vzFramework) CreateVariableStore(path string) error {
+	_, err := vz.NewEFIVariableStore(path, vz.WithCreatingEFIVariableStore())
+	return vzErr(err)
+}
+
+func (vzFramework) NewMachineID() ([]byte, error) {
+	id, err := vz.NewGenericMachineIdentifier()
+	if err != nil {
+		return nil, vzErr(err)
+	}
+	// The slice points into the identifier's NSData: copy it.
+	data := bytes.Clone(id.DataRepresentation())
+	runtime.KeepAlive(id)
+	return data, nil
+}
+
+func (vzFramework) CheckMachineID(data []byte) error {
+	_, err := machineIdentifier(data)
+	return err
+}
+
+// machineIdentifier makes the identifier whose data representation is
+// data (not empty: vz indexes its first byte). The framework answers data
+// it does not take with no identifier, which vz returns as one with an
+// empty data representation.
+func machineIdentifier(data []byte) (*vz.GenericMachineIdentifier, error) {
+	if len(data) == 0 {
+		return nil, errors.New("no data")
+	}
+	id, err := vz.NewGenericMachineIdentifierWithData(data)
+	if err != nil {
+		return nil, vzErr(err)
+	}
+	if len(id.DataRepresentation()) == 0 {
+		return nil, errors.New("the Virtualization framework does not take it as a machine identifier")
+	}
+	return id, nil
 }
 
 // hostLimits are the portable limits narrowed to the framework's, with the
@@ -51,6 +97,10 @@ func physicalMemory() uint64 {
 // kvmUsable: QEMUOptions.Accel is ignored on macOS.
 func kvmUsable() error { return nil }
 
+// efiUsable: the Virtualization framework has its own EFI firmware; the
+// macOS version is checked on its own (checkMacOSEFI).
+func efiUsable() error { return nil }
+
 // macOSVersion returns the running macOS version ("13.6.1"), "" when
 // unknown.
 func macOSVersion() string {
@@ -72,23 +122,50 @@ func vzErr(err error) error {
 	return err
 }
 
-// buildVZ is the vzFactory: it builds the framework's configuration for cfg
-// and the VM.
-func buildVZ(cfg Config) (vzMachine, error) {
+// buildVZ is the vzFactory: it builds the framework's configuration as
+// spec says and the VM.
+func buildVZ(spec vzSpec) (vzMachine, error) {
+	cfg := spec.Config
 	version := macOSVersion()
 	fail := func(err error, what string) error { return macOSError(vzErr(err), what, version) }
 
-	opts := []vz.LinuxBootLoaderOption{vz.WithCommandLine(cfg.Cmdline)}
-	if cfg.Initrd != "" {
-		opts = append(opts, vz.WithInitrd(cfg.Initrd))
-	}
-	boot, err := vz.NewLinuxBootLoader(cfg.Kernel, opts...)
-	if err != nil {
-		return nil, fail(err, "the Linux boot loader (Kernel, Initrd)")
+	var boot vz.BootLoader
+	if spec.EFI {
+		store, err := vz.NewEFIVariableStore(spec.EFIVars)
+		if err != nil {
+			return nil, fail(err, "the EFI variable store (EFIVars)")
+		}
+		efi, err := vz.NewEFIBootLoader(vz.WithEFIVariableStore(store))
+		if err != nil {
+			return nil, fail(err, "the EFI boot loader")
+		}
+		boot = efi
+	} else {
+		opts := []vz.LinuxBootLoaderOption{vz.WithCommandLine(cfg.Cmdline)}
+		if cfg.Initrd != "" {
+			opts = append(opts, vz.WithInitrd(cfg.Initrd))
+		}
+		linux, err := vz.NewLinuxBootLoader(cfg.Kernel, opts...)
+		if err != nil {
+			return nil, fail(err, "the Linux boot loader (Kernel, Initrd)")
+		}
+		boot = linux
 	}
 	c, err := vz.NewVirtualMachineConfiguration(boot, uint(cfg.CPUs), cfg.Memory)
 	if err != nil {
 		return nil, fail(err, "the VM configuration")
+	}
+
+	if spec.MachineID != nil {
+		id, err := machineIdentifier(spec.MachineID)
+		if err != nil {
+			return nil, fail(err, "the machine identifier (MachineID)")
+		}
+		platform, err := vz.NewGenericPlatformConfiguration(vz.WithGenericMachineIdentifier(id))
+		if err != nil {
+			return nil, fail(err, "the generic platform (MachineID)")
+		}
+		c.SetPlatformVirtualMachineConfiguration(platform)
 	}
 
 	if cfg.ConsoleLog != "" { // newVZ has created it
@@ -109,16 +186,22 @@ func buildVZ(cfg Config) (vzMachine, error) {
 	}
 	c.SetEntropyDevicesVirtualMachineConfiguration([]*vz.VirtioEntropyDeviceConfiguration{ent})
 
-	if cfg.Disk != "" {
-		att, err := vz.NewDiskImageStorageDeviceAttachment(cfg.Disk, false)
+	var disks []vz.StorageDeviceConfiguration
+	for _, d := range spec.Disks {
+		// Cached and fsync: see vzDisk.
+		att, err := vz.NewDiskImageStorageDeviceAttachmentWithCacheAndSync(d.Path, d.ReadOnly,
+			vz.DiskImageCachingModeCached, vz.DiskImageSynchronizationModeFsync)
 		if err != nil {
-			return nil, fail(err, "the disk (Disk)")
+			return nil, fail(err, "the disk image "+d.Path)
 		}
 		blk, err := vz.NewVirtioBlockDeviceConfiguration(att)
 		if err != nil {
-			return nil, fail(err, "the virtio-blk disk")
+			return nil, fail(err, "the virtio-blk disk "+d.Path)
 		}
-		c.SetStorageDevicesVirtualMachineConfiguration([]vz.StorageDeviceConfiguration{blk})
+		disks = append(disks, blk)
+	}
+	if len(disks) > 0 {
+		c.SetStorageDevicesVirtualMachineConfiguration(disks)
 	}
 
 	// vz keeps the descriptor, not a duplicate: cfg.NIC stays referenced

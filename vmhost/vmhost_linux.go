@@ -96,9 +96,24 @@ func newQEMU(cfg Config, log logrus.FieldLogger, getenv func(string) string) (*q
 		return nil, err
 	}
 	log = log.WithField("vm", "qemu")
+	var fw firmware
+	if cfg.efi() {
+		if fw, err = hostFirmware(); err != nil {
+			return nil, err
+		}
+		created, err := ensureEFIVars(cfg.EFIVars, fw.Vars)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			log.WithFields(logrus.Fields{"path": cfg.EFIVars, "template": fw.Vars}).Info("created the VM's EFI variable store")
+		}
+	}
 	return &qemuVM{
 		cfg:          cfg.withDefaults(),
 		bin:          bin,
+		arch:         runtime.GOARCH,
+		fwCode:       fw.Code,
 		log:          log,
 		m:            newMachine(log, nil),
 		bootTimeout:  qemuBootTimeout,
@@ -123,6 +138,8 @@ func newQEMU(cfg Config, log logrus.FieldLogger, getenv func(string) string) (*q
 type qemuVM struct {
 	cfg          Config // defaults applied
 	bin          string
+	arch         string // the guest's architecture: the host's (GOARCH)
+	fwCode       string // BootEFI: the firmware's code (read-only pflash)
 	log          logrus.FieldLogger
 	m            *machine
 	bootTimeout  time.Duration
@@ -142,35 +159,52 @@ type qemuVM struct {
 
 var _ VM = (*qemuVM)(nil)
 
-// qemuArgs builds QEMU's command line. The NIC is the child's fd 3, the
-// QMP connection (a connected stream socket) its fd 4.
-func qemuArgs(cfg Config, kvm bool) []string {
+// qemuArgs builds QEMU's command line for a guest of the architecture
+// arch (GOARCH); fwCode is the UEFI firmware's code for BootEFI. The NIC is
+// the child's fd 3, the QMP connection (a connected stream socket) its fd
+// 4.
+//
+// BootEFI: a q35 machine (virt on arm64) with the firmware's code as
+// read-only pflash and the VM's own variable store (EFIVars) as writable
+// pflash; the disk is a virtio-blk device with bootindex 0, so that the
+// firmware boots it first, and the NIC has no option ROM, so that the
+// firmware never tries a network boot (and waits for none).
+func qemuArgs(cfg Config, kvm bool, arch, fwCode string) []string {
 	a := []string{
 		"-nodefaults", "-no-user-config",
 		"-name", "vmnetbar",
 		"-display", "none",
 		"-no-reboot",
 	}
-	if runtime.GOARCH == "arm64" {
+	switch {
+	case arch == "arm64":
 		a = append(a, "-machine", "virt")
+	case cfg.efi():
+		a = append(a, "-machine", "q35")
 	}
 	if kvm {
 		a = append(a, "-accel", "kvm", "-cpu", "host")
 	} else {
 		a = append(a, "-accel", "tcg")
-		if runtime.GOARCH == "arm64" {
+		if arch == "arm64" {
 			a = append(a, "-cpu", "max")
 		}
 	}
 	a = append(a,
 		"-smp", strconv.Itoa(cfg.CPUs),
 		"-m", strconv.FormatUint(cfg.Memory/MiB, 10)+"M",
-		"-kernel", cfg.Kernel,
 	)
-	if cfg.Initrd != "" {
-		a = append(a, "-initrd", cfg.Initrd)
+	if cfg.efi() {
+		a = append(a,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+qemuEscape(fwCode),
+			"-drive", "if=pflash,format=raw,unit=1,file="+qemuEscape(cfg.EFIVars))
+	} else {
+		a = append(a, "-kernel", cfg.Kernel)
+		if cfg.Initrd != "" {
+			a = append(a, "-initrd", cfg.Initrd)
+		}
+		a = append(a, "-append", cfg.Cmdline)
 	}
-	a = append(a, "-append", cfg.Cmdline)
 	if cfg.ConsoleLog != "" {
 		a = append(a,
 			"-chardev", "file,id=console0,append=on,path="+qemuEscape(cfg.ConsoleLog),
@@ -182,13 +216,29 @@ func qemuArgs(cfg Config, kvm bool) []string {
 	if cfg.MTU != DefaultMTU {
 		nic += ",host_mtu=" + strconv.Itoa(cfg.MTU)
 	}
+	if cfg.efi() {
+		nic += ",romfile="
+	}
 	a = append(a,
 		"-netdev", "dgram,id=n0,local.type=fd,local.str="+strconv.Itoa(qemuNICFD),
 		"-device", nic,
 		"-device", "virtio-rng-pci",
 	)
-	if cfg.Disk != "" {
+	switch {
+	case cfg.efi():
+		// Write-back caching with the guest's flushes passed on to the
+		// host file (fsync), as the macOS backend does; discarded blocks
+		// become holes, so the sparse disk stays sparse.
+		a = append(a,
+			"-drive", "if=none,id=disk0,format=raw,cache=writeback,discard=unmap,file="+qemuEscape(cfg.Disk),
+			"-device", "virtio-blk-pci,drive=disk0,bootindex=0")
+	case cfg.Disk != "":
 		a = append(a, "-drive", "if=virtio,format=raw,file="+qemuEscape(cfg.Disk))
+	}
+	if cfg.Seed != "" {
+		a = append(a,
+			"-drive", "if=none,id=seed0,format=raw,readonly=on,file="+qemuEscape(cfg.Seed),
+			"-device", "virtio-blk-pci,drive=seed0")
 	}
 	a = append(a,
 		"-chardev", "socket,id=qmp,fd="+strconv.Itoa(qemuQMPFD),
@@ -258,7 +308,7 @@ func (v *qemuVM) launch() error {
 	}
 
 	kvm := useKVM(v.cfg.Accel)
-	args := qemuArgs(v.cfg, kvm)
+	args := qemuArgs(v.cfg, kvm, v.arch, v.fwCode)
 	cmd := exec.Command(v.bin, args...)
 	cmd.ExtraFiles = []*os.File{v.cfg.NIC, theirs} // fds 3 and 4
 	v.stderr = newTailWriter(8 << 10)

@@ -86,7 +86,7 @@ func TestQEMUArgs(t *testing.T) {
 		Kernel: "/k", Cmdline: "console=ttyS0 quiet", CPUs: 2, Memory: 512 * MiB,
 		ConsoleLog: "/logs/a,b.log", MAC: net.HardwareAddr{0x52, 0x54, 0, 1, 2, 3}, MTU: 1500,
 	}
-	args := strings.Join(qemuArgs(cfg, false), " ")
+	args := strings.Join(qemuArgs(cfg, false, "amd64", ""), " ")
 	for _, want := range []string{
 		"-nodefaults", "-display none", "-no-reboot", "-accel tcg", "-smp 2", "-m 512M",
 		"-kernel /k", "-append console=ttyS0 quiet",
@@ -107,7 +107,7 @@ func TestQEMUArgs(t *testing.T) {
 	}
 
 	cfg.Initrd, cfg.Disk, cfg.MTU, cfg.ConsoleLog = "/i", "/d,1.raw", 9000, ""
-	args = strings.Join(qemuArgs(cfg, true), " ")
+	args = strings.Join(qemuArgs(cfg, true, "amd64", ""), " ")
 	for _, want := range []string{
 		"-accel kvm -cpu host", "-initrd /i", "-drive if=virtio,format=raw,file=/d,,1.raw",
 		"mac=52:54:00:01:02:03,host_mtu=9000", "-serial null",

@@ -25,6 +25,8 @@ func physicalMemory() uint64 { return 0 }
 
 func kvmUsable() error { return fmt.Errorf("KVM is Linux only") }
 
+func efiUsable() error { return nil }
+
 func checkDatagramSocket(f *os.File) error { return nil }
 
 func dirWritable(dir string) error { return nil }

@@ -65,14 +65,140 @@ type vzMachine interface {
 	NextState(quit <-chan struct{}) (s vzState, ok bool)
 }
 
-// vzFactory builds the framework VM for cfg (defaults applied) and its
-// NIC; errors are in the user's words. It is the darwin adapter.
-type vzFactory func(cfg Config) (vzMachine, error)
+// vzFactory builds the framework VM as spec describes it; errors are in
+// the user's words. It is the darwin adapter (buildVZ).
+type vzFactory func(spec vzSpec) (vzMachine, error)
 
 // vzHost is what the macOS backend needs from the host.
 type vzHost struct {
-	limits limits    // the framework's and the host's bounds, the macOS version
-	build  vzFactory // makes the framework VM
+	limits limits     // the framework's and the host's bounds, the macOS version
+	build  vzFactory  // makes the framework VM
+	fw     vzFirmware // makes a VM's EFI variable store and machine identifier
+}
+
+// vzSpec is the framework configuration of a VM, decided here and built by
+// the adapter (buildVZ) call for call:
+//
+//   - the boot loader: EFI (VZEFIBootLoader with the variable store at
+//     EFIVars) when EFI, else Linux (VZLinuxBootLoader with Config's
+//     Kernel, Initrd and Cmdline);
+//   - the platform: VZGenericPlatformConfiguration with the machine
+//     identifier MachineID (its data representation) when set, else the
+//     framework's default (a new identifier);
+//   - CPUs and memory, the virtio console writing to ConsoleLog, an entropy
+//     device, and the virtio-net NIC on the file handle Config.NIC with
+//     Config's MAC and MTU;
+//   - Disks, in order, each a virtio-blk device on a disk image.
+type vzSpec struct {
+	Config    Config // defaults applied
+	EFI       bool
+	EFIVars   string // the variable store, which exists
+	MachineID []byte
+	Disks     []vzDisk
+}
+
+// vzDisk is a virtio-blk disk on a raw disk image.
+//
+// Every disk is attached with the framework's host caching on
+// (VZDiskImageCachingModeCached) and the guest's flushes passed on with
+// fsync (VZDiskImageSynchronizationModeFsync), as Lima does for its VM
+// disks (pkg/driver/vz/vm_darwin.go, attachDisks: "diskImageCachingMode is
+// set to DiskImageCachingModeCached so as to avoid disk corruption on
+// ARM", citing utmapp/UTM#4840; DiskImageSynchronizationModeFsync). Full
+// synchronization (F_FULLFSYNC on every flush) would be slower still;
+// fsync keeps what the guest flushed across a crash of the VM or of
+// vmnetbar.
+type vzDisk struct {
+	Path     string
+	ReadOnly bool
+}
+
+// vzFirmware is the part of the framework that makes a VM's persistent
+// EFI state. The darwin adapter implements it with vz; tests with a fake.
+type vzFirmware interface {
+	// CreateVariableStore creates a new, empty EFI variable store at
+	// path, overwriting what is there (VZEFIVariableStore
+	// initCreatingVariableStoreAtURL).
+	CreateVariableStore(path string) error
+	// NewMachineID returns the data representation of a new, unique
+	// machine identifier (VZGenericMachineIdentifier).
+	NewMachineID() ([]byte, error)
+	// CheckMachineID reports why data is not the data representation of
+	// a machine identifier. data is never empty.
+	CheckMachineID(data []byte) error
+}
+
+// vzSpecFor decides the framework configuration for cfg (defaults
+// applied) and makes the VM's persistent EFI state when it is missing:
+// the variable store at EFIVars (made by the framework under a temporary
+// name and renamed into place, so that it is never half-made) and the
+// machine identifier, whose data is saved to MachineID the same way and
+// read back on every later boot. An empty MachineID file (a copied VM, a
+// crash before the first save in an older version) is replaced by a new
+// identifier; a file the framework does not take is an error saying to
+// delete it.
+func vzSpecFor(cfg Config, fw vzFirmware, macOS string, log logrus.FieldLogger) (vzSpec, error) {
+	spec := vzSpec{Config: cfg, EFI: cfg.efi(), EFIVars: cfg.EFIVars}
+	if cfg.efi() {
+		created, err := createOnce(cfg.EFIVars, func(tmp string) error {
+			if err := fw.CreateVariableStore(tmp); err != nil {
+				return macOSError(err, "creating the EFI variable store "+cfg.EFIVars, macOS)
+			}
+			return nil
+		})
+		if err != nil {
+			return vzSpec{}, fieldErrorf("EFIVars", "%w", err)
+		}
+		if created {
+			log.WithField("path", cfg.EFIVars).Info("created the VM's EFI variable store")
+		}
+	}
+	if cfg.MachineID != "" {
+		id, err := machineID(cfg.MachineID, fw, macOS, log)
+		if err != nil {
+			return vzSpec{}, err
+		}
+		spec.MachineID = id
+	}
+	if cfg.Disk != "" {
+		spec.Disks = append(spec.Disks, vzDisk{Path: cfg.Disk})
+	}
+	if cfg.Seed != "" {
+		spec.Disks = append(spec.Disks, vzDisk{Path: cfg.Seed, ReadOnly: true})
+	}
+	return spec, nil
+}
+
+// machineID returns the machine identifier kept in path, after making and
+// saving a new one when path is missing or empty.
+func machineID(path string, fw vzFirmware, macOS string, log logrus.FieldLogger) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil && len(data) > 0:
+		if err := fw.CheckMachineID(data); err != nil {
+			return nil, fieldErrorf("MachineID", "%s does not hold a machine identifier the Virtualization framework takes (%v): delete it, and a new one is made at the next start (the guest then sees a new machine)", path, macOSError(err, "reading it", macOS))
+		}
+		return data, nil
+	case err == nil:
+		log.WithField("path", path).Warn("the machine identifier file is empty: making a new one")
+		if err := os.Remove(path); err != nil {
+			return nil, fieldErrorf("MachineID", "%w", pathError(path, err))
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fieldErrorf("MachineID", "%w: choose a file in a directory you can write to", pathError(path, err))
+	}
+	data, err = fw.NewMachineID()
+	if err != nil {
+		return nil, fieldErrorf("MachineID", "%w", macOSError(err, "making a machine identifier", macOS))
+	}
+	if len(data) == 0 {
+		return nil, fieldErrorf("MachineID", "the Virtualization framework made an empty machine identifier")
+	}
+	if _, err := createOnce(path, func(tmp string) error { return os.WriteFile(tmp, data, 0o600) }); err != nil {
+		return nil, fieldErrorf("MachineID", "%w", err)
+	}
+	log.WithField("path", path).Info("saved the VM's new machine identifier")
+	return data, nil
 }
 
 // vzLimits narrows the portable limits l to the framework's CPU and memory
@@ -114,8 +240,8 @@ const (
 // newVZ validates cfg and builds a VM on the framework with h.build. The
 // order: the logger, the macOS version, the whole configuration (every
 // problem at once), then the console log is created (the framework appends
-// only to an existing file) and h.build runs the framework's own
-// validation.
+// only to an existing file), the VM's EFI state is made where missing
+// (vzSpecFor) and h.build runs the framework's own validation.
 func newVZ(cfg Config, log logrus.FieldLogger, h vzHost) (*vzVM, error) {
 	if log == nil {
 		return nil, errors.New("vmhost.New: a logger is required")
@@ -135,11 +261,15 @@ func newVZ(cfg Config, log logrus.FieldLogger, h vzHost) (*vzVM, error) {
 		}
 		f.Close()
 	}
-	vm, err := h.build(cfg)
+	log = log.WithField("vm", "vz")
+	spec, err := vzSpecFor(cfg, h.fw, h.limits.macOS, log)
 	if err != nil {
 		return nil, err
 	}
-	log = log.WithField("vm", "vz")
+	vm, err := h.build(spec)
+	if err != nil {
+		return nil, err
+	}
 	return &vzVM{
 		cfg:        cfg,
 		vm:         vm,

@@ -34,7 +34,7 @@ func newVZTest(t *testing.T, f *fakeVZ) *vzTest {
 	cfg := validConfig(t)
 	lim := testLimits
 	lim.macOS = "14.5"
-	v, err := newVZ(cfg, testLogger(t), vzHost{limits: lim, build: func(Config) (vzMachine, error) { return f, nil }})
+	v, err := newVZ(cfg, testLogger(t), vzHost{limits: lim, build: func(vzSpec) (vzMachine, error) { return f, nil }, fw: newFakeFirmware()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,8 +505,8 @@ func TestVZConcurrentStops(t *testing.T) {
 // only then does it create the console log and build the framework's VM.
 func TestNewVZValidationOrder(t *testing.T) {
 	built := 0
-	build := func(Config) (vzMachine, error) { built++; return newFakeVZ(), nil }
-	h := vzHost{limits: testLimits, build: build}
+	build := func(vzSpec) (vzMachine, error) { built++; return newFakeVZ(), nil }
+	h := vzHost{limits: testLimits, build: build, fw: newFakeFirmware()}
 	h.limits.macOS = "13.0"
 	cfg := validConfig(t)
 
@@ -534,7 +534,8 @@ func TestNewVZValidationOrder(t *testing.T) {
 		t.Fatalf("the console log was created for a refused configuration (%v)", err)
 	}
 
-	h.build = func(c Config) (vzMachine, error) {
+	h.build = func(s vzSpec) (vzMachine, error) {
+		c := s.Config
 		if _, err := os.Stat(c.ConsoleLog); err != nil {
 			t.Errorf("the console log does not exist when the framework attaches it: %v", err)
 		}

@@ -1,8 +1,10 @@
 package vmhost
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -161,4 +163,64 @@ func (f *fakeVZ) failStops(errs ...error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stopErrs = append(f.stopErrs, errs...)
+}
+
+// fakeFirmware stands in for the framework's EFI variable store and
+// machine identifiers. A store it creates holds "store N" (N counts the
+// stores made); an identifier is "machine-id-N"; CheckMachineID takes only
+// data that starts with "machine-id-", as the framework takes only its own
+// data representations.
+type fakeFirmware struct {
+	createErr  error // CreateVariableStore writes a partial store, then fails with it
+	newIDErr   error // NewMachineID fails with it
+	mu         sync.Mutex
+	stores     []string // paths CreateVariableStore was called with
+	ids        int      // identifiers made
+	checks     int      // CheckMachineID calls
+	checkedIDs [][]byte
+}
+
+func newFakeFirmware() *fakeFirmware { return &fakeFirmware{} }
+
+func (f *fakeFirmware) CreateVariableStore(path string) error {
+	f.mu.Lock()
+	f.stores = append(f.stores, path)
+	n, fail := len(f.stores), f.createErr
+	f.mu.Unlock()
+	if fail != nil {
+		os.WriteFile(path, []byte("half a st"), 0o600)
+		return fail
+	}
+	return os.WriteFile(path, fmt.Appendf(nil, "store %d", n), 0o600)
+}
+
+func (f *fakeFirmware) NewMachineID() ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.newIDErr != nil {
+		return nil, f.newIDErr
+	}
+	f.ids++
+	return fmt.Appendf(nil, "machine-id-%d", f.ids), nil
+}
+
+func (f *fakeFirmware) CheckMachineID(data []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checks++
+	f.checkedIDs = append(f.checkedIDs, data)
+	if len(data) == 0 {
+		panic("CheckMachineID with no data: vz indexes its first byte")
+	}
+	if !bytes.HasPrefix(data, []byte("machine-id-")) {
+		return errors.New("fake VZ: not a machine identifier")
+	}
+	return nil
+}
+
+// counts returns how many variable stores and identifiers were made.
+func (f *fakeFirmware) made() (stores, ids int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.stores), f.ids
 }

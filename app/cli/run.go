@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,10 +16,13 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/vmnetbar/vmnetbar/app/cloudinit"
 	"github.com/vmnetbar/vmnetbar/app/config"
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/controller"
+	"github.com/vmnetbar/vmnetbar/app/provision"
 	"github.com/vmnetbar/vmnetbar/vmhost"
+	"github.com/vmnetbar/vmnetbar/vmhost/disk"
 )
 
 // newAppCmd is 'vmnetbar run' or 'vmnetbar tray' (the app, with or
@@ -171,7 +175,7 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 			return fail(ExitFailure, "no configuration file yet, and %v", err)
 		}
 		if created {
-			log.WithField("config", cfgFile).Warn("wrote a starter configuration: set vm.kernel in it, then start the VM")
+			log.WithField("config", cfgFile).Warn("wrote a starter configuration: set vm.image (a distro cloud image) in it, then start the VM")
 		}
 	}
 	opts := config.DefaultOptions(paths)
@@ -185,7 +189,7 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	}
 	configured := cfg.VMConfigured()
 	if !configured && f.headless {
-		return fail(ExitFailure, "no VM configured: edit %s (set vm.kernel), then run vmnetbar again", cfg.File)
+		return fail(ExitFailure, "no VM configured: edit %s (set vm.image to a distro cloud image), then run vmnetbar again", cfg.File)
 	}
 	// Everything that can be checked before anything starts is checked
 	// now (the host's CPUs and memory, the files, KVM): a VM that cannot
@@ -195,7 +199,7 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 			return fail(ExitUsage, "%v", err)
 		}
 	} else {
-		log.WithField("config", cfg.File).Warn("no VM configured: set vm.kernel in the configuration file (the menu's Open config), then start the VM")
+		log.WithField("config", cfg.File).Warn("no VM configured: set vm.image in the configuration file (the menu's Open config), then start the VM")
 	}
 	// QEMU directories that older versions left behind when they ended
 	// abnormally (this instance holds the lock: none is in use by it).
@@ -221,7 +225,7 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 	defer holdActivity("vmnetbar forwards the VM's network")()
 
 	ctrl, err := controller.New(controller.Options{
-		Specs:      specs(cfg),
+		Specs:      specs(cfg, log),
 		Logger:     log.WithField("component", "controller"),
 		ConfigFile: cfg.File,
 		// Reload config (menu, SIGHUP) applies the file; every start also
@@ -237,7 +241,7 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 				return nil, err
 			}
 			logGeneratedMACs(c, log)
-			return specs(c), nil
+			return specs(c, log), nil
 		},
 	})
 	if err != nil {
@@ -352,13 +356,44 @@ func newAppLogger(w io.Writer, file string, lvl logrus.Level) (*logrus.Logger, *
 	return log, out
 }
 
-// specs are cfg's VMs for the controller.
-func specs(cfg *config.Config) []controller.Spec {
+// specs are cfg's VMs for the controller. A VM with an image gets its
+// disk and cloud-init seed made before each start (provision.Prepare: the
+// disk only the first time) and can be reset.
+func specs(cfg *config.Config, log logrus.FieldLogger) []controller.Spec {
+	home, _ := os.UserHomeDir()
 	out := make([]controller.Spec, len(cfg.VMs))
 	for i := range cfg.VMs {
 		v := &cfg.VMs[i]
-		out[i] = controller.Spec{Name: v.Name, VM: v.VMConfig(), Link: v.LinkConfig(), Autostart: v.Autostart,
-			SSHUser: sshUser(v.SSHUser)}
+		user := sshUser(v.SSHUser)
+		s := controller.Spec{Name: v.Name, VM: v.VMConfig(), Link: v.LinkConfig(), Autostart: v.Autostart,
+			SSHUser: user, SSHAddress: v.SSHAddress}
+		if v.Image != "" {
+			pv := v.Provision(home, user)
+			vlog := log.WithField("vm", v.Name)
+			s.Image = v.Image
+			s.KnownHosts = pv.KnownHostsPath()
+			if v.CloudInit {
+				s.SSHKey = filepath.Join(pv.SSHDir(), cloudinit.KeyName)
+			}
+			s.Prepare = func(ctx context.Context, c vmhost.Config, progress func(done, total int64)) (vmhost.Config, error) {
+				res, err := provision.Prepare(ctx, pv, progress)
+				if err != nil {
+					return c, v.Locate(err)
+				}
+				for _, sk := range res.Skipped {
+					vlog.WithField("skipped", sk).Warn("a public key in ~/.ssh was not put into the guest")
+				}
+				if res.Created {
+					vlog.WithFields(logrus.Fields{"disk": res.Disk, "image": v.Image}).Info("made the VM's disk from its image")
+				}
+				if res.Note != "" {
+					vlog.Warn(res.Note)
+				}
+				return c, nil
+			}
+			s.Reset = func() error { return provision.Reset(pv) }
+		}
+		out[i] = s
 	}
 	return out
 }
@@ -376,16 +411,58 @@ func sshUser(configured string) string {
 }
 
 // checkVMs checks each of cfg's VMs against the host (everything but its
-// network socketpair), naming the file and line of each problem.
+// network socketpair), naming the file and line of each problem. The files
+// an image VM's first start makes (its disk and seed) are no problem while
+// they do not exist yet; its image is checked instead.
 func checkVMs(cfg *config.Config) error {
 	var errs []error
 	for i := range cfg.VMs {
 		v := &cfg.VMs[i]
-		if err := v.Locate(v.VMConfig().Check()); err != nil {
+		c := v.VMConfig()
+		if v.Image != "" {
+			if _, err := disk.Inspect(v.Image); err != nil {
+				if _, err := os.Stat(c.Disk); err != nil { // the image matters only until the disk is made
+					errs = append(errs, v.Locate(&provision.Error{Key: "image", Path: v.Image, Msg: err.Error(), Err: err}))
+					continue
+				}
+			}
+		}
+		err := c.Check()
+		if v.Image != "" {
+			err = dropMissing(err, map[string]string{"Disk": c.Disk, "Seed": c.Seed})
+		}
+		if err := v.Locate(err); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// dropMissing removes from err (an errors.Join of them) the errors about
+// the given fields (vmhost.FieldError.Field) whose files do not exist yet.
+func dropMissing(err error, files map[string]string) error {
+	if err == nil {
+		return nil
+	}
+	var all []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		all = j.Unwrap()
+	} else {
+		all = []error{err}
+	}
+	var keep []error
+	for _, e := range all {
+		var fe *vmhost.FieldError
+		if errors.As(e, &fe) {
+			if path, ok := files[fe.Field]; ok {
+				if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) || path == "" {
+					continue
+				}
+			}
+		}
+		keep = append(keep, e)
+	}
+	return errors.Join(keep...)
 }
 
 // logGeneratedMACs says which VMs got a MAC address written into the file.

@@ -39,9 +39,9 @@ func TestStatusLine(t *testing.T) {
 			Link: netlink.Status{State: netlink.StateUp, LastError: "old"},
 		}, "link=up reconnects=0 tx=0B rx=0B drops=0"},
 		{model.Status{
-			VM:   &model.VM{State: vmhost.StateStopped, NotConfigured: true, Note: "no VM configured: edit /c.yaml (vm.kernel), then start"},
+			VM:   &model.VM{State: vmhost.StateStopped, NotConfigured: true, Note: "no VM configured: edit /c.yaml (vm.image), then start"},
 			Link: netlink.Status{State: netlink.StateStopped},
-		}, `vm=not-configured link=stopped reconnects=0 tx=0B rx=0B drops=0 note="no VM configured: edit /c.yaml (vm.kernel), then start"`},
+		}, `vm=not-configured link=stopped reconnects=0 tx=0B rx=0B drops=0 note="no VM configured: edit /c.yaml (vm.image), then start"`},
 		{model.Status{
 			VM:   &model.VM{State: vmhost.StateRunning},
 			Link: netlink.Status{State: netlink.StateConnecting, LastError: "dialing the daemon: dial unix /opt/homebrew/var/run/socket_vmnet: connect: no such file or directory"},

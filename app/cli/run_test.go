@@ -125,7 +125,7 @@ var statusLineRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ vm=\w+ l
 func TestRunWithoutConfig(t *testing.T) {
 	d := isolate(t)
 	r := runCLI(t, "run", "--headless")
-	if r.code != ExitFailure || !strings.Contains(r.stderr, "no VM configured: edit "+d.configFile+" (set vm.kernel)") {
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "no VM configured: edit "+d.configFile+" (set vm.image") {
 		t.Fatalf("exit %d, want %d naming the file; stderr: %s", r.code, ExitFailure, r.stderr)
 	}
 	starter, err := os.ReadFile(d.configFile)

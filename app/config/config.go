@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vmnetbar/vmnetbar/app/provision"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -113,7 +114,26 @@ type VM struct {
 // Machine is a VM's own settings: the vm: section, or the same keys in a
 // section of vms:.
 type Machine struct {
-	Kernel     string           // kernel, required
+	// Image is a distro cloud image, qcow2 or raw (image): the VM boots
+	// it with EFI, from a disk of its own made from the image on its
+	// first start. A VM has Image or Kernel, never both.
+	Image string
+	// DiskSize is the size the VM's disk is grown to (disk_size), default
+	// 20 GiB; never smaller than the image.
+	DiskSize uint64
+	// CloudInit: vmnetbar writes a cloud-init seed for the image
+	// (cloud_init), default true.
+	CloudInit bool
+	// SSHKeys are public key files for the guest's user (ssh_keys);
+	// none means every ~/.ssh/*.pub, else a key of vmnetbar's own.
+	SSHKeys []string
+	// UserData is the user's own cloud-init user-data (user_data),
+	// merged into vmnetbar's; "" = none.
+	UserData string
+	// SSHAddress is where SSH reaches the guest, HOST:PORT (ssh_address);
+	// "" = port 22 on the guest's address as the link learned it.
+	SSHAddress string
+	Kernel     string           // kernel: with Image, exactly one is set
 	Initrd     string           // initrd, "" = none
 	Cmdline    string           // cmdline, "" = the backend's default
 	CPUs       int              // cpus, default DefaultCPUs
@@ -193,6 +213,10 @@ const (
 	// reconnect.initial_backoff): with a longer wait the link would stay
 	// down for that long after the daemon is back.
 	MaxMaxBackoff = time.Minute
+	// DefaultDiskSize, MinDiskSize and MaxDiskSize bound disk_size.
+	DefaultDiskSize = 20 << 30
+	MinDiskSize     = 1 << 30
+	MaxDiskSize     = 64 << 40
 	// MaxSocketPathLen is the longest network.socket path: macOS's
 	// sun_path holds 104 bytes including the terminating NUL (Linux's
 	// 108); the same limit is used everywhere, as app/control's
@@ -417,7 +441,31 @@ func (c *Config) Names() []string {
 }
 
 // VMConfig is the vmhost configuration of the VM, without its NIC.
+//
+// A VM with an image boots with EFI from its own disk, with its cloud-init
+// seed, EFI variables and machine identifier: files in its state directory
+// (see Provision) that its first start makes.
 func (v *VM) VMConfig() vmhost.Config {
+	if v.Image != "" {
+		p := v.Provision("", "")
+		cfg := vmhost.Config{
+			Boot:        vmhost.BootEFI,
+			Disk:        p.DiskPath(),
+			EFIVars:     p.EFIVarsPath(),
+			MachineID:   p.MachineIDPath(),
+			CPUs:        v.CPUs,
+			Memory:      v.Memory,
+			MAC:         slices.Clone(v.MAC),
+			ConsoleLog:  v.ConsoleLog,
+			MTU:         v.Network.MTU,
+			QEMUOptions: vmhost.QEMUOptions{Accel: v.Accel},
+			StopTimeout: v.StopTimeout,
+		}
+		if v.CloudInit {
+			cfg.Seed = p.SeedPath()
+		}
+		return cfg
+	}
 	return vmhost.Config{
 		Kernel:      v.Kernel,
 		Initrd:      v.Initrd,
@@ -433,6 +481,25 @@ func (v *VM) VMConfig() vmhost.Config {
 	}
 }
 
+// Provision is what making the VM's disk and seed from its image needs
+// (provision.Prepare): home is the host user's home directory (for
+// ~/.ssh/*.pub), sshUser the guest user (ssh_user, defaulted by the
+// caller).
+func (v *VM) Provision(home, sshUser string) provision.VM {
+	return provision.VM{
+		Name:      v.Name,
+		StateDir:  v.StateDir,
+		Image:     v.Image,
+		DiskSize:  int64(v.DiskSize),
+		CloudInit: v.CloudInit,
+		SSHUser:   sshUser,
+		SSHKeys:   slices.Clone(v.SSHKeys),
+		UserData:  v.UserData,
+		MAC:       slices.Clone(v.MAC),
+		Home:      home,
+	}
+}
+
 // LinkConfig is the netlink configuration of the VM's link, without its
 // VM end.
 func (v *VM) LinkConfig() netlink.Config {
@@ -443,6 +510,7 @@ func (v *VM) LinkConfig() netlink.Config {
 		MAC:            v.Machine.MAC,
 		MTU:            v.Network.MTU,
 		NoFilter:       !v.Network.Filter,
+		NoProbe:        !v.Network.Probe,
 	}
 }
 
@@ -458,6 +526,8 @@ func (c *Config) VMConfig() vmhost.Config {
 // NIC is no key.
 var fieldKeys = map[string]string{
 	"Kernel":            "kernel",
+	"Boot":              "image",
+	"Seed":              "cloud_init",
 	"Initrd":            "initrd",
 	"Cmdline":           "cmdline",
 	"CPUs":              "cpus",
@@ -488,6 +558,11 @@ func (v *VM) Locate(err error) error {
 			out = append(out, v.Locate(e))
 		}
 		return errors.Join(out...)
+	}
+	var pe *provision.Error
+	if errors.As(err, &pe) && pe.Key != "" {
+		key := v.prefix + pe.Key
+		return &Error{File: v.file, Key: key, Line: v.lines[key], Msg: pe.Msg, Err: err}
 	}
 	fe, ok := err.(*vmhost.FieldError)
 	if !ok {

@@ -76,7 +76,7 @@ func TestLoadDefaults(t *testing.T) {
 		File:         filepath.Join(f.dir, "config.yaml"),
 		SingleVMForm: true,
 		VM: Machine{Kernel: f.kernel, CPUs: 2, Memory: 1 << 30, MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
-			ConsoleLog: f.state + "/console.log", Accel: "auto", StopTimeout: 30 * time.Second},
+			ConsoleLog: f.state + "/console.log", Accel: "auto", StopTimeout: 30 * time.Second, DiskSize: 20 << 30, CloudInit: true},
 		Network:           Network{Socket: f.sock, MTU: 1500, Filter: true, Probe: true},
 		Reconnect:         Reconnect{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second},
 		AutostartVM:       true,
@@ -174,13 +174,13 @@ func TestLoadErrors(t *testing.T) {
 		{"not yaml", "vm: [\n", "not valid YAML"},
 		{"not a mapping", "- a\n- b\n", "must be a mapping"},
 		{"unknown top key", vm + net + "autostart: true\n", `line 6: unknown key "autostart" at the top level (known keys: vms, vm, network, reconnect, autostart_vm, notifications, log_level, logout_stop_timeout)`},
-		{"unknown vm key", vm + "  memroy: 1GiB\n" + net, `line 4: unknown key "vm.memroy" in vm (known keys: kernel,`},
+		{"unknown vm key", vm + "  memroy: 1GiB\n" + net, `line 4: unknown key "vm.memroy" in vm (known keys: image, disk_size,`},
 		{"unknown network key", vm + net + "  port: 3\n", `unknown key "network.port" in network`},
 		{"unknown reconnect key", vm + net + "reconnect:\n  backoff: 1s\n", `unknown key "reconnect.backoff"`},
 		{"duplicate key", vm + "  cpus: 1\n  cpus: 2\n" + net, "vm.cpus: set twice"},
 		{"section not mapping", "vm: vmlinuz\n" + net, "vm: must be a mapping"},
-		{"kernel missing", "vm:\n  cpus: 1\n" + net, "vm.kernel is not set: point it at the guest's kernel image"},
-		{"no vm", net, "vm.kernel is not set"},
+		{"kernel missing", "vm:\n  cpus: 1\n" + net, "vm.image is not set: point it at a distro cloud image"},
+		{"no vm", net, "vm.image is not set"},
 		{"kernel not found", "vm:\n  kernel: nope\n" + net, "line 2: vm.kernel: " + filepath.Join(f.dir, "nope") + " does not exist"},
 		{"kernel is dir", "vm:\n  kernel: .\n" + net, "is a directory"},
 		{"initrd not found", vm + "  initrd: /nonexistent/initrd\n" + net, "vm.initrd: /nonexistent/initrd does not exist"},
@@ -206,6 +206,18 @@ func TestLoadErrors(t *testing.T) {
 		{"socket missing linux", vm, "network.socket is not set: point it at your socket_vmnet-compatible daemon's socket"},
 		{"mtu small", vm + net + "  mtu: 100\n", fmt.Sprintf("network.mtu: 100 is out of range (use a number from 1280 to %d)", MaxMTU)},
 		{"mtu big", vm + net + "  mtu: 70000\n", "network.mtu: 70000 is out of range"},
+		{"image and kernel", vm + "  image: vmlinuz\n" + net, "vm.kernel: cannot be used together with vm.image"},
+		{"image and disk", "vm:\n  image: vmlinuz\n  disk: disk.raw\n" + net, "vm.disk: cannot be used together with vm.image"},
+		{"image missing file", "vm:\n  image: nothere.qcow2\n" + net, "nothere.qcow2 does not exist: fix the path"},
+		{"cloud_init with kernel", vm + "  cloud_init: false\n" + net, "vm.cloud_init: applies only to a VM that boots a cloud image"},
+		{"disk_size small", "vm:\n  image: vmlinuz\n  disk_size: 100MiB\n" + net, `vm.disk_size: "100MiB" is out of range (use a size from 1GiB to 64TiB`},
+		{"disk_size huge", "vm:\n  image: vmlinuz\n  disk_size: 100TiB\n" + net, `vm.disk_size: "100TiB" is out of range`},
+		{"disk_size words", "vm:\n  image: vmlinuz\n  disk_size: big\n" + net, `vm.disk_size: "big" is not a size`},
+		{"ssh_address no port", "vm:\n  image: vmlinuz\n  ssh_address: 127.0.0.1\n" + net, `vm.ssh_address: "127.0.0.1" is not HOST:PORT`},
+		{"ssh_address port 0", "vm:\n  image: vmlinuz\n  ssh_address: 127.0.0.1:0\n" + net, `vm.ssh_address: "127.0.0.1:0" is not HOST:PORT`},
+		{"ssh_keys mapping", "vm:\n  image: vmlinuz\n  ssh_keys: {a: b}\n" + net, "vm.ssh_keys: must be a list of files"},
+		{"ssh_keys missing file", "vm:\n  image: vmlinuz\n  ssh_keys: [nothere.pub]\n" + net, "nothere.pub does not exist"},
+		{"user_data missing", "vm:\n  image: vmlinuz\n  user_data: nothere\n" + net, "nothere does not exist"},
 		{"filter not a bool", vm + net + "  filter: maybe\n", `network.filter: "maybe" is not true or false`},
 		{"probe not a bool", vm + net + "  probe: 2\n", `network.probe: "2" is not true or false`},
 		{"ssh_user upper case", vm + "  ssh_user: Root\n" + net, `vm.ssh_user: "Root" is not a user name`},
@@ -675,8 +687,10 @@ func TestLocateVMs(t *testing.T) {
 	}
 }
 
-// Every field of vmhost.Config but the NIC maps to a key of a VM's
-// section, so no FieldError stays without a key.
+// Every field of vmhost.Config but the NIC and the files vmnetbar keeps in
+// the VM's state directory (its EFI variables and machine identifier,
+// whose errors name the file) maps to a key of a VM's section, so no
+// FieldError stays without a key.
 func TestEveryVMHostFieldHasAKey(t *testing.T) {
 	var walk func(prefix string, typ reflect.Type)
 	walk = func(prefix string, typ reflect.Type) {
@@ -686,7 +700,7 @@ func TestEveryVMHostFieldHasAKey(t *testing.T) {
 			switch {
 			case fl.Anonymous && fl.Type.Kind() == reflect.Struct:
 				walk(name+".", fl.Type)
-			case name == "NIC":
+			case name == "NIC", name == "EFIVars", name == "MachineID":
 			case name == "MTU":
 				if !slicesContains(keys["network"], "mtu") {
 					t.Error("no network.mtu key")
@@ -720,10 +734,10 @@ func TestNetworkSwitchesAndSSHUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev, ci := c.Lookup("dev"), c.Lookup("ci")
-	if dev.Network.Filter || dev.Network.Probe || dev.SSHUser != "debian" || !dev.LinkConfig().NoFilter {
+	if dev.Network.Filter || dev.Network.Probe || dev.SSHUser != "debian" || !dev.LinkConfig().NoFilter || !dev.LinkConfig().NoProbe {
 		t.Fatalf("dev: %+v, %+v", dev.Network, dev.Machine)
 	}
-	if !ci.Network.Filter || !ci.Network.Probe || ci.SSHUser != "" || ci.LinkConfig().NoFilter {
+	if !ci.Network.Filter || !ci.Network.Probe || ci.SSHUser != "" || ci.LinkConfig().NoFilter || ci.LinkConfig().NoProbe {
 		t.Fatalf("ci (defaults): %+v, %+v", ci.Network, ci.Machine)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,8 +25,9 @@ import (
 // keys lists the known keys of each mapping of the single-VM form, in
 // documentation order (the starter file shows each once).
 var keys = map[string][]string{
-	"":          {"vm", "network", "reconnect", "autostart_vm", "notifications", "log_level", "logout_stop_timeout"},
-	"vm":        {"kernel", "initrd", "cmdline", "cpus", "memory", "disk", "mac", "console_log", "accel", "stop_timeout", "ssh_user"},
+	"": {"vm", "network", "reconnect", "autostart_vm", "notifications", "log_level", "logout_stop_timeout"},
+	"vm": {"image", "disk_size", "cloud_init", "ssh_keys", "user_data", "ssh_address",
+		"kernel", "initrd", "cmdline", "cpus", "memory", "disk", "mac", "console_log", "accel", "stop_timeout", "ssh_user"},
 	"network":   {"socket", "mtu", "filter", "probe"},
 	"reconnect": {"initial_backoff", "max_backoff"},
 }
@@ -104,8 +106,9 @@ type vmDraft struct {
 func newDraft(name, prefix, netPrefix, reconPrefix string) *vmDraft {
 	return &vmDraft{
 		VM: VM{
-			Name:      name,
-			Machine:   Machine{CPUs: DefaultCPUs, Memory: DefaultMemory, Accel: DefaultAccel, StopTimeout: DefaultStopTimeout},
+			Name: name,
+			Machine: Machine{CPUs: DefaultCPUs, Memory: DefaultMemory, Accel: DefaultAccel, StopTimeout: DefaultStopTimeout,
+				DiskSize: DefaultDiskSize, CloudInit: true},
 			Network:   Network{MTU: DefaultMTU, Filter: true, Probe: true},
 			Autostart: true,
 			prefix:    prefix, netPrefix: netPrefix,
@@ -135,7 +138,7 @@ func parse(file string, data []byte, opts Options) (*Config, *yaml.Node, error) 
 	if doc.Kind == 0 || len(doc.Content) == 0 || isNull(deref(doc.Content[0])) {
 		if !opts.AllowNoVM {
 			return nil, nil, &Error{File: file, Err: ErrNoVM,
-				Msg: fmt.Sprintf("the file is empty: set at least vm.kernel%s (%s)", socketHint(opts), ReadmeHint)}
+				Msg: fmt.Sprintf("the file is empty: set at least vm.image%s (%s)", socketHint(opts), ReadmeHint)}
 		}
 	} else {
 		root := deref(doc.Content[0])
@@ -282,9 +285,9 @@ func (p *parser) vms(kv keyValue) ([]*vmDraft, error) {
 // finishSingle finishes the single-VM form: its one VM, or none while
 // vm.kernel is unset.
 func (p *parser) finishSingle(c *Config, d *vmDraft, stateDir string, opts Options) error {
-	noVM := d.Kernel == ""
+	noVM := d.Kernel == "" && d.Image == ""
 	if noVM && !opts.AllowNoVM {
-		e := p.keyErrf("vm.kernel", "is not set: point it at the guest's kernel image (%s)", ReadmeHint)
+		e := p.keyErrf("vm.image", "is not set: point it at a distro cloud image (qcow2 or raw; or set vm.kernel to boot a kernel) (%s)", ReadmeHint)
 		e.Err = ErrNoVM
 		return e
 	}
@@ -317,12 +320,12 @@ func (p *parser) finishVMs(c *Config, drafts []*vmDraft, stateDir string, opts O
 		return err
 	}
 	for _, d := range drafts {
-		if d.Kernel == "" {
+		if d.Kernel == "" && d.Image == "" {
 			at := d.node
-			if n := p.vals[d.prefix+"kernel"]; n != nil {
+			if n := p.vals[d.prefix+"image"]; n != nil {
 				at = n
 			}
-			return p.errf(d.prefix+"kernel", at, "is not set: point it at the guest's kernel image (%s)", ReadmeHint)
+			return p.errf(d.prefix+"image", at, "is not set: point it at a distro cloud image (qcow2 or raw; or set %skernel to boot a kernel) (%s)", d.prefix, ReadmeHint)
 		}
 		if d.ConsoleLog == "" {
 			d.ConsoleLog = filepath.Join(stateDir, "vms", d.Name, "console.log")
@@ -367,6 +370,34 @@ func (p *parser) finishVMs(c *Config, drafts []*vmDraft, stateDir string, opts O
 // form without vm.kernel.
 func (p *parser) finishVM(d *vmDraft, stateDir string, noVM bool, opts Options) error {
 	d.StateDir = filepath.Join(stateDir, "vms", d.Name)
+	if err := p.checkBoot(d); err != nil {
+		return err
+	}
+	files := []struct {
+		key, path, what string
+		flag            int
+	}{
+		{"image", d.Image, "a distro cloud image (qcow2 or raw)", os.O_RDONLY},
+		{"user_data", d.UserData, "your own cloud-init user-data, or remove the key", os.O_RDONLY},
+	}
+	for i, k := range d.SSHKeys {
+		files = append(files, struct {
+			key, path, what string
+			flag            int
+		}{fmt.Sprintf("ssh_keys[%d]", i), k, "an SSH public key (such as ~/.ssh/id_ed25519.pub)", os.O_RDONLY})
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		key := d.prefix + f.key
+		if strings.HasPrefix(f.key, "ssh_keys[") {
+			key = d.prefix + "ssh_keys"
+		}
+		if err := p.checkFile(key, f.path, f.what, f.flag); err != nil {
+			return err
+		}
+	}
 	for _, f := range []struct {
 		key, path, what string
 		flag            int
@@ -408,6 +439,55 @@ func (p *parser) finishVM(d *vmDraft, stateDir string, noVM bool, opts Options) 
 		return p.keyErrf(socketKey, "%s is %d bytes long, but a socket path can be at most %d bytes (the sun_path limit): use a shorter path to the socket (a symbolic link works)",
 			d.Network.Socket, n, MaxSocketPathLen)
 	}
+	return nil
+}
+
+// checkBoot checks that a VM boots one way: from a cloud image (image, with
+// its own disk and cloud-init keys) or from a kernel (kernel, initrd,
+// cmdline, disk).
+func (p *parser) checkBoot(d *vmDraft) error {
+	set := func(key string) bool { return p.vals[d.prefix+key] != nil && !isNull(p.vals[d.prefix+key]) }
+	if d.Image != "" {
+		for _, k := range []string{"kernel", "initrd", "cmdline", "disk"} {
+			if set(k) {
+				return p.keyErrf(d.prefix+k, "cannot be used together with %simage: a VM boots either a cloud image (its disk is made from the image) or a kernel; remove one of them", d.prefix)
+			}
+		}
+		return nil
+	}
+	for _, k := range []string{"disk_size", "cloud_init", "ssh_keys", "user_data"} {
+		if set(k) && d.Kernel != "" {
+			return p.keyErrf(d.prefix+k, "applies only to a VM that boots a cloud image (%simage): remove it, or boot an image instead of %skernel", d.prefix, d.prefix)
+		}
+	}
+	return nil
+}
+
+// paths reads a list of file paths (a single path is a list of one).
+func (p *parser) paths(kv keyValue, dst *[]string) error {
+	n := deref(kv.val)
+	if n.Kind == yaml.ScalarNode {
+		var one string
+		if err := p.path(kv, &one); err != nil || one == "" {
+			return err
+		}
+		*dst = []string{one}
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return p.errf(kv.path, kv.val, "must be a list of files, e.g. [~/.ssh/id_ed25519.pub]")
+	}
+	var out []string
+	for _, item := range n.Content {
+		var one string
+		if err := p.path(keyValue{key: kv.key, path: kv.path, val: deref(item)}, &one); err != nil {
+			return err
+		}
+		if one != "" {
+			out = append(out, one)
+		}
+	}
+	*dst = out
 	return nil
 }
 
@@ -519,6 +599,41 @@ func (p *parser) machineKey(m *Machine, kv keyValue) error {
 		return p.path(kv, &m.Kernel)
 	case "initrd":
 		return p.path(kv, &m.Initrd)
+	case "image":
+		return p.path(kv, &m.Image)
+	case "user_data":
+		return p.path(kv, &m.UserData)
+	case "cloud_init":
+		return p.boolean(kv, &m.CloudInit)
+	case "ssh_keys":
+		return p.paths(kv, &m.SSHKeys)
+	case "ssh_address":
+		s, err := p.str(kv)
+		if err != nil || s == "" {
+			return err
+		}
+		host, port, err := net.SplitHostPort(s)
+		n, perr := strconv.Atoi(port)
+		if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return p.errf(kv.path, kv.val, "%q is not HOST:PORT (e.g. 127.0.0.1:2222, or [::1]:2222)", s)
+		}
+		m.SSHAddress = s
+	case "disk_size":
+		s, err := p.str(kv)
+		if err != nil || s == "" {
+			return err
+		}
+		const allowed = "use a size from 1GiB to 64TiB, e.g. 20GiB"
+		size, err := vmhost.ParseSize(s)
+		switch {
+		case err != nil:
+			return p.errf(kv.path, kv.val, "%q is not a size (%s)", s, allowed)
+		case size < MinDiskSize || size > MaxDiskSize:
+			return p.errf(kv.path, kv.val, "%q is out of range (%s)", s, allowed)
+		case size%vmhost.MiB != 0:
+			return p.errf(kv.path, kv.val, "%q is not a whole number of MiB (use e.g. %s)", s, vmhost.FormatSize((size/vmhost.MiB+1)*vmhost.MiB))
+		}
+		m.DiskSize = size
 	case "disk":
 		return p.path(kv, &m.Disk)
 	case "console_log":

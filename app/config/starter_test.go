@@ -101,8 +101,8 @@ func TestStarterLoadsWithoutVM(t *testing.T) {
 			text := starterText(pl.goos, pl.goarch, "/state")
 			p := f.write(t, string(text))
 			_, err := Load(p, f.opts())
-			if !errors.Is(err, ErrNoVM) || !strings.Contains(err.Error(), "vm.kernel is not set") {
-				t.Fatalf("Load: %v, want vm.kernel is not set (ErrNoVM)", err)
+			if !errors.Is(err, ErrNoVM) || !strings.Contains(err.Error(), "vm.image is not set") {
+				t.Fatalf("Load: %v, want vm.image is not set (ErrNoVM)", err)
 			}
 			o := f.opts()
 			o.AllowNoVM = true
@@ -113,7 +113,7 @@ func TestStarterLoadsWithoutVM(t *testing.T) {
 			want := Config{
 				File:              p,
 				SingleVMForm:      true,
-				VM:                Machine{CPUs: 2, Memory: 1 << 30, ConsoleLog: f.state + "/console.log", Accel: "auto", StopTimeout: 30 * time.Second},
+				VM:                Machine{CPUs: 2, Memory: 1 << 30, ConsoleLog: f.state + "/console.log", Accel: "auto", StopTimeout: 30 * time.Second, DiskSize: DefaultDiskSize, CloudInit: true},
 				Network:           Network{MTU: 1500, Filter: true, Probe: true},
 				Reconnect:         Reconnect{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second},
 				AutostartVM:       true,
@@ -131,44 +131,69 @@ func TestStarterLoadsWithoutVM(t *testing.T) {
 	}
 }
 
-// With every key uncommented (and the example paths pointed at real
-// files) the starter file loads, and each value it shows is the default.
+// With every key uncommented (the example paths pointed at real files, and
+// either the image keys or the kernel keys, since a VM boots one way) the
+// starter file loads, and each value it shows is the default.
 func TestStarterValuesAreDefaults(t *testing.T) {
+	imageKeys := []string{"image", "disk_size", "cloud_init", "ssh_keys", "user_data", "ssh_address"}
+	kernelKeys := []string{"kernel", "initrd", "cmdline", "disk"}
 	for _, pl := range platforms {
-		t.Run(pl.goos+"/"+pl.goarch, func(t *testing.T) {
-			f := newFixture(t)
-			// A state directory that needs quoting in YAML.
-			const stateDir = "/Users/u/Application Support/x: #y"
-			_, text := starterKeys(t, starterText(pl.goos, pl.goarch, stateDir))
-			for _, r := range []struct{ key, path string }{
-				{"kernel", f.kernel}, {"initrd", f.initrd}, {"disk", f.disk}, {"socket", f.sock},
-			} {
-				re := regexp.MustCompile(`(?m)^(\s*` + r.key + `:) .*$`)
-				if !re.MatchString(text) {
-					t.Fatalf("no %s line in\n%s", r.key, text)
+		for _, boot := range []string{"image", "kernel"} {
+			t.Run(pl.goos+"/"+pl.goarch+"/"+boot, func(t *testing.T) {
+				f := newFixture(t)
+				image, userData, pub := filepath.Join(f.dir, "image.qcow2"), filepath.Join(f.dir, "user-data"), filepath.Join(f.dir, "id.pub")
+				for _, p := range []string{image, userData, pub} {
+					if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+						t.Fatal(err)
+					}
 				}
-				text = re.ReplaceAllString(text, "${1} "+r.path)
-			}
-			c, err := Load(f.write(t, text), f.opts())
-			if err != nil {
-				t.Fatalf("%v\n%s", err, text)
-			}
-			if c.MACGenerated {
-				t.Error("the uncommented file has no MAC")
-			}
-			want := Machine{Kernel: f.kernel, Initrd: f.initrd, Disk: f.disk, Cmdline: defaultCmdline(pl.goos, pl.goarch),
-				CPUs: DefaultCPUs, Memory: DefaultMemory, MAC: c.VM.MAC, ConsoleLog: stateDir + "/console.log", SSHUser: c.VM.SSHUser,
-				Accel: DefaultAccel, StopTimeout: DefaultStopTimeout}
-			if !equalConfig(Config{VM: c.VM}, Config{VM: want}) {
-				t.Errorf("vm: got %+v\nwant %+v", c.VM, want)
-			}
-			if c.Network != (Network{Socket: f.sock, MTU: DefaultMTU, Filter: true, Probe: true}) ||
-				c.Reconnect != (Reconnect{DefaultInitialBackoff, DefaultMaxBackoff}) ||
-				!c.AutostartVM || !c.Notifications || c.LogLevel != logrus.InfoLevel ||
-				c.LogoutStopTimeout != DefaultLogoutStopTimeout {
-				t.Errorf("got %+v", *c)
-			}
-		})
+				// A state directory that needs quoting in YAML.
+				const stateDir = "/Users/u/Application Support/x: #y"
+				_, text := starterKeys(t, starterText(pl.goos, pl.goarch, stateDir))
+				drop := kernelKeys
+				if boot == "kernel" {
+					drop = imageKeys
+				}
+				for _, k := range drop {
+					re := regexp.MustCompile(`(?m)^  ` + k + `: .*\n`)
+					if !re.MatchString(text) {
+						t.Fatalf("no %s line in\n%s", k, text)
+					}
+					text = re.ReplaceAllString(text, "")
+				}
+				for _, r := range []struct{ key, path string }{
+					{"kernel", f.kernel}, {"initrd", f.initrd}, {"disk", f.disk}, {"socket", f.sock},
+					{"image", image}, {"user_data", userData}, {"ssh_keys", "[" + pub + "]"},
+				} {
+					re := regexp.MustCompile(`(?m)^(\s*` + r.key + `:) .*$`)
+					text = re.ReplaceAllString(text, "${1} "+r.path)
+				}
+				c, err := Load(f.write(t, text), f.opts())
+				if err != nil {
+					t.Fatalf("%v\n%s", err, text)
+				}
+				if c.MACGenerated {
+					t.Error("the uncommented file has no MAC")
+				}
+				want := Machine{CPUs: DefaultCPUs, Memory: DefaultMemory, MAC: c.VM.MAC, ConsoleLog: stateDir + "/console.log",
+					SSHUser: c.VM.SSHUser, Accel: DefaultAccel, StopTimeout: DefaultStopTimeout, DiskSize: DefaultDiskSize, CloudInit: true}
+				if boot == "kernel" {
+					want.Kernel, want.Initrd, want.Disk, want.Cmdline = f.kernel, f.initrd, f.disk, defaultCmdline(pl.goos, pl.goarch)
+				} else {
+					// The example address is an example, not a default.
+					want.Image, want.UserData, want.SSHKeys, want.SSHAddress = image, userData, []string{pub}, c.VM.SSHAddress
+				}
+				if !equalConfig(Config{VM: c.VM}, Config{VM: want}) {
+					t.Errorf("vm: got %+v\nwant %+v", c.VM, want)
+				}
+				if c.Network != (Network{Socket: f.sock, MTU: DefaultMTU, Filter: true, Probe: true}) ||
+					c.Reconnect != (Reconnect{DefaultInitialBackoff, DefaultMaxBackoff}) ||
+					!c.AutostartVM || !c.Notifications || c.LogLevel != logrus.InfoLevel ||
+					c.LogoutStopTimeout != DefaultLogoutStopTimeout {
+					t.Errorf("got %+v", *c)
+				}
+			})
+		}
 	}
 }
 

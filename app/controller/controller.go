@@ -45,6 +45,18 @@ type Spec struct {
 	Autostart bool
 	// SSHUser is who logs in to the guest over SSH (model.VM.SSHUser).
 	SSHUser string
+	// SSHAddress is where the guest's SSH server is, HOST:PORT; "" = port
+	// 22 of the guest's address (see MachineOptions.SSHAddress).
+	SSHAddress string
+	// Reset deletes what Prepare made, so that the next start makes it
+	// again (Controller.Reset); nil = the VM cannot be reset.
+	Reset func() error
+	// Image, SSHKey and KnownHosts are shown in the VM's status
+	// (model.VM).
+	Image, SSHKey, KnownHosts string
+	// Prepare makes what the VM's boot needs before each start (see
+	// MachineOptions.Prepare); nil = nothing.
+	Prepare func(ctx context.Context, cfg vmhost.Config, progress func(done, total int64)) (vmhost.Config, error)
 }
 
 // Options configure a Controller. Zero values mean the documented default.
@@ -69,6 +81,9 @@ type Options struct {
 	NewVM         func(vmhost.Config, logrus.FieldLogger) (vmhost.VM, error)
 	NewLink       func(host *os.File, cfg netlink.Config) (Link, error)
 	NewSocketPair func() (vmEnd, hostEnd *os.File, err error)
+	// DialSSH checks a guest's SSH port (see MachineOptions.DialSSH); nil
+	// means a real dial.
+	DialSSH func(ctx context.Context, addr string) error
 	// Logger receives the controller's log; nil discards it.
 	Logger logrus.FieldLogger
 	// Now is the clock; nil means time.Now.
@@ -117,7 +132,11 @@ type entry struct {
 	m           *Machine
 	autostart   bool
 	sshUser     string
-	placeholder bool // the "default" VM shown while none is configured
+	placeholder bool
+	// spec is the VM's configuration as last read (at its last start or
+	// reload), under Controller.mu: its Prepare and SSHAddress apply to
+	// the next start.
+	spec Spec // the "default" VM shown while none is configured
 }
 
 var _ model.Machines = (*Controller)(nil)
@@ -127,15 +146,7 @@ func New(opts Options) (*Controller, error) {
 	if len(opts.Specs) == 0 && opts.Load == nil {
 		return nil, errors.New("controller: no VM to run and no Load to read the configuration later: configure a VM")
 	}
-	if opts.NewVM == nil {
-		opts.NewVM = vmhost.New
-	}
-	if opts.NewLink == nil {
-		opts.NewLink = func(host *os.File, cfg netlink.Config) (Link, error) { return netlink.New(host, cfg) }
-	}
-	if opts.NewSocketPair == nil {
-		opts.NewSocketPair = netlink.NewSocketPair
-	}
+	defaultFactories(&opts.NewVM, &opts.NewLink, &opts.NewSocketPair)
 	if opts.Logger == nil {
 		l := logrus.New()
 		l.Out = io.Discard
@@ -184,6 +195,7 @@ func checkSpecs(specs []Spec) error {
 func (c *Controller) machineOptions(name string) MachineOptions {
 	return MachineOptions{
 		Name:          name,
+		DialSSH:       c.opts.DialSSH,
 		NewVM:         c.opts.NewVM,
 		NewLink:       c.opts.NewLink,
 		NewSocketPair: c.opts.NewSocketPair,
@@ -200,11 +212,27 @@ func (c *Controller) newEntry(s Spec) (*entry, error) {
 	if c.opts.Load != nil {
 		o.Reload = c.loaderFor(s.Name)
 	}
+	e := &entry{name: s.Name, autostart: s.Autostart, sshUser: s.SSHUser, spec: s}
+	o.Prepare = func(ctx context.Context, cfg vmhost.Config, progress func(done, total int64)) (vmhost.Config, error) {
+		c.mu.Lock()
+		prepare := e.spec.Prepare
+		c.mu.Unlock()
+		if prepare == nil {
+			return cfg, nil
+		}
+		return prepare(ctx, cfg, progress)
+	}
+	o.SSHAddress = func() string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return e.spec.SSHAddress
+	}
 	m, err := NewMachine(o)
 	if err != nil {
 		return nil, fmt.Errorf("VM %s: %w", s.Name, err)
 	}
-	return &entry{name: s.Name, m: m, autostart: s.Autostart, sshUser: s.SSHUser}, nil
+	e.m = m
+	return e, nil
 }
 
 // newPlaceholder makes the VM shown while the configuration names none: a
@@ -243,6 +271,11 @@ func (c *Controller) loaderFor(name string) func() (vmhost.Config, netlink.Confi
 		}
 		for _, s := range specs {
 			if s.Name == name {
+				c.mu.Lock()
+				if e := c.machines[name]; e != nil && !e.placeholder {
+					e.spec, e.sshUser = s, s.SSHUser
+				}
+				c.mu.Unlock()
 				return s.VM, s.Link, nil
 			}
 		}
@@ -273,14 +306,16 @@ func (c *Controller) Status() model.Overview {
 	c.mu.Lock()
 	entries := c.sortedLocked()
 	o := model.Overview{VMs: make([]model.VMStatus, 0, len(entries)), ConfigError: c.cfgErr}
-	users := make([]string, len(entries))
+	users := make([]Spec, len(entries)) // what the status shows of each VM's configuration
 	for i, e := range entries {
-		users[i] = e.sshUser
+		users[i] = e.spec
+		users[i].SSHUser = e.sshUser
 	}
 	c.mu.Unlock()
 	for i, e := range entries {
 		v := e.m.Status().Named(e.name)
-		v.VM.SSHUser = users[i]
+		v.VM.SSHUser = users[i].SSHUser
+		v.VM.SSHAddress, v.VM.SSHKey, v.VM.KnownHosts, v.VM.Image = users[i].SSHAddress, users[i].SSHKey, users[i].KnownHosts, users[i].Image
 		o.VMs = append(o.VMs, v)
 	}
 	return o
@@ -356,6 +391,40 @@ func (c *Controller) Reconnect(name string) error {
 		return err
 	}
 	return e.m.Reconnect()
+}
+
+// Reset resets the VM called name ("": the only one), which must be
+// stopped: its Spec.Reset deletes its disk (and what goes with it), and
+// its next start makes them again from its image. A VM without Reset (it
+// boots a kernel) fails with a *ConflictError.
+func (c *Controller) Reset(ctx context.Context, name string) error {
+	e, err := c.resolve(name)
+	if err != nil {
+		return err
+	}
+	if e.placeholder {
+		return &ConflictError{Action: "reset", State: vmhost.StateStopped, Msg: "no VM configured: there is nothing to reset"}
+	}
+	// The file as it is now says what to delete.
+	if c.opts.Load != nil {
+		if specs, err := c.opts.Load(); err == nil {
+			for _, s := range specs {
+				if s.Name == e.name {
+					c.mu.Lock()
+					e.spec = s
+					c.mu.Unlock()
+				}
+			}
+		}
+	}
+	c.mu.Lock()
+	reset := e.spec.Reset
+	c.mu.Unlock()
+	if reset == nil {
+		return &ConflictError{Action: "reset", State: e.m.Status().VM.State,
+			Msg: fmt.Sprintf("cannot reset %s: it boots a kernel, not a cloud image; only a VM with an image has a disk vmnetbar made", e.name)}
+	}
+	return e.m.ResetVM(ctx, reset)
 }
 
 // StartAll starts, in parallel, every VM whose actions allow a start, and
@@ -475,7 +544,7 @@ func (c *Controller) Reload() error {
 			delete(c.machines, name)
 			continue
 		}
-		e.autostart, e.sshUser = s.Autostart, s.SSHUser
+		e.autostart, e.sshUser, e.spec = s.Autostart, s.SSHUser, s
 		kept = append(kept, e)
 	}
 	var newErr error

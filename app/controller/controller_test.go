@@ -494,3 +494,140 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("start while not configured: %v", err)
 	}
 }
+
+// A VM's Prepare runs at every start, after the file is read again: its
+// progress shows in the status, the VM boots what it returns, and its
+// failure fails the start.
+func TestPrepareRunsBeforeTheBoot(t *testing.T) {
+	h := newSet(t)
+	release := make(chan struct{})
+	var calls int
+	var mu sync.Mutex
+	s := spec("dev")
+	s.Prepare = func(ctx context.Context, cfg vmhost.Config, progress func(done, total int64)) (vmhost.Config, error) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 2 {
+			return cfg, errors.New("image /x.qcow2: not a disk image")
+		}
+		progress(0, 200)
+		progress(84, 200)
+		<-release
+		cfg.Disk = "/state/dev/disk.raw"
+		return cfg, nil
+	}
+	h.file.set(nil, s)
+	if err := h.c.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan error, 1)
+	go func() { started <- h.c.Start(context.Background(), "dev") }()
+	testwait.For(t, "the progress in the status", func() bool {
+		p := h.vm("dev").VM.Progress
+		return p != nil && p.Percent == 42 && p.Task == "preparing disk"
+	})
+	if st := h.vm("dev").VM.State; st != vmhost.StateStarting {
+		t.Fatalf("VM %s while preparing", st)
+	}
+	close(release)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if d := h.vmOf("dev").cfg.Disk; d != "/state/dev/disk.raw" {
+		t.Fatalf("the VM was built with disk %q, not the prepared one", d)
+	}
+	if p := h.vm("dev").VM.Progress; p != nil {
+		t.Fatalf("progress %+v after the preparation", p)
+	}
+	if err := h.c.Stop(context.Background(), "dev"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("dev", vmhost.StateStopped)
+	err := h.c.Start(context.Background(), "dev")
+	if err == nil || !strings.Contains(err.Error(), "preparing the VM: image /x.qcow2: not a disk image") {
+		t.Fatalf("start with a failing preparation: %v", err)
+	}
+	if v := h.vm("dev").VM; v.State != vmhost.StateError || !strings.Contains(v.Error, "not a disk image") {
+		t.Fatalf("after a failed preparation: %+v", v)
+	}
+}
+
+// The SSH check: "waiting" while the VM runs and its SSH address does not
+// accept, "ready" once it does, "unknown" once the VM stopped.
+func TestSSHReadiness(t *testing.T) {
+	var mu sync.Mutex
+	accept, dialed := false, ""
+	h := &setHarness{t: t, f: &factory{}, file: &file{}}
+	s := spec("dev")
+	s.SSHAddress = "127.0.0.1:2222"
+	h.file.set(nil, s)
+	c, err := New(Options{Specs: []Spec{s}, Load: h.file.load, NewVM: h.f.newVM, NewLink: h.f.newLink,
+		DialSSH: func(_ context.Context, addr string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			dialed = addr
+			if !accept {
+				return errors.New("connection refused")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.c = c
+	t.Cleanup(func() { c.Close() })
+	c.machines["dev"].m.sshEvery = time.Millisecond
+	if st := h.vm("dev").VM.SSH; st != model.SSHUnknown {
+		t.Fatalf("ssh %q while stopped", st)
+	}
+	h.start("dev")
+	testwait.For(t, "ssh waiting", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return dialed == "127.0.0.1:2222" && h.vm("dev").VM.SSH == model.SSHWaiting
+	})
+	mu.Lock()
+	accept = true
+	mu.Unlock()
+	testwait.For(t, "ssh ready", func() bool { return h.vm("dev").VM.SSH == model.SSHReady })
+	if err := c.Stop(context.Background(), "dev"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("dev", vmhost.StateStopped)
+	if st := h.vm("dev").VM.SSH; st != model.SSHUnknown {
+		t.Fatalf("ssh %q after the stop", st)
+	}
+}
+
+// Reset runs the VM's Reset only while it is stopped; a VM without one
+// (it boots a kernel) cannot be reset.
+func TestReset(t *testing.T) {
+	h := newSet(t, spec("kernel"))
+	var resets int
+	img := spec("img")
+	img.Image = "/images/debian.qcow2"
+	img.Reset = func() error { resets++; return nil }
+	h.file.set(nil, spec("kernel"), img)
+	if err := h.c.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if v := h.vm("img").VM; v.Image != "/images/debian.qcow2" {
+		t.Fatalf("status image %q", v.Image)
+	}
+	if err := h.c.Reset(context.Background(), "kernel"); kindOf(err) != model.KindConflict || !strings.Contains(err.Error(), "boots a kernel") {
+		t.Fatalf("reset of a kernel VM: %v", err)
+	}
+	h.start("img")
+	if err := h.c.Reset(context.Background(), "img"); kindOf(err) != model.KindConflict || !strings.Contains(err.Error(), "stop it first") || resets != 0 {
+		t.Fatalf("reset of a running VM: %v (%d resets)", err, resets)
+	}
+	if err := h.c.Stop(context.Background(), "img"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("img", vmhost.StateStopped)
+	if err := h.c.Reset(context.Background(), "img"); err != nil || resets != 1 {
+		t.Fatalf("reset of a stopped VM: %v (%d resets)", err, resets)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -73,6 +74,21 @@ type MachineOptions struct {
 	// ConfigFile), and every StartVM reads the configuration again, so the
 	// user who fills the file in and clicks Start gets the VM.
 	Reload func() (vmhost.Config, netlink.Config, error)
+	// Prepare, when set, is called by every StartVM before the VM is
+	// built, with the VM's configuration (after Reload): it makes what the
+	// boot needs (the VM's disk from its image, its cloud-init seed) and
+	// returns the configuration to boot. progress reports a long step
+	// (bytes done of total); ctx ends when the Machine closes. An error
+	// fails the start with the VM in state error.
+	Prepare func(ctx context.Context, cfg vmhost.Config, progress func(done, total int64)) (vmhost.Config, error)
+	// SSHAddress, when set, returns where the guest's SSH server is
+	// (HOST:PORT; "" = port 22 of the guest's address as the link learned
+	// it). While the VM runs the Machine checks it every few seconds
+	// (model.VM.SSH).
+	SSHAddress func() string
+	// DialSSH checks that addr accepts a TCP connection; nil means a
+	// real dial.
+	DialSSH func(ctx context.Context, addr string) error
 	// Name is the VM's name, used in messages ("cannot start dev: it is
 	// running"); "" says "the VM".
 	Name string
@@ -111,9 +127,9 @@ func (e *ConflictError) ErrorKind() model.Kind { return model.KindConflict }
 // notConfiguredMsg says what to do while no VM is configured.
 func (c *Machine) notConfiguredMsg() string {
 	if c.opts.ConfigFile == "" {
-		return "no VM configured: set vm.kernel in the configuration file, then start"
+		return "no VM configured: set vm.image in the configuration file, then start"
 	}
-	return fmt.Sprintf("no VM configured: edit %s (vm.kernel), then start", c.opts.ConfigFile)
+	return fmt.Sprintf("no VM configured: edit %s (vm.image), then start", c.opts.ConfigFile)
 }
 
 // ErrClosed is returned by actions once Close has begun.
@@ -184,21 +200,26 @@ type Machine struct {
 	// at once instead of waiting for the shutdown.
 	closing chan struct{}
 
-	mu       sync.Mutex
-	closed   bool
-	state    vmhost.State
-	since    time.Time
-	errMsg   string
-	note     string         // what the VM host says it is waiting for in state; cleared by every state change
-	noVM     bool           // no VM is configured (see MachineOptions.Reload)
+	mu     sync.Mutex
+	closed bool
+	state  vmhost.State
+	since  time.Time
+	errMsg string
+	note   string // what the VM host says it is waiting for in state; cleared by every state change
+	noVM   bool   // no VM is configured (see MachineOptions.Reload)
 	// configChanged: a reload changed the VM's settings while it ran
 	// (model.VM.ConfigChanged); cleared by the next start.
 	configChanged bool
 	// rawLink is the link configuration as given, before setLinkConfig
 	// added the Machine's logger and clock.
-	rawLink netlink.Config
-	run      *vmRun         // the current (or last) run of the VM; nil before the first
-	lastLink netlink.Status // link status when no link runs
+	rawLink  netlink.Config
+	progress *model.Progress // a long step of the start under way, nil if none
+	ssh      model.SSHState  // the SSH check's last answer while a run is on
+	// sshEvery is how often the SSH check looks while the guest does not
+	// answer; sshReadyEvery once it has.
+	sshEvery, sshReadyEvery time.Duration
+	run                     *vmRun         // the current (or last) run of the VM; nil before the first
+	lastLink                netlink.Status // link status when no link runs
 
 	// subs delivers status updates; its lock is taken before mu, never
 	// after (notify computes the status under it).
@@ -224,18 +245,10 @@ type vmRun struct {
 
 // NewMachine returns a Machine with the VM stopped.
 func NewMachine(opts MachineOptions) (*Machine, error) {
-	if opts.VMConfig.Kernel == "" && opts.Reload == nil {
+	if !configured(opts.VMConfig) && opts.Reload == nil {
 		return nil, errors.New("controller: VMConfig.Kernel is empty and there is no Reload to read it later: set the VM's kernel image")
 	}
-	if opts.NewVM == nil {
-		opts.NewVM = vmhost.New
-	}
-	if opts.NewLink == nil {
-		opts.NewLink = func(host *os.File, cfg netlink.Config) (Link, error) { return netlink.New(host, cfg) }
-	}
-	if opts.NewSocketPair == nil {
-		opts.NewSocketPair = netlink.NewSocketPair
-	}
+	defaultFactories(&opts.NewVM, &opts.NewLink, &opts.NewSocketPair)
 	log := opts.Logger
 	if log == nil {
 		l := logrus.New()
@@ -248,20 +261,23 @@ func NewMachine(opts MachineOptions) (*Machine, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Machine{
-		opts:       opts,
-		log:        log,
-		now:        now,
-		closeGrace: closeGrace,
-		linkGrace:  linkGrace,
-		after:      time.After,
-		ctx:        ctx,
-		cancel:     cancel,
-		op:         make(chan struct{}, 1),
-		closing:    make(chan struct{}),
-		state:      vmhost.StateStopped,
-		since:      now(),
-		lastLink:   netlink.Status{State: netlink.StateStopped, Since: now()},
-		noVM:       opts.VMConfig.Kernel == "",
+		opts:          opts,
+		log:           log,
+		now:           now,
+		closeGrace:    closeGrace,
+		linkGrace:     linkGrace,
+		after:         time.After,
+		ctx:           ctx,
+		cancel:        cancel,
+		op:            make(chan struct{}, 1),
+		closing:       make(chan struct{}),
+		state:         vmhost.StateStopped,
+		since:         now(),
+		lastLink:      netlink.Status{State: netlink.StateStopped, Since: now()},
+		noVM:          !configured(opts.VMConfig),
+		ssh:           model.SSHUnknown,
+		sshEvery:      sshEvery,
+		sshReadyEvery: sshReadyEvery,
 	}
 	c.setLinkConfig(opts.Link)
 	return c, nil
@@ -300,6 +316,26 @@ func (c *Machine) acquire(ctx context.Context) error {
 
 func (c *Machine) release() { <-c.op }
 
+// acquireStopped takes the action slot for an action that needs the VM
+// stopped or failed (what allows a start): it fails with ErrClosed, or
+// with a *ConflictError "cannot ACTION the VM: it is STATE" + hint.
+func (c *Machine) acquireStopped(ctx context.Context, action, hint string) error {
+	if err := c.acquire(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		c.release()
+		return ErrClosed
+	}
+	if !model.Allowed(&model.VM{State: c.state}, 0).Start {
+		c.release()
+		return &ConflictError{Action: action, State: c.state, Msg: fmt.Sprintf("cannot %s %s: it is %s%s", action, c.what(), c.state, hint)}
+	}
+	return nil
+}
+
 // setStateLocked records a VM state change; the caller notifies.
 func (c *Machine) setStateLocked(s vmhost.State, errMsg string) bool {
 	if c.state == s && c.errMsg == errMsg {
@@ -321,22 +357,10 @@ func (c *Machine) setStateLocked(s vmhost.State, errMsg string) bool {
 // running); boot failures after that show as state error. ctx bounds the
 // boot call only: the VM outlives it.
 func (c *Machine) StartVM(ctx context.Context) error {
-	if err := c.acquire(ctx); err != nil {
+	if err := c.acquireStopped(ctx, "start", ""); err != nil {
 		return err
 	}
 	defer c.release()
-
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return ErrClosed
-	}
-	if !model.Allowed(&model.VM{State: c.state}, 0).Start {
-		st := c.state
-		c.mu.Unlock()
-		return &ConflictError{Action: "start", State: st, Msg: fmt.Sprintf("cannot start %s: it is %s", c.what(), st)}
-	}
-	c.mu.Unlock()
 
 	// The configuration is read before the state changes: a file that
 	// configures no VM leaves the VM stopped (never starting).
@@ -349,7 +373,7 @@ func (c *Machine) StartVM(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
-	if c.opts.VMConfig.Kernel == "" {
+	if !configured(c.opts.VMConfig) {
 		changed := c.setStateLocked(vmhost.StateStopped, "")
 		changed = !c.noVM || changed
 		c.noVM = true
@@ -364,10 +388,22 @@ func (c *Machine) StartVM(ctx context.Context) error {
 	}
 	c.noVM = false
 	c.setStateLocked(vmhost.StateStarting, "")
+	cfg := c.opts.VMConfig
 	c.mu.Unlock()
 	c.notify()
 
-	r, err := c.build()
+	if c.opts.Prepare != nil {
+		prepared, err := c.prepare(cfg)
+		if err != nil {
+			c.mu.Lock()
+			c.setStateLocked(vmhost.StateError, err.Error())
+			c.mu.Unlock()
+			c.notify()
+			return err
+		}
+		cfg = prepared
+	}
+	r, err := c.build(cfg)
 	if err != nil {
 		c.mu.Lock()
 		c.setStateLocked(vmhost.StateError, err.Error())
@@ -380,7 +416,7 @@ func (c *Machine) StartVM(ctx context.Context) error {
 	c.mu.Lock()
 	c.run = r
 	c.mu.Unlock()
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go func() {
 		defer c.wg.Done()
 		defer close(r.linkDone)
@@ -391,6 +427,10 @@ func (c *Machine) StartVM(ctx context.Context) error {
 		defer c.wg.Done()
 		c.supervise(r, sub, unsub)
 	}()
+	go func() {
+		defer c.wg.Done()
+		c.watchSSH(r)
+	}()
 
 	// ctx bounds only the boot call: the VM outlives it (vmhost.VM.Start).
 	if err := r.vm.Start(ctx); err != nil {
@@ -398,6 +438,27 @@ func (c *Machine) StartVM(ctx context.Context) error {
 		// The VM has ended in error: the supervisor shuts the link down
 		// and reports the VM's error.
 		return fmt.Errorf("starting the VM: %w", err)
+	}
+	return nil
+}
+
+// ResetVM runs reset (which deletes what the VM's start made, see
+// Controller.Reset) while the VM is stopped or failed, serialised with
+// starts and stops; a failed VM is stopped afterwards.
+func (c *Machine) ResetVM(ctx context.Context, reset func() error) error {
+	if err := c.acquireStopped(ctx, "reset", ": stop it first"); err != nil {
+		return err
+	}
+	defer c.release()
+	if err := reset(); err != nil {
+		return fmt.Errorf("resetting %s: %w", c.what(), err)
+	}
+	c.log.Info("reset: the next start makes the VM's disk again from its image")
+	c.mu.Lock()
+	changed := c.setStateLocked(vmhost.StateStopped, "")
+	c.mu.Unlock()
+	if changed {
+		c.notify()
 	}
 	return nil
 }
@@ -421,8 +482,145 @@ func (c *Machine) reload() error {
 	return nil
 }
 
-// build makes the socketpair, the link and the VM of a new run.
-func (c *Machine) build() (*vmRun, error) {
+// defaultFactories sets the factories left nil to the real ones:
+// vmhost.New, netlink.New and netlink.NewSocketPair.
+func defaultFactories(newVM *func(vmhost.Config, logrus.FieldLogger) (vmhost.VM, error),
+	newLink *func(*os.File, netlink.Config) (Link, error), newSocketPair *func() (*os.File, *os.File, error)) {
+	if *newVM == nil {
+		*newVM = vmhost.New
+	}
+	if *newLink == nil {
+		*newLink = func(host *os.File, cfg netlink.Config) (Link, error) { return netlink.New(host, cfg) }
+	}
+	if *newSocketPair == nil {
+		*newSocketPair = netlink.NewSocketPair
+	}
+}
+
+// configured reports whether cfg describes a VM: a kernel to boot, or a
+// disk to boot with EFI.
+func configured(cfg vmhost.Config) bool {
+	return cfg.Kernel != "" || cfg.Boot == vmhost.BootEFI
+}
+
+// prepare runs MachineOptions.Prepare on cfg, reporting its progress in the
+// status (model.VM.Progress) while it lasts.
+func (c *Machine) prepare(cfg vmhost.Config) (vmhost.Config, error) {
+	last := -1
+	progress := func(done, total int64) {
+		pct := 0
+		if total > 0 {
+			pct = int(done * 100 / total)
+		}
+		if pct == last || pct < 0 || pct > 100 {
+			return
+		}
+		last = pct
+		c.mu.Lock()
+		c.progress = &model.Progress{Task: "preparing disk", Percent: pct}
+		c.mu.Unlock()
+		c.notify()
+	}
+	out, err := c.opts.Prepare(c.ctx, cfg, progress)
+	c.mu.Lock()
+	had := c.progress != nil
+	c.progress = nil
+	c.mu.Unlock()
+	if had {
+		c.notify()
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("preparing the VM: %w", err)
+	}
+	return out, nil
+}
+
+// sshEvery and sshReadyEvery are the defaults of Machine.sshEvery and
+// Machine.sshReadyEvery; sshDialTimeout bounds one check.
+const (
+	sshEvery       = 2 * time.Second
+	sshReadyEvery  = 10 * time.Second
+	sshDialTimeout = 2 * time.Second
+)
+
+// watchSSH checks, while run r is on, whether the guest's SSH server
+// accepts connections (model.VM.SSH): every sshEvery until it does, then
+// every sshReadyEvery (a guest that reboots is waited for again). It ends
+// when the run has ended.
+func (c *Machine) watchSSH(r *vmRun) {
+	c.setSSH(model.SSHWaiting)
+	defer c.setSSH(model.SSHUnknown)
+	every := c.sshEvery
+	t := time.NewTimer(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		running := c.run == r && c.state == vmhost.StateRunning
+		c.mu.Unlock()
+		if !running {
+			t.Reset(every)
+			continue
+		}
+		addr := ""
+		if c.opts.SSHAddress != nil {
+			addr = c.opts.SSHAddress()
+		}
+		if addr == "" {
+			ip := r.link.Status().Guest.IPv4
+			if !ip.IsValid() {
+				c.setSSH(model.SSHWaiting)
+				t.Reset(c.sshEvery)
+				continue
+			}
+			addr = net.JoinHostPort(ip.String(), "22")
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, sshDialTimeout)
+		err := c.dialSSH(ctx, addr)
+		cancel()
+		if err == nil {
+			c.setSSH(model.SSHReady)
+			every = c.sshReadyEvery
+		} else {
+			c.setSSH(model.SSHWaiting)
+			every = c.sshEvery
+		}
+		t.Reset(every)
+	}
+}
+
+func (c *Machine) dialSSH(ctx context.Context, addr string) error {
+	if c.opts.DialSSH != nil {
+		return c.opts.DialSSH(ctx, addr)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// setSSH records the SSH check's answer and notifies on a change.
+func (c *Machine) setSSH(s model.SSHState) {
+	c.mu.Lock()
+	changed := c.ssh != s
+	c.ssh = s
+	c.mu.Unlock()
+	if changed {
+		if s == model.SSHReady {
+			c.log.Info("the guest accepts SSH connections")
+		}
+		c.notify()
+	}
+}
+
+// build makes the socketpair, the link and the VM of a new run from cfg.
+func (c *Machine) build(cfg vmhost.Config) (*vmRun, error) {
 	vmEnd, hostEnd, err := c.opts.NewSocketPair()
 	if err != nil {
 		return nil, fmt.Errorf("creating the VM's network socketpair: %w", err)
@@ -433,7 +631,6 @@ func (c *Machine) build() (*vmRun, error) {
 		hostEnd.Close()
 		return nil, fmt.Errorf("setting up the network link: %w", err)
 	}
-	cfg := c.opts.VMConfig
 	cfg.NIC = vmEnd
 	vm, err := c.opts.NewVM(cfg, c.log.WithField("component", "vm"))
 	if err != nil {
@@ -719,7 +916,14 @@ func (c *Machine) Reconnect() error {
 func (c *Machine) Status() model.Status {
 	c.mu.Lock()
 	vm := &model.VM{State: c.state, Since: c.since, Error: c.errMsg, Note: c.note, NotConfigured: c.noVM,
-		ConfigChanged: c.configChanged, ConsoleLog: c.opts.VMConfig.ConsoleLog}
+		ConfigChanged: c.configChanged, ConsoleLog: c.opts.VMConfig.ConsoleLog, SSH: model.SSHUnknown}
+	if c.state == vmhost.StateStarting || c.state == vmhost.StateRunning {
+		vm.SSH = c.ssh
+	}
+	if c.progress != nil {
+		p := *c.progress
+		vm.Progress = &p
+	}
 	if c.noVM {
 		vm.Note = c.notConfiguredMsg()
 	}

@@ -631,7 +631,6 @@ func TestNewRequiresKernel(t *testing.T) {
 	}
 }
 
-
 // TestLinkFailsWhileStarting covers a link that fails before or while the
 // VM boots: whichever comes first, the run ends in error naming the link.
 func TestLinkFailsWhileStarting(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
@@ -35,7 +34,7 @@ func TestNotConfigured(t *testing.T) {
 			return vmhost.Config{Kernel: kernel, StopTimeout: time.Second}, netlink.Config{Socket: "/d.sock"}, nil
 		}
 	})
-	const msg = "no VM configured: edit /home/u/.config/vmnetbar/config.yaml (vm.kernel), then start"
+	const msg = "no VM configured: edit /home/u/.config/vmnetbar/config.yaml (vm.image), then start"
 	check := func(when string, want bool) {
 		t.Helper()
 		vm := h.c.Status().VM
@@ -94,7 +93,6 @@ func TestNotConfigured(t *testing.T) {
 	check("after the kernel was removed", true)
 }
 
-
 func TestNewWithoutKernel(t *testing.T) {
 	if _, err := NewMachine(MachineOptions{}); err == nil || !strings.Contains(err.Error(), "Kernel") {
 		t.Fatalf("New without a kernel or Reload: %v", err)
@@ -104,7 +102,7 @@ func TestNewWithoutKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if vm := c.Status().VM; !vm.NotConfigured || vm.Note != "no VM configured: set vm.kernel in the configuration file, then start" {
+	if vm := c.Status().VM; !vm.NotConfigured || vm.Note != "no VM configured: set vm.image in the configuration file, then start" {
 		t.Fatalf("status %+v", vm)
 	}
 }

@@ -39,6 +39,44 @@ type VM struct {
 	// SSHUser is the user 'vmnetbar ssh' and the menu's SSH command log
 	// in as: the VM's ssh_user, else the host user's login name.
 	SSHUser string `json:"ssh_user,omitempty"`
+	// SSH says whether the guest takes SSH connections: "waiting" while
+	// the VM starts or runs and its SSH port (22 on the guest's address,
+	// or ssh_address) does not accept yet, "ready" once it does, "unknown"
+	// while the VM does not run.
+	SSH SSHState `json:"ssh,omitempty"`
+	// SSHAddress is where the guest's SSH server is when it is not port
+	// 22 of the guest's address (ssh_address): HOST:PORT, else "".
+	SSHAddress string `json:"ssh_address,omitempty"`
+	// SSHKey is the private key that logs in to the guest (vmnetbar's own,
+	// which its cloud-init seed authorizes); "" when none (a VM without
+	// a seed: the user's own keys apply).
+	SSHKey string `json:"ssh_key,omitempty"`
+	// KnownHosts is the VM's own known_hosts file for SSH; "" for none.
+	KnownHosts string `json:"ssh_known_hosts,omitempty"`
+	// Image is the distro cloud image the VM's disk was made from; "" for
+	// a VM that boots a kernel. Only such a VM can be reset.
+	Image string `json:"image,omitempty"`
+	// Progress is what a starting VM is busy with before it boots (making
+	// its disk from the image) and how far it is; nil otherwise.
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// SSHState is VM.SSH.
+type SSHState string
+
+// The SSH states.
+const (
+	SSHUnknown SSHState = "unknown"
+	SSHWaiting SSHState = "waiting"
+	SSHReady   SSHState = "ready"
+)
+
+// Progress is a long step of a VM's start.
+type Progress struct {
+	// Task says what is being done: "preparing disk".
+	Task string `json:"task"`
+	// Percent is how much of it is done, 0 to 100.
+	Percent int `json:"percent"`
 }
 
 // Actions are what a user may ask of a VM now. Every surface (the control

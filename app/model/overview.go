@@ -104,4 +104,9 @@ type Machines interface {
 	Start(ctx context.Context, name string) error
 	Stop(ctx context.Context, name string) error
 	Reconnect(name string) error
+	// Reset deletes the disk of a VM made from an image (and what goes
+	// with it: its EFI variables, its cloud-init instance), so that its
+	// next start makes it again from the image. The VM must be stopped
+	// (KindConflict otherwise, and for a VM without an image).
+	Reset(ctx context.Context, name string) error
 }

@@ -9,6 +9,7 @@ package fakeapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -216,6 +217,31 @@ func (m *Machines) Stop(_ context.Context, name string) error {
 	} else {
 		m.setStateLocked(v, vmhost.StateStopped, netlink.StateStopped)
 	}
+	m.publishLocked()
+	return nil
+}
+
+// Reset implements model.Machines: a VM with an image (VM.Image) that may
+// start (it is stopped or failed) is reset: its state becomes stopped,
+// nothing else changes.
+func (m *Machines) Reset(_ context.Context, name string) error {
+	v, err := m.act("start", name)
+	if err != nil {
+		m.mu.Lock()
+		m.calls[len(m.calls)-1] = "reset " + name
+		m.mu.Unlock()
+		var me *model.Error
+		if errors.As(err, &me) && me.Kind == model.KindConflict {
+			return &model.Error{Kind: model.KindConflict, Msg: fmt.Sprintf("cannot reset %s: it is not stopped: stop it first", name)}
+		}
+		return err
+	}
+	defer m.mu.Unlock()
+	m.calls[len(m.calls)-1] = "reset " + name
+	if v.VM.Image == "" {
+		return &model.Error{Kind: model.KindConflict, Msg: fmt.Sprintf("cannot reset %s: it boots a kernel, not an image", v.Name)}
+	}
+	m.setStateLocked(v, vmhost.StateStopped, netlink.StateStopped)
 	m.publishLocked()
 	return nil
 }

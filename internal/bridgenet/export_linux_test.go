@@ -1,0 +1,7 @@
+package bridgenet
+
+// For the tests.
+var (
+	ReadLeases = readLeases
+	OwnerPid   = ownerPid
+)
