@@ -103,6 +103,39 @@ func TestFloodNoFilter(t *testing.T) {
 	testwait.For(t, "counters", func() bool { return vms[2].l.Status().RxFrames == 1 })
 }
 
+// TestTwoLinksOnOneDaemonStayIndependent: two VMs' links on one daemon
+// that serves several clients each hold their own connection; reconnecting
+// one leaves the other's connection alone, and frames flow between them
+// before and after.
+func TestTwoLinksOnOneDaemonStayIndependent(t *testing.T) {
+	hub, vms := floodLinks(t, 2, false)
+	exchange := func(when string) {
+		t.Helper()
+		buf := make([]byte, MaxFrameSize+1)
+		for i, from := range vms {
+			to := vms[1-i]
+			if _, err := from.vm.Write(ethFrame(to.mac, from.mac, 0x0800, make([]byte, 200))); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := readVM(to.vm, buf, 10*time.Second); err != nil {
+				t.Fatalf("%s: VM %v got nothing from VM %v: %v", when, to.mac, from.mac, err)
+			}
+		}
+	}
+	exchange("before the reconnect")
+	vms[0].l.Reconnect()
+	waitStatus(t, vms[0].l, "the first link to reconnect", func(s Status) bool { return s.State == StateUp && s.Reconnects == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hub.WaitClients(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	exchange("after the reconnect")
+	if st := vms[1].l.Status(); st.Reconnects != 0 || st.State != StateUp {
+		t.Fatalf("the other link: %d reconnects, state %s; want its connection untouched", st.Reconnects, st.State)
+	}
+}
+
 // BenchmarkFloodPair: VM 1 sends 1514-byte unicast frames to VM 2 as fast
 // as it can, through links on one flooding hub, with the pair alone
 // ("alone", 2 links) and with two more links on the hub ("with4", whose

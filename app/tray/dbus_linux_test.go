@@ -510,7 +510,7 @@ func TestTrayOverDBus(t *testing.T) {
 	t.Logf("menu served %v after the first poll; items: %d", took, len(m))
 	// "-" is a separator. Hidden entries (the VM lines of the several-VM
 	// layout, the note line, Start all, …) are left out.
-	wantOrder := []string{"VM:", "Link:", "↑", "-", "Start VM", "Stop VM", "Reconnect now", "Copy SSH command", "-",
+	wantOrder := []string{"VM:", "Link:", "↑", "-", "Start VM", "Stop VM", "Reconnect now", "Copy SSH command", "Open Terminal", "-",
 		"Open console log", "Open config", "Reload config", "Launch at login", "-", "Quit"}
 	shown := visible(m)
 	if len(shown) != len(wantOrder) {
@@ -702,7 +702,7 @@ func TestTraySeveralVMsOverDBus(t *testing.T) {
 				labels = append(labels, e.Label)
 			}
 		}
-		want := []string{"VM: running", "Link: up · 0 reconnects", "↑ 0 B ↓ 0 B", "-", "Start VM", "Stop VM", "Reconnect now", "Copy SSH command", "-", "Open console log"}
+		want := []string{"VM: running", "Link: up · 0 reconnects", "↑ 0 B ↓ 0 B", "-", "Start VM", "Stop VM", "Reconnect now", "Copy SSH command", "Open Terminal", "-", "Open console log"}
 		ok := len(labels) == len(want)
 		for i := range want {
 			ok = ok && strings.HasPrefix(labels[i], want[i])
@@ -809,6 +809,70 @@ func TestTrayGuestOverDBus(t *testing.T) {
 	c.expectEvent("copy 192.168.127.3")
 
 	// Nothing else happened: the next event is the exit after Quit.
+	c.click("Quit")
+	c.expectEvent("stopall")
+	c.expectEvent("exit <nil>")
+	if err := c.waitExit(); err != nil {
+		t.Fatalf("the tray process exited with %v, want exit status 0", err)
+	}
+}
+
+// TestTrayImageVMOverDBus (issue 12): a VM made from an image shows the
+// progress of its disk, then offers Copy SSH command and Open Terminal
+// once its SSH server accepts, says "dev is ready" once, and Open
+// Terminal starts the desktop's terminal (a fake x-terminal-emulator on
+// PATH, a real process) running ssh with the VM's key and known_hosts.
+func TestTrayImageVMOverDBus(t *testing.T) {
+	addr := testbus.Start(t)
+	conn := testbus.Connect(t, addr)
+	testbus.ServeWatcher(t, conn)
+	bin, out := t.TempDir(), t.TempDir()
+	fakeTerminalProgram(t, bin, out, "x-terminal-emulator")
+	fakeSSH(t, bin, out, "0")
+	c := startChild(t, addr, conn, "VMNETBAR_TRAY_TEST_VMS=dev", "PATH="+bin)
+
+	now := time.Now()
+	dev := model.VMStatus{Name: "dev",
+		VM: model.VM{State: vmhost.StateStarting, Since: now, SSHUser: "debian", SSH: model.SSHWaiting,
+			Image: "/images/debian-12.qcow2", SSHKey: "/state/vms/dev/ssh/id_ed25519", KnownHosts: "/state/vms/dev/ssh/known hosts",
+			Progress: &model.Progress{Task: "preparing disk", Percent: 42}},
+		Link: netlink.Status{State: netlink.StateStopped}}
+	c.sendVMs(dev)
+	c.waitMenu("the disk's progress", all(hasLabel("VM: preparing disk 42 %"), enabled("Copy SSH command", false),
+		enabled("Open Terminal", false)))
+
+	dev.VM.State, dev.VM.Progress = vmhost.StateRunning, nil
+	dev.Link = netlink.Status{State: netlink.StateUp, Since: now, Health: netlink.HealthOK, LastRx: now}
+	dev.Link.Guest.IPv4 = netip.MustParseAddr("192.168.127.3")
+	c.sendVMs(dev)
+	c.waitMenu("the booting guest: its address, no SSH yet", all(hasLabel("VM: running"), enabled("IP: 192.168.127.3", true),
+		enabled("Copy SSH command", false), enabled("Open Terminal", false)))
+
+	dev.VM.SSH = model.SSHReady
+	c.sendVMs(dev)
+	c.waitMenu("SSH ready", all(enabled("Copy SSH command", true), enabled("Open Terminal", true)))
+	const cmdline = "ssh -i /state/vms/dev/ssh/id_ed25519 -o IdentitiesOnly=yes -o 'UserKnownHostsFile=\"/state/vms/dev/ssh/known hosts\"' " +
+		"-o StrictHostKeyChecking=accept-new debian@192.168.127.3"
+	c.expectEvent("notify dev is ready: " + cmdline)
+	c.sendVMs(dev)
+
+	c.click("Open Terminal")
+	var ssh []string
+	testwait.For(t, "the terminal to run ssh", func() bool {
+		var ok bool
+		ssh, ok = readLines(t, filepath.Join(out, "ssh.args"))
+		return ok
+	})
+	want := []string{"-i", "/state/vms/dev/ssh/id_ed25519", "-o", "IdentitiesOnly=yes", "-o", `UserKnownHostsFile="/state/vms/dev/ssh/known hosts"`,
+		"-o", "StrictHostKeyChecking=accept-new", "debian@192.168.127.3"}
+	if strings.Join(ssh, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the terminal ran ssh %q, want %q", ssh, want)
+	}
+	c.click("Copy SSH command")
+	c.expectEvent("copy " + cmdline)
+
+	// Nothing else happened (no second notification): the next event is
+	// the exit after Quit.
 	c.click("Quit")
 	c.expectEvent("stopall")
 	c.expectEvent("exit <nil>")

@@ -23,8 +23,18 @@
 // tests run the whole tray, macOS's click model included, with a fake.
 //
 // Each VM shows what its link learned about the guest: "IP: …" (a click
-// copies the address) and "Copy SSH command" (`ssh USER@IP`, enabled by
-// one rule, sshCommand). A link that is up while nothing comes back
+// copies the address), "Copy SSH command" and "Open Terminal", both
+// enabled by one rule, sshCommand: for a VM made from an image once its
+// SSH server accepts (VM.SSH ready), for a VM that boots a kernel while
+// its address is known. The command is what 'vmnetbar ssh' runs
+// (model.VMStatus.SSHArgs: the VM's key, known_hosts file and
+// ssh_address); Copy SSH command copies it quoted for a shell, Open
+// Terminal runs it in a new window through Options.Terminal (Terminal.app
+// through osascript; the desktop's terminal emulator on Linux). Each boot
+// of a VM is notified once when its SSH server accepts ("dev is ready",
+// with the command; readies, tracked by the renderer). While a start
+// makes the VM's disk from its image, the VM line says how far it is
+// ("VM: preparing disk 42 %"). A link that is up while nothing comes back
 // (netlink.HealthSilent) reads "not forwarding" in amber, with a hint to
 // restart the daemon (macOS: a click copies the command), and is notified
 // once per silent spell (spells, tracked by the renderer). Copies go

@@ -73,6 +73,10 @@ func TestModelGuestAddress(t *testing.T) {
 			if got := m.Items[ItemSSH]; got != tc.ssh {
 				t.Errorf("SSH item %+v, want %+v", got, tc.ssh)
 			}
+			// Open Terminal follows the same rule.
+			if got, want := m.Items[ItemTerminal], (Item{Label: "Open Terminal", Visible: true, Enabled: tc.ssh.Enabled}); got != want {
+				t.Errorf("Open Terminal %+v, want %+v", got, want)
+			}
 			// The several-VM layout: the same items in the VM's submenu.
 			other := vmStatus("other", vmhost.StateStopped, netlink.StateStopped, 0)
 			m = BuildModel(overview(other, tc.v), allUI, now)
@@ -89,15 +93,46 @@ func TestModelGuestAddress(t *testing.T) {
 	}
 }
 
-// TestSSHCommandRule: the one rule for "Copy SSH command".
+// TestSSHCommandRule: the one rule for "Copy SSH command" and "Open
+// Terminal". A VM that boots a kernel: while the guest's address is known
+// and the VM names a user. A VM made from an image: once its SSH server
+// accepts (VM.SSH ready), with the VM's own key, known_hosts file and
+// ssh_address.
 func TestSSHCommandRule(t *testing.T) {
 	v := withGuest(vmStatus("dev", vmhost.StateStarting, netlink.StateUp, 0), "192.168.105.3", "alice")
-	if cmd, ok := sshCommand(v); !ok || cmd != "ssh alice@192.168.105.3" {
+	if cmd, ok := sshCommand(v); !ok || shellJoin(cmd) != "ssh alice@192.168.105.3" {
 		t.Errorf("sshCommand = %q, %v", cmd, ok)
 	}
 	v.VM.SSHUser = ""
 	if _, ok := sshCommand(v); ok {
 		t.Error("enabled without a user")
+	}
+
+	img := withGuest(vmStatus("dev", vmhost.StateRunning, netlink.StateUp, 0), "192.168.105.3", "debian")
+	img.VM.Image = "/images/debian-12-genericcloud-arm64.qcow2"
+	img.VM.SSHKey = "/Users/alice/Library/Application Support/vmnetbar/vms/dev/id_ed25519"
+	img.VM.KnownHosts = "/Users/alice/Library/Application Support/vmnetbar/vms/dev/known_hosts"
+	for _, ssh := range []model.SSHState{"", model.SSHUnknown, model.SSHWaiting} {
+		img.VM.SSH = ssh
+		if cmd, ok := sshCommand(img); ok {
+			t.Errorf("image VM with ssh %q: enabled (%q)", ssh, cmd)
+		}
+	}
+	img.VM.SSH = model.SSHReady
+	cmd, ok := sshCommand(img)
+	const want = "ssh -i '/Users/alice/Library/Application Support/vmnetbar/vms/dev/id_ed25519' -o IdentitiesOnly=yes " +
+		`-o 'UserKnownHostsFile="/Users/alice/Library/Application Support/vmnetbar/vms/dev/known_hosts"' ` +
+		"-o StrictHostKeyChecking=accept-new debian@192.168.105.3"
+	if !ok || shellJoin(cmd) != want {
+		t.Errorf("image VM, ssh ready: %q, %v; want %q", shellJoin(cmd), ok, want)
+	}
+	img.VM.SSHAddress = "127.0.0.1:2222"
+	if cmd, ok := sshCommand(img); !ok || !strings.HasSuffix(shellJoin(cmd), " -p 2222 debian@127.0.0.1") {
+		t.Errorf("image VM with ssh_address: %q, %v", shellJoin(cmd), ok)
+	}
+	img.VM.State = vmhost.StateStopped
+	if _, ok := sshCommand(img); ok {
+		t.Error("enabled for a stopped VM")
 	}
 }
 

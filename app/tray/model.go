@@ -39,6 +39,7 @@ const (
 	ItemStop                      // one VM: Stop VM
 	ItemReconnect                 // one VM: Reconnect now
 	ItemSSH                       // one VM: Copy SSH command
+	ItemTerminal                  // one VM: Open Terminal (a terminal window running the SSH command)
 	ItemStartAll                  // several VMs: Start all
 	ItemStopAll                   // several VMs: Stop all
 	ItemConsole                   // one VM: Open console log
@@ -68,6 +69,7 @@ const (
 	SubStop                       // Stop VM
 	SubReconnect                  // Reconnect now
 	SubSSH                        // Copy SSH command
+	SubTerminal                   // Open Terminal
 	SubConsole                    // Open console log
 	numSubItems
 )
@@ -203,6 +205,7 @@ func BuildModel(o model.Overview, ui UIState, now time.Time) Model {
 		m.Items[ItemStop] = sub[SubStop]
 		m.Items[ItemReconnect] = sub[SubReconnect]
 		m.Items[ItemSSH] = sub[SubSSH]
+		m.Items[ItemTerminal] = sub[SubTerminal]
 		m.Items[ItemConsole] = Item{Label: "Open console log", Visible: true, Enabled: m.SingleConsoleLog != ""}
 		problem := ui.Problem
 		if problem == "" {
@@ -322,8 +325,9 @@ func vmItems(v model.VMStatus, ui UIState, now time.Time) [numSubItems]Item {
 	ssh, ok := sshCommand(v)
 	s[SubSSH] = Item{Label: "Copy SSH command", Visible: true, Enabled: ok}
 	if ok {
-		s[SubSSH].Copy = ssh
+		s[SubSSH].Copy = shellJoin(ssh)
 	}
+	s[SubTerminal] = Item{Label: "Open Terminal", Visible: true, Enabled: ok}
 	s[SubConsole] = Item{Label: "Open console log", Visible: true, Enabled: v.VM.ConsoleLog != ""}
 	return s
 }
@@ -337,15 +341,25 @@ func guestIPv4(v model.VMStatus) string {
 	return v.Link.Guest.IPv4.String()
 }
 
-// sshCommand is the command "Copy SSH command" copies ("ssh USER@IP") and
-// whether the item is enabled: the one rule for it. It is while the
-// guest's address is known and the VM names a user to log in as.
-func sshCommand(v model.VMStatus) (string, bool) {
-	ip := guestIPv4(v)
-	if ip == "" || v.VM.SSHUser == "" {
-		return "", false
+// sshCommand is the command that logs in to v's guest, as 'vmnetbar ssh'
+// runs it ("ssh" and model.VMStatus.SSHArgs: the VM's key and known_hosts
+// file, ssh_address), and whether the menu offers it now: the one rule
+// for "Copy SSH command" (which copies it, quoted for a shell) and "Open
+// Terminal" (which runs it in a new terminal window). It does while the
+// VM is starting, running or stopping, names a user to log in as, and:
+//   - a VM made from an image: its SSH server accepts (VM.SSH is ready);
+//   - a VM that boots a kernel: the guest's address is known (or
+//     ssh_address is set): whether its guest runs an SSH server at all is
+//     the user's business.
+func sshCommand(v model.VMStatus) ([]string, bool) {
+	if !vmActive(v) {
+		return nil, false // a stopped VM's last address is stale
 	}
-	return "ssh " + v.VM.SSHUser + "@" + ip, true
+	args := v.SSHArgs()
+	if args == nil || (v.VM.Image != "" && v.VM.SSH != model.SSHReady) {
+		return nil, false
+	}
+	return append([]string{"ssh"}, args...), true
 }
 
 // linkSilent reports whether the VM's link is up but the network behind
@@ -413,6 +427,9 @@ func vmLine(v model.VMStatus) string {
 	if v.VM.NotConfigured {
 		return v.Name + " · not configured"
 	}
+	if p := progressText(v.VM.Progress); p != "" {
+		return v.Name + " · " + p
+	}
 	parts = append(parts, stateWord(v.VM.State))
 	if v.VM.State == vmhost.StateRunning || v.VM.State == vmhost.StateStopping || v.VM.State == vmhost.StateStarting {
 		if linkSilent(v) {
@@ -434,6 +451,20 @@ func vmLine(v model.VMStatus) string {
 		parts = append(parts, "config changed")
 	}
 	return strings.Join(parts, " · ")
+}
+
+// progressText is what a VM is busy with before it boots, and how far it
+// is ("preparing disk 42 %"); "" when nothing.
+func progressText(p *model.Progress) string {
+	if p == nil {
+		return ""
+	}
+	task := truncate(p.Task, maxNoteLen)
+	if task == "" {
+		task = "preparing"
+	}
+	pct := min(max(p.Percent, 0), 100)
+	return fmt.Sprintf("%s %d %%", task, pct)
 }
 
 func stateWord(s vmhost.State) string {
@@ -516,6 +547,9 @@ func vmIssue(v model.VMStatus) string {
 func vmText(vm model.VM, now time.Time) (line, short string) {
 	if vm.NotConfigured {
 		return "VM: not configured", "VM not configured"
+	}
+	if p := progressText(vm.Progress); p != "" {
+		return "VM: " + p, "VM " + p
 	}
 	var s string
 	switch vm.State {

@@ -68,8 +68,9 @@ type Options struct {
 	// Notifier shows a notification when Reload config fails (beside the
 	// menu's "Config error" line and the log), once per silent spell of a
 	// VM's link (from when the link goes silent until it is ok again or
-	// the VM stops), and the text a copy could not put on the clipboard;
-	// nil: none.
+	// the VM stops), once per boot of a VM when its SSH server accepts
+	// ("dev is ready", with the SSH command), the text a copy could not
+	// put on the clipboard, and why Open Terminal failed; nil: none.
 	Notifier Sender
 	// Clipboard receives what the menu copies (the guest's address, its
 	// SSH command, the daemon's restart command); nil: the platform's
@@ -77,6 +78,13 @@ type Options struct {
 	// the text is shown in a notification (else in the menu's problem
 	// line) to be copied by hand.
 	Clipboard Clipboard
+	// Terminal opens the terminal window of "Open Terminal", running the
+	// VM's SSH command; nil: the platform's (Terminal.app through
+	// osascript on macOS; on Linux the first of x-terminal-emulator,
+	// gnome-terminal, konsole, xfce4-terminal and xterm on PATH). When it
+	// fails (no terminal installed, say), a notification (else the
+	// menu's problem line) says why, with the command to run by hand.
+	Terminal Terminal
 	// LogoutStopTimeout bounds the VM's graceful stop when the system ends
 	// the app (logout, restart, shutdown), with a controller that is a
 	// GraceCloser; 0 means DefaultLogoutStopTimeout. Quit keeps the VM's
@@ -207,6 +215,7 @@ type tray struct {
 	open func(path string, text bool) error // text: open in a text editor
 	now  func() time.Time
 	clip Clipboard
+	term Terminal
 
 	opCtx    context.Context
 	opCancel context.CancelFunc
@@ -237,6 +246,7 @@ type tray struct {
 	slots  [maxVMLines]slot // renderer only (onReady before it)
 	last   Model            // the model on screen; renderer only (onReady before it)
 	spells spells           // silent spells already notified; renderer only
+	ready  readies          // boots already notified as ready; renderer only
 }
 
 func newTray(ctx context.Context, c Controller, opts Options) *tray {
@@ -267,6 +277,10 @@ func newTray(ctx context.Context, c Controller, opts Options) *tray {
 	t.clip = opts.Clipboard
 	if t.clip == nil {
 		t.clip = newClipboard()
+	}
+	t.term = opts.Terminal
+	if t.term == nil {
+		t.term = newTerminal()
 	}
 	t.opCtx, t.opCancel = context.WithCancel(ctx)
 	t.ui = UIState{
@@ -475,7 +489,7 @@ func (t *tray) dispatch() {
 // vmItemOf maps the one-VM layout's items to the submenu's.
 var vmItemOf = map[ItemID]SubItemID{
 	ItemStart: SubStart, ItemStop: SubStop, ItemReconnect: SubReconnect, ItemConsole: SubConsole,
-	ItemLinkHint: SubLinkHint, ItemIP: SubIP, ItemSSH: SubSSH,
+	ItemLinkHint: SubLinkHint, ItemIP: SubIP, ItemSSH: SubSSH, ItemTerminal: SubTerminal,
 }
 
 // handle carries out a click. A click acts on the VM the menu showed
@@ -521,6 +535,15 @@ func (t *tray) handle(tg target) {
 		return
 	}
 	if vmItem {
+		if sub == SubTerminal {
+			// The command the item was enabled for: the status the model
+			// was built from.
+			v, _ := st.Lookup(name)
+			if argv, ok := sshCommand(v); ok {
+				t.startOp(func() { t.openTerminal(name, argv) })
+			}
+			return
+		}
 		t.vmClickLocked(name, sub, console, m.Single != "")
 		return
 	}
@@ -728,6 +751,56 @@ func (t *tray) watchHealth(o model.Overview) {
 	}
 }
 
+// watchReady notifies each VM that has just become ready (readies): "dev
+// is ready", with the SSH command. It runs in the renderer; the
+// notifications are sent by action workers, none once Quit is under way.
+func (t *tray) watchReady(o model.Overview) {
+	ready := t.ready.update(o)
+	if len(ready) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, v := range ready {
+		log := t.log.WithField("vm", v.Name)
+		log.Info("the VM is ready: its SSH server accepts connections")
+		if t.opts.Notifier == nil || t.ui.Quitting {
+			continue
+		}
+		title, body := readyNotice(v)
+		t.startOp(func() {
+			if err := t.opts.Notifier.Send(title, body); err != nil {
+				log.WithError(err).Warn("notifying that the VM is ready failed")
+			}
+		})
+	}
+}
+
+// openTerminal opens a terminal window running argv, the VM's SSH
+// command. When that fails, the user learns why and gets the command to
+// run by hand: in a notification, else in the menu's problem line.
+func (t *tray) openTerminal(name string, argv []string) {
+	log := t.log.WithField("vm", name)
+	log.WithField("command", argv).Info("opening a terminal with the SSH command (menu)")
+	err := t.term.Open(t.opCtx, argv)
+	if err == nil || t.opCtx.Err() != nil {
+		return
+	}
+	line := shellJoin(argv)
+	log.WithError(err).Warn("opening a terminal failed")
+	if t.opts.Notifier != nil {
+		e := t.opts.Notifier.Send("vmnetbar: cannot open a terminal", truncate(err.Error(), 300)+"\nRun it yourself: "+line)
+		if e == nil {
+			return
+		}
+		log.WithError(e).Warn("showing why in a notification failed")
+	}
+	t.mu.Lock()
+	t.ui.Problem = "Open Terminal failed: " + err.Error()
+	t.mu.Unlock()
+	t.changed()
+}
+
 func (t *tray) openFile(what, path string, text bool) {
 	err := t.open(path, text)
 	if err == nil || t.opCtx.Err() != nil {
@@ -905,6 +978,7 @@ func (t *tray) render() {
 	defer tick.Stop()
 	st := t.c.Status()
 	t.watchHealth(st)
+	t.watchReady(st)
 	sub := t.sub
 	for {
 		select {
@@ -926,6 +1000,7 @@ func (t *tray) render() {
 			return
 		}
 		t.watchHealth(st)
+		t.watchReady(st)
 		t.apply(BuildModel(st, t.uiState(), t.now()))
 	}
 }
