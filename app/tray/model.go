@@ -191,9 +191,9 @@ func BuildModel(o model.Overview, ui UIState, now time.Time) Model {
 		m.Items[ItemVMNote] = sub[SubNote]
 		if v.VM.NotConfigured {
 			// The controller's note names the file; the menu has it below.
-			note := "Set vm.kernel in the configuration file, then Start VM"
+			note := "Set vm.image in the configuration file, then Start VM"
 			if ui.HasConfig {
-				note = "Set vm.kernel with Open config, then Start VM"
+				note = "Set vm.image with Open config, then Start VM"
 			}
 			m.Items[ItemVMNote] = Item{Label: note, Visible: true}
 		}

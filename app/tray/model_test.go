@@ -368,11 +368,11 @@ func m2(st status) Model { return buildModel(st, allUI, now) }
 // start reads the file again.
 func TestModelNotConfigured(t *testing.T) {
 	st := status{VM: &model.VM{State: vmhost.StateStopped, Since: now, NotConfigured: true,
-		Note: "no VM configured: edit /Users/u/Library/Application Support/vmnetbar/config.yaml (vm.kernel), then start"}}
+		Note: "no VM configured: edit /Users/u/Library/Application Support/vmnetbar/config.yaml (vm.image), then start"}}
 	m := buildModel(st, allUI, now)
 	for id, want := range map[ItemID]Item{
 		ItemVM:     {Label: "VM: not configured", Visible: true},
-		ItemVMNote: {Label: "Set vm.kernel with Open config, then Start VM", Visible: true},
+		ItemVMNote: {Label: "Set vm.image with Open config, then Start VM", Visible: true},
 		ItemLink:   {Label: "Link: down (the VM is not running)", Visible: true},
 		ItemStart:  {Label: "Start VM", Visible: true, Enabled: true},
 		ItemStop:   {Label: "Stop VM", Visible: true},
@@ -388,7 +388,7 @@ func TestModelNotConfigured(t *testing.T) {
 	// Without a file to open, the note says where to set it.
 	ui := allUI
 	ui.HasConfig = false
-	if got := buildModel(st, ui, now).Items[ItemVMNote].Label; got != "Set vm.kernel in the configuration file, then Start VM" {
+	if got := buildModel(st, ui, now).Items[ItemVMNote].Label; got != "Set vm.image in the configuration file, then Start VM" {
 		t.Errorf("note without a config file: %q", got)
 	}
 	// A start in progress says so, as for a stopped VM.
