@@ -99,6 +99,7 @@ that command's.`,
 		newVMActionCmd("start", env, code),
 		newVMActionCmd("stop", env, code),
 		newReconnectCmd(env, code),
+		newResetCmd(env, code),
 		newLoginItemCmd(env, code),
 		newLinkCmd(env, code),
 		&cobra.Command{

@@ -86,7 +86,13 @@ func TestCommandHelp(t *testing.T) {
 			t.Errorf("vmnetbar help %s, %s --help and %s -h differ:\n%s\n---\n%s\n---\n%s", name, name, name, a.stdout, b.stdout, c.stdout)
 		}
 	}
-	r := runCLI(t, "help", "link")
+	r := runCLI(t, "help", "reset")
+	for _, w := range []string{"NAME is required, even when the app runs one VM", "--yes", "destroys data"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("vmnetbar help reset lacks %q:\n%s", w, r.stdout)
+		}
+	}
+	r = runCLI(t, "help", "link")
 	for _, w := range []string{"--fd N", "--socket PATH", "--control PATH", "--log-level LEVEL", "SOCK_DGRAM"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("vmnetbar help link lacks %q:\n%s", w, r.stdout)

@@ -238,10 +238,13 @@ func newStatusCmd(env Env, code *int) *cobra.Command {
 	cmd, _ := newClientCommand(clientSpec{
 		name:  "status",
 		use:   "[NAME] [--json] [--control PATH]",
-		short: "show a VM and its link: state, address, reconnects, traffic (--json: its VMSTATUS)",
+		short: "show a VM and its link: state, address, SSH, reconnects, traffic (--json: its VMSTATUS)",
 		long: `Shows a VM of the running app and its link: their states, the guest's
 address, the reconnects, the last error, the traffic and the drops, and
-whether the configuration changed or failed to load.
+whether the configuration changed or failed to load. For a VM made from an
+image also the image, how far the start is in preparing its disk, and
+whether its SSH is ready (with the ssh command that logs in) or what it
+waits for.
 
 ` + nameHelp + `
 
@@ -383,7 +386,11 @@ var errPicked = errors.New("NAME not resolved")
 // newVMActionCmd is 'vmnetbar start' or 'vmnetbar stop'.
 func newVMActionCmd(name string, env Env, code *int) *cobra.Command {
 	action := (*control.Client).Start
-	long := "Starts a VM of the running app (reading its configuration again) and\nwaits until it runs or fails."
+	long := `Starts a VM of the running app (reading its configuration again) and
+waits until it runs or fails. The first start of a VM made from an image
+makes its disk from the image first: on a terminal a progress bar on
+standard error shows how far that is ("preparing disk [####    ] 42 %");
+elsewhere nothing is shown until the VM runs.`
 	if name == "stop" {
 		action = (*control.Client).Stop
 		long = "Stops a VM of the running app gracefully (forced off after its\nstop timeout) and waits until it has stopped."
@@ -396,14 +403,20 @@ func newVMActionCmd(name string, env Env, code *int) *cobra.Command {
 		example:   fmt.Sprintf("  vmnetbar %s\n  vmnetbar %s dev", name, name),
 		takesName: true,
 	}, env, code,
-		func(c *clientCmd, cl *control.Client, name string) int {
+		func(c *clientCmd, cl *control.Client, cmdName string) int {
 			ctx, stop := signalContext(vmOpTimeout)
 			defer stop()
-			_, v, code := c.resolve(ctx, cl, name)
+			_, v, code := c.resolve(ctx, cl, cmdName)
 			if code >= 0 {
 				return code
 			}
-			if err := action(cl, ctx, v.Name); err != nil {
+			var err error
+			if name == "start" {
+				err = startShowingProgress(ctx, cl, v, newLiveLine(env.Stderr))
+			} else {
+				err = action(cl, ctx, v.Name)
+			}
+			if err != nil {
 				return c.fail(err)
 			}
 			now, err := cl.VM(ctx, v.Name)
@@ -418,6 +431,37 @@ func newVMActionCmd(name string, env Env, code *int) *cobra.Command {
 			return ExitOK
 		})
 	return cmd
+}
+
+// startShowingProgress starts the VM v and, while the start lasts, shows
+// on line the progress of its long steps (the disk being made from the
+// image) as a progress bar. On anything but a terminal it only starts the
+// VM. It returns the start's error once the line is cleared.
+func startShowingProgress(ctx context.Context, cl *control.Client, v model.VMStatus, line *liveLine) error {
+	if !line.tty {
+		return cl.Start(ctx, v.Name)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	started := make(chan error, 1)
+	go func() {
+		started <- cl.Start(ctx, v.Name)
+		cancel()
+	}()
+	// The status is followed until the start has returned; how the
+	// following ends does not matter.
+	_, _ = followVM(wctx, cl, v, nil,
+		func(model.VMStatus) bool { return false },
+		func(v model.VMStatus) {
+			if p := v.VM.Progress; p != nil {
+				line.show(progressBar(*p))
+			} else {
+				line.clear()
+			}
+		})
+	err := <-started
+	line.clear()
+	return err
 }
 
 // writeStatus prints the one-screen summary of v (link: a standalone
@@ -443,6 +487,12 @@ func writeStatus(w io.Writer, v model.VMStatus, link bool, configError string, n
 		if vm.ConfigChanged {
 			line("Note", "configuration changed: applies at the next start")
 		}
+		if vm.Image != "" {
+			line("Image", "%s", vm.Image)
+		}
+		if p := vm.Progress; p != nil {
+			line("Progress", "%s %d %%", p.Task, min(max(p.Percent, 0), 100))
+		}
 	}
 	l := v.Link
 	line("Link", "%s%s", l.State, since(l.Since, now))
@@ -458,6 +508,14 @@ func writeStatus(w io.Writer, v model.VMStatus, link bool, configError string, n
 			s += ", lease until " + g.LeaseExpires.Local().Format("15:04:05")
 		}
 		line("Guest IP", "%s)", s)
+	}
+	if !link {
+		switch v.VM.SSH {
+		case model.SSHReady:
+			line("SSH", "ready (%s)", model.ShellJoin(append([]string{"ssh"}, v.SSHArgs()...)))
+		case model.SSHWaiting:
+			line("SSH", "waiting (%s)", sshWaitReason(v))
+		}
 	}
 	line("Reconnects", "%d", l.Reconnects)
 	lastErr := l.LastError

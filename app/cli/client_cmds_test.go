@@ -97,7 +97,7 @@ func TestWriteStatusHealth(t *testing.T) {
 
 func TestClientCommandsWhenNotRunning(t *testing.T) {
 	missing := filepath.Join(shortTempDir(t), "control.sock")
-	for _, args := range [][]string{{"status"}, {"status", "dev"}, {"reconnect"}, {"watch", "dev"}, {"start"}, {"stop", "dev"}, {"list"}, {"ip"}} {
+	for _, args := range [][]string{{"status"}, {"status", "dev"}, {"reconnect"}, {"watch", "dev"}, {"start"}, {"stop", "dev"}, {"list"}, {"ip"}, {"reset", "dev", "--yes"}, {"reset", "dev"}} {
 		r := runCLI(t, append(args, "--control", missing)...)
 		if r.code != 1 || !strings.Contains(r.stderr, "vmnetbar is not running (no control socket at "+missing+")") {
 			t.Errorf("%s: exit %d, stderr %q; want 1 and 'not running'", args, r.code, r.stderr)
@@ -115,6 +115,10 @@ func TestClientCommandsBadArguments(t *testing.T) {
 		{"start", "a", "b"},
 		{"list", "dev"},
 		{"ip", "dev", "--wait", "-1s"},
+		{"ssh", "dev", "--wait", "-1s"},
+		{"reset"},
+		{"reset", ""},
+		{"reset", "dev", "--yes=maybe"},
 	} {
 		r := runCLI(t, args...)
 		if r.code != 2 || r.stderr == "" {

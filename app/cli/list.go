@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -23,12 +24,15 @@ func newListCmd(env Env, code *int) *cobra.Command {
 	cmd, _ := newClientCommand(clientSpec{
 		name:  "list",
 		use:   "[--json] [--control PATH]",
-		short: "list the VMs: one line each with its state, link, reconnects, traffic and address",
+		short: "list the VMs: one line each with its state, link, reconnects, traffic, address, SSH and image",
 		long: `Lists the VMs of the running app, one line each: NAME, the VM's state
 (with the time in it while it runs, starts or stops), the LINK's state, its
-RECONNECTS, the traffic from the VM to socket_vmnet (TX) and back (RX), and
-the guest's IPv4 address ("-" while unknown). --json prints the control
-API's answer to GET /v1/status: {"vms": [VMSTATUS, ...]}.`,
+RECONNECTS, the traffic from the VM to socket_vmnet (TX) and back (RX), the
+guest's IPv4 address, whether its SSH is ready or waiting, and the IMAGE
+its disk was made from (a VM that boots a kernel has none); "-" for what is
+not known. While a start makes the VM's disk from its image, the VM column
+says how far it is ("starting 12s (preparing disk 42%)"). --json prints
+the control API's answer to GET /v1/status: {"vms": [VMSTATUS, ...]}.`,
 		example: `  vmnetbar list
   vmnetbar list --json | jq -r '.vms[].name'`,
 	}, env, code,
@@ -69,7 +73,7 @@ func writeList(w io.Writer, o model.Overview, now time.Time) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 4, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVM\tLINK\tRECONNECTS\tTX\tRX\tIP")
+	fmt.Fprintln(tw, "NAME\tVM\tLINK\tRECONNECTS\tTX\tRX\tIP\tSSH\tIMAGE")
 	link := isLink(o)
 	for _, v := range o.VMs {
 		name, vm := v.Name, vmCell(v, now)
@@ -80,16 +84,24 @@ func writeList(w io.Writer, o model.Overview, now time.Time) error {
 		if a := v.Link.Guest.IPv4; a.IsValid() {
 			ip = a.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, vm, v.Link.State,
+		ssh, image := "-", "-"
+		if v.VM.SSH == model.SSHReady || v.VM.SSH == model.SSHWaiting {
+			ssh = string(v.VM.SSH)
+		}
+		if v.VM.Image != "" {
+			image = filepath.Base(v.VM.Image)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, vm, v.Link.State,
 			strconv.FormatUint(v.Link.Reconnects, 10),
-			human.CompactBytes(v.Link.TxBytes), human.CompactBytes(v.Link.RxBytes), ip)
+			human.CompactBytes(v.Link.TxBytes), human.CompactBytes(v.Link.RxBytes), ip, ssh, image)
 	}
 	return tw.Flush()
 }
 
 // vmCell is a VM's state as the list shows it: "running 2h14m" (the time
 // in a state that ends by itself or by a stop), "stopped", "error",
-// "not-configured".
+// "not-configured", and the step a start is busy with: "starting 12s
+// (preparing disk 42%)".
 func vmCell(v model.VMStatus, now time.Time) string {
 	if v.VM.NotConfigured {
 		return "not-configured"
@@ -100,6 +112,9 @@ func vmCell(v model.VMStatus, now time.Time) string {
 		if !v.VM.Since.IsZero() {
 			s += " " + compactDuration(now.Sub(v.VM.Since))
 		}
+	}
+	if p := v.VM.Progress; p != nil {
+		s += fmt.Sprintf(" (%s %d%%)", p.Task, min(max(p.Percent, 0), 100))
 	}
 	return s
 }

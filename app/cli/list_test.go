@@ -21,16 +21,22 @@ func TestWriteList(t *testing.T) {
 				Guest: netlink.Guest{IPv4: netip.MustParseAddr("192.168.105.3")}}},
 		{Name: "first-boot", VM: model.VM{State: vmhost.StateStopped, NotConfigured: true}, Link: netlink.Status{State: netlink.StateStopped}},
 		{Name: "x", VM: model.VM{State: vmhost.StateStarting, Since: now.Add(-2500 * time.Millisecond)}, Link: netlink.Status{State: netlink.StateConnecting}},
+		{Name: "y", VM: model.VM{State: vmhost.StateStarting, Since: now.Add(-12 * time.Second), Image: "/images/debian-12.qcow2",
+			SSH: model.SSHWaiting, Progress: &model.Progress{Task: "preparing disk", Percent: 42}}, Link: netlink.Status{State: netlink.StateConnecting}},
+		{Name: "z", VM: model.VM{State: vmhost.StateRunning, Since: now.Add(-time.Minute), Image: "/images/debian-12.qcow2", SSH: model.SSHReady},
+			Link: netlink.Status{State: netlink.StateUp, Guest: netlink.Guest{IPv4: netip.MustParseAddr("192.168.105.4")}}},
 	}}
 	var b strings.Builder
 	if err := writeList(&b, o, now); err != nil {
 		t.Fatal(err)
 	}
-	want := `NAME         VM               LINK         RECONNECTS   TX      RX      IP
-build        stopped          stopped      0            0B      0B      -
-dev          running 2h14m    up           12           1.2MB   3.4GB   192.168.105.3
-first-boot   not-configured   stopped      0            0B      0B      -
-x            starting 2.5s    connecting   0            0B      0B      -
+	want := `NAME         VM                                  LINK         RECONNECTS   TX      RX      IP              SSH       IMAGE
+build        stopped                             stopped      0            0B      0B      -               -         -
+dev          running 2h14m                       up           12           1.2MB   3.4GB   192.168.105.3   -         -
+first-boot   not-configured                      stopped      0            0B      0B      -               -         -
+x            starting 2.5s                       connecting   0            0B      0B      -               -         -
+y            starting 12s (preparing disk 42%)   connecting   0            0B      0B      -               waiting   debian-12.qcow2
+z            running 1m                          up           0            0B      0B      192.168.105.4   ready     debian-12.qcow2
 `
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
@@ -49,6 +55,7 @@ func TestListCommand(t *testing.T) {
 	m.Set("dev", func(v *model.VMStatus) {
 		v.Link.TxBytes, v.Link.RxBytes, v.Link.Reconnects = 1_500, 2_000_000, 3
 		v.Link.Guest.IPv4 = netip.MustParseAddr("192.168.105.3")
+		v.VM.SSH, v.VM.Image = model.SSHReady, "/images/debian-12.qcow2"
 	})
 	m.SetConfigError("/c.yaml:2: vms.Dev: a VM name is lowercase letters, digits and '-'")
 
@@ -60,10 +67,10 @@ func TestListCommand(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("list printed %d lines, want a header and 2 VMs:\n%s", len(lines), r.stdout)
 	}
-	header := []string{"NAME", "VM", "LINK", "RECONNECTS", "TX", "RX", "IP"}
+	header := []string{"NAME", "VM", "LINK", "RECONNECTS", "TX", "RX", "IP", "SSH", "IMAGE"}
 	rows := [][]string{
-		{"build", "stopped", "stopped", "0", "0B", "0B", "-"},
-		{"dev", "running 2h14m", "up", "3", "1.5kB", "2.0MB", "192.168.105.3"},
+		{"build", "stopped", "stopped", "0", "0B", "0B", "-", "-", "-"},
+		{"dev", "running 2h14m", "up", "3", "1.5kB", "2.0MB", "192.168.105.3", "ready", "debian-12.qcow2"},
 	}
 	// Every cell starts where its column's header does.
 	at := 0

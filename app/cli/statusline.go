@@ -30,10 +30,12 @@ type overviewSource interface {
 // printStatusLines writes one line per status change of b to w until ctx
 // ends or b shuts down. With one VM the line is its status:
 //
-//	2026-11-25T22:30:01Z vm=running link=up reconnects=2 tx=1.2MB rx=3.4MB drops=0
+//	2026-11-25T22:30:01Z vm=running link=up reconnects=2 tx=1.2MB rx=3.4MB drops=0 ip=192.168.105.3 ssh=ready
 //
-// With several, one line per VM that changed, prefixed by its name; a VM
-// removed by a reload gets a last line, and no VMs at all one line:
+// (ssh= while the VM runs, preparing=42% while its start makes its disk
+// from its image). With several, one line per VM that changed, prefixed
+// by its name; a VM removed by a reload gets a last line, and no VMs at
+// all one line:
 //
 //	2026-11-25T22:30:01Z name=dev vm=running link=up reconnects=2 tx=1.2MB rx=3.4MB drops=0
 //	2026-11-25T22:30:05Z name=build removed
@@ -131,6 +133,12 @@ func statusLine(st model.Status) string {
 	}
 	if l.Guest.IPv4.IsValid() {
 		fmt.Fprintf(&b, " ip=%s", l.Guest.IPv4)
+	}
+	if st.VM != nil && (st.VM.SSH == model.SSHReady || st.VM.SSH == model.SSHWaiting) {
+		fmt.Fprintf(&b, " ssh=%s", st.VM.SSH)
+	}
+	if st.VM != nil && st.VM.Progress != nil {
+		fmt.Fprintf(&b, " preparing=%d%%", min(max(st.VM.Progress.Percent, 0), 100))
 	}
 	if path, ok := waitingForDaemon(l); ok {
 		fmt.Fprintf(&b, " waiting_for=%q", path)

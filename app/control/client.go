@@ -213,6 +213,18 @@ func (c *Client) Reconnect(ctx context.Context, name string) error {
 	return c.vmAction(ctx, name, "reconnect", "/v1/link/reconnect")
 }
 
+// Reset asks the server to reset the VM called name (POST
+// /v1/vms/NAME/reset): delete its disk, made from its image, so that its
+// next start makes it again. The VM must be stopped and made from an image
+// (a 409 *Error otherwise). name must not be "": a reset destroys data, so
+// there is no "only VM" to default to.
+func (c *Client) Reset(ctx context.Context, name string) error {
+	if name == "" {
+		return errors.New("a reset needs the VM's NAME: it deletes the VM's disk, so it is never implied")
+	}
+	return c.action(ctx, vmPath(name, "reset"))
+}
+
 func (c *Client) vmAction(ctx context.Context, name, action, legacy string) error {
 	if name == "" {
 		return c.action(ctx, legacy)

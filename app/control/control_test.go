@@ -98,11 +98,11 @@ var since = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func twoVMs() *fakeapp.Machines {
 	m := fakeapp.New()
 	m.Set("dev", func(v *model.VMStatus) {
-		v.VM = model.VM{State: vmhost.StateRunning, Since: since}
+		v.VM = model.VM{State: vmhost.StateRunning, Since: since, SSH: model.SSHReady}
 		v.Link = testLink(netlink.StateUp, 3)
 	})
 	m.Set("build", func(v *model.VMStatus) {
-		v.VM = model.VM{State: vmhost.StateStopped, Since: since}
+		v.VM = model.VM{State: vmhost.StateStopped, Since: since, SSH: model.SSHUnknown}
 		v.Link = netlink.Status{State: netlink.StateStopped, Since: since}
 	})
 	return m
@@ -165,8 +165,8 @@ func TestStatusIsTheOverview(t *testing.T) {
 		t.Errorf("Content-Type = %q", ct)
 	}
 	for _, frag := range []string{
-		`{"vms":[{"name":"build","vm":{"state":"stopped","since":"2026-01-02T03:04:05Z","error":""},"link":{"state":"stopped",`,
-		`{"name":"dev","vm":{"state":"running","since":"2026-01-02T03:04:05Z","error":""},"link":{"state":"up","reconnects":3,`,
+		`{"vms":[{"name":"build","vm":{"state":"stopped","since":"2026-01-02T03:04:05Z","error":"","ssh":"unknown"},"link":{"state":"stopped",`,
+		`{"name":"dev","vm":{"state":"running","since":"2026-01-02T03:04:05Z","error":"","ssh":"ready"},"link":{"state":"up","reconnects":3,`,
 		`"dropped":2,"drops":{"oversize":0,"vm_busy":2,"partial_read":0,"empty":0}`,
 		`"actions":{"start":false,"stop":true,"reconnect":true}}]}`,
 	} {
@@ -272,6 +272,7 @@ func TestNamesThatCannotBeVMs(t *testing.T) {
 		apiError(t, "VM "+tc.name, err, http.StatusNotFound, tc.why, "the VMs are build, dev")
 		apiError(t, "Start "+tc.name, c.Start(ctxT(t), tc.name), http.StatusNotFound, tc.why)
 		apiError(t, "Reconnect "+tc.name, c.Reconnect(ctxT(t), tc.name), http.StatusNotFound, tc.why)
+		apiError(t, "Reset "+tc.name, c.Reset(ctxT(t), tc.name), http.StatusNotFound, tc.why)
 	}
 	// The long name is not echoed whole.
 	_, err := c.VM(ctxT(t), strings.Repeat("x", 10000))
@@ -334,6 +335,42 @@ func TestVMActions(t *testing.T) {
 	apiError(t, "Start after Close", c.Start(ctxT(t), "dev"), http.StatusServiceUnavailable, "vmnetbar is shutting down")
 }
 
+// TestResetRoute: POST /v1/vms/NAME/reset resets a stopped VM made from
+// an image; a running VM, a VM that boots a kernel and an unknown name are
+// refused with the machines' message, and there is no reset without a
+// NAME.
+func TestResetRoute(t *testing.T) {
+	m := twoVMs()
+	m.Set("build", func(v *model.VMStatus) { v.VM.Image = "/images/debian-12.qcow2" })
+	m.Set("dev", func(v *model.VMStatus) { v.VM.Image = "/images/debian-12.qcow2" })
+	m.Set("kernel", func(v *model.VMStatus) {})
+	path, _ := serve(t, m)
+	c := NewClient(path)
+
+	if err := c.Reset(ctxT(t), "build"); err != nil {
+		t.Fatalf("Reset of a stopped VM made from an image: %v", err)
+	}
+	resp, body := rawRequest(t, path, http.MethodPost, "/v1/vms/build/reset")
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(body) != `{"ok":true}` {
+		t.Errorf("POST /v1/vms/build/reset: %d %s", resp.StatusCode, body)
+	}
+	apiError(t, "Reset of a running VM", c.Reset(ctxT(t), "dev"), http.StatusConflict, "cannot reset dev", "stop it first")
+	apiError(t, "Reset of a kernel VM", c.Reset(ctxT(t), "kernel"), http.StatusConflict, "cannot reset kernel: it boots a kernel, not an image")
+	apiError(t, "Reset of nope", c.Reset(ctxT(t), "nope"), http.StatusNotFound, `no VM named "nope"; the VMs are build, dev, kernel`)
+	if err := c.Reset(ctxT(t), ""); err == nil || !strings.Contains(err.Error(), "needs the VM's NAME") {
+		t.Errorf("Reset without a NAME = %v, want an error asking for it", err)
+	}
+	want := []string{"reset build", "reset build", "reset dev", "reset kernel", "reset nope"}
+	if calls := m.Calls(); !slices.Equal(calls, want) {
+		t.Errorf("calls %q, want %q (nothing for the reset without a NAME)", calls, want)
+	}
+	if v, _ := m.Status().Lookup("dev"); v.VM.State != vmhost.StateRunning {
+		t.Errorf("dev is %v after a refused reset, want still running", v.VM.State)
+	}
+	m.Close()
+	apiError(t, "Reset after Close", c.Reset(ctxT(t), "build"), http.StatusServiceUnavailable, "vmnetbar is shutting down")
+}
+
 func TestActionErrorCodes(t *testing.T) {
 	m := fakeapp.New("dev")
 	path, _ := serve(t, m)
@@ -381,9 +418,6 @@ func TestLegacyRoutesWithOneVM(t *testing.T) {
 		t.Errorf("default %v with %d reconnects, want running with 1", v.VM.State, v.Link.Reconnects)
 	}
 	apiError(t, "Start of the running VM", c.Start(ctxT(t), ""), http.StatusConflict, "cannot start default: the VM is running")
-	if st, err := c.Status(ctxT(t)); err != nil || st.VM == nil || st.VM.State != vmhost.StateRunning || st.Link.Reconnects != 1 {
-		t.Errorf("Status = %+v, %v; want the running VM", st, err)
-	}
 }
 
 func TestLegacyRoutesWithTwoVMs(t *testing.T) {
@@ -423,7 +457,8 @@ func TestWrongMethodAndUnknownPath(t *testing.T) {
 		{http.MethodGet, "/v1/vms/dev/start", 405, "POST", `"error":"GET is not allowed on /v1/vms/dev/start; use POST"`},
 		{http.MethodGet, "/v1/vms/nope/stop", 405, "POST", `use POST`},
 		{http.MethodPut, "/v1/vms/dev/reconnect", 405, "POST", `use POST`},
-		{http.MethodPost, "/v1/vms/dev/restart", 404, "", `"error":"no such endpoint /v1/vms/dev/restart; the endpoints are GET /v1/status, GET /v1/vms/NAME, GET /v1/watch, POST /v1/link/reconnect, POST /v1/vm/start, POST /v1/vm/stop, POST /v1/vms/NAME/reconnect, POST /v1/vms/NAME/start, POST /v1/vms/NAME/stop"`},
+		{http.MethodPost, "/v1/vms/dev/restart", 404, "", `"error":"no such endpoint /v1/vms/dev/restart; the endpoints are GET /v1/status, GET /v1/vms/NAME, GET /v1/watch, POST /v1/link/reconnect, POST /v1/vm/start, POST /v1/vm/stop, POST /v1/vms/NAME/reconnect, POST /v1/vms/NAME/reset, POST /v1/vms/NAME/start, POST /v1/vms/NAME/stop"`},
+		{http.MethodGet, "/v1/vms/dev/reset", 405, "POST", `"error":"GET is not allowed on /v1/vms/dev/reset; use POST"`},
 		{http.MethodGet, "/v1/vms/", 404, "", `no such endpoint /v1/vms/;`},
 		{http.MethodGet, "/v1/vms", 404, "", `no such endpoint /v1/vms;`},
 		{http.MethodPost, "/v1/%76ms/NAME/start", 404, "", `no such endpoint /v1/vms/NAME/start;`},

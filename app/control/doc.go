@@ -15,6 +15,11 @@
 //	POST /v1/vms/NAME/start      start the VM called NAME
 //	POST /v1/vms/NAME/stop       stop it (gracefully; the answer comes when it stopped)
 //	POST /v1/vms/NAME/reconnect  drop its link's socket_vmnet connection and dial again
+//	POST /v1/vms/NAME/reset      delete the disk of a stopped VM made from an image
+//	                             (with its EFI variables and cloud-init instance), so
+//	                             that its next start makes it again from the image;
+//	                             409 while it is not stopped, or for a VM that boots
+//	                             a kernel
 //	POST /v1/vm/start            start the only VM (from before several VMs)
 //	POST /v1/vm/stop             stop the only VM
 //	POST /v1/link/reconnect      reconnect the only VM's link
@@ -40,7 +45,8 @@
 //	404  no such endpoint; no VM called NAME (the message names the VMs
 //	     there are); a route about VMs on the standalone link
 //	405  the wrong method (the Allow header says the right one)
-//	409  the action is not allowed now (see "actions"); a route without a
+//	409  the action is not allowed now (see "actions"; a reset also needs a
+//	     VM made from an image); a route without a
 //	     NAME (/v1/vm/..., /v1/link/reconnect) while there is not exactly one
 //	     VM (the message names them)
 //	503  vmnetbar is shutting down; too many connections are open
@@ -51,8 +57,8 @@
 //
 // The Client speaks to both servers: Overview, VM, Start, Stop, Reconnect
 // and Watch take a VM's NAME ("" for the only VM, on the routes without a
-// NAME); from a standalone link, Overview and Watch give one VMStatus
-// without a name or a VM (IsStandaloneLink).
+// NAME); Reset always needs one. From a standalone link, Overview and
+// Watch give one VMStatus without a name or a VM (IsStandaloneLink).
 //
 // control imports the standard library, logrus, app/model, netlink (for its
 // Status) and internal/filekind. It holds no global state.

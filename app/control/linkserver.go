@@ -56,6 +56,7 @@ func NewLinkServer(l LinkSource, log logrus.FieldLogger) *Server {
 		vmPattern("/start"):     noVM(http.MethodPost, byName),
 		vmPattern("/stop"):      noVM(http.MethodPost, byName),
 		vmPattern("/reconnect"): noVM(http.MethodPost, byName),
+		vmPattern("/reset"):     noVM(http.MethodPost, byName),
 	}}
 }
 

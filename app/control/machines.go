@@ -29,6 +29,7 @@ func NewServer(m model.Machines, log logrus.FieldLogger) *Server {
 		vmPattern("/start"):     {method: http.MethodPost, h: a.named(a.start)},
 		vmPattern("/stop"):      {method: http.MethodPost, h: a.named(a.stop)},
 		vmPattern("/reconnect"): {method: http.MethodPost, h: a.named(a.reconnect)},
+		vmPattern("/reset"):     {method: http.MethodPost, h: a.named(a.reset)},
 		"/v1/vm/start":          {method: http.MethodPost, h: a.start},
 		"/v1/vm/stop":           {method: http.MethodPost, h: a.stop},
 		"/v1/link/reconnect":    {method: http.MethodPost, h: a.reconnect},
@@ -125,6 +126,13 @@ func (a *appRoutes) start(w http.ResponseWriter, r *http.Request, name string) {
 
 func (a *appRoutes) stop(w http.ResponseWriter, r *http.Request, name string) {
 	answer(w, a.log, a.m.Stop(r.Context(), name))
+}
+
+// reset deletes the disk of a stopped VM made from an image, so that its
+// next start makes it again (model.Machines.Reset). There is no route
+// without a NAME: a reset destroys data, so it is never "the only VM".
+func (a *appRoutes) reset(w http.ResponseWriter, r *http.Request, name string) {
+	answer(w, a.log, a.m.Reset(r.Context(), name))
 }
 
 func (a *appRoutes) reconnect(w http.ResponseWriter, _ *http.Request, name string) {

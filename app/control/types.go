@@ -1,22 +1,6 @@
 package control
 
-import (
-	"errors"
-
-	"github.com/vmnetbar/vmnetbar/app/model"
-)
-
-// VMStatus is the VM part of a single VM's status (model.VM).
-//
-// Deprecated: use model.VM; model.VMStatus is one VM of the app's
-// Overview.
-type VMStatus = model.VM
-
-// Status is the status of the standalone link and of the single-VM API
-// before several VMs (model.Status).
-//
-// Deprecated: use model.Status, or model.Overview for the app.
-type Status = model.Status
+import "errors"
 
 // statusCoder is implemented by errors that choose their HTTP status (an
 // *Error passed back into a server keeps its code).

@@ -76,3 +76,19 @@ func sshConfigPath(path string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 	return `"` + r.Replace(path) + `"`
 }
+
+// ShellJoin writes argv as one command line for a POSIX shell: each
+// argument as it is when it has only characters no shell treats specially,
+// else in single quotes (a key in "Application Support"). The menu's Copy
+// SSH command and the command line show SSH commands with it.
+func ShellJoin(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
+			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}

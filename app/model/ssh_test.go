@@ -229,3 +229,21 @@ func TestSSHConfigPath(t *testing.T) {
 		}
 	}
 }
+
+// ShellJoin quotes for a POSIX shell exactly the words that need it.
+func TestShellJoin(t *testing.T) {
+	for _, tc := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"ssh", "alice@192.168.105.3"}, "ssh alice@192.168.105.3"},
+		{[]string{"ssh", "-i", "/Users/a/Library/Application Support/k", "-o", "IdentitiesOnly=yes"},
+			"ssh -i '/Users/a/Library/Application Support/k' -o IdentitiesOnly=yes"},
+		{[]string{"ssh", "-o", `UserKnownHostsFile="/a b/kh"`}, `ssh -o 'UserKnownHostsFile="/a b/kh"'`},
+		{[]string{"echo", "it's", "", "$HOME", "a;b"}, `echo 'it'\''s' '' '$HOME' 'a;b'`},
+	} {
+		if got := ShellJoin(tc.argv); got != tc.want {
+			t.Errorf("ShellJoin(%q) = %s, want %s", tc.argv, got, tc.want)
+		}
+	}
+}

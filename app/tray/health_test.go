@@ -100,7 +100,7 @@ func TestModelGuestAddress(t *testing.T) {
 // ssh_address.
 func TestSSHCommandRule(t *testing.T) {
 	v := withGuest(vmStatus("dev", vmhost.StateStarting, netlink.StateUp, 0), "192.168.105.3", "alice")
-	if cmd, ok := sshCommand(v); !ok || shellJoin(cmd) != "ssh alice@192.168.105.3" {
+	if cmd, ok := sshCommand(v); !ok || model.ShellJoin(cmd) != "ssh alice@192.168.105.3" {
 		t.Errorf("sshCommand = %q, %v", cmd, ok)
 	}
 	v.VM.SSHUser = ""
@@ -123,12 +123,12 @@ func TestSSHCommandRule(t *testing.T) {
 	const want = "ssh -i '/Users/alice/Library/Application Support/vmnetbar/vms/dev/id_ed25519' -o IdentitiesOnly=yes " +
 		`-o 'UserKnownHostsFile="/Users/alice/Library/Application Support/vmnetbar/vms/dev/known_hosts"' ` +
 		"-o StrictHostKeyChecking=accept-new debian@192.168.105.3"
-	if !ok || shellJoin(cmd) != want {
-		t.Errorf("image VM, ssh ready: %q, %v; want %q", shellJoin(cmd), ok, want)
+	if !ok || model.ShellJoin(cmd) != want {
+		t.Errorf("image VM, ssh ready: %q, %v; want %q", model.ShellJoin(cmd), ok, want)
 	}
 	img.VM.SSHAddress = "127.0.0.1:2222"
-	if cmd, ok := sshCommand(img); !ok || !strings.HasSuffix(shellJoin(cmd), " -p 2222 debian@127.0.0.1") {
-		t.Errorf("image VM with ssh_address: %q, %v", shellJoin(cmd), ok)
+	if cmd, ok := sshCommand(img); !ok || !strings.HasSuffix(model.ShellJoin(cmd), " -p 2222 debian@127.0.0.1") {
+		t.Errorf("image VM with ssh_address: %q, %v", model.ShellJoin(cmd), ok)
 	}
 	img.VM.State = vmhost.StateStopped
 	if _, ok := sshCommand(img); ok {

@@ -278,27 +278,10 @@ func TestTrayOpenTerminalFails(t *testing.T) {
 	}
 }
 
-func TestShellJoin(t *testing.T) {
-	for _, tc := range []struct {
-		argv []string
-		want string
-	}{
-		{[]string{"ssh", "alice@192.168.105.3"}, "ssh alice@192.168.105.3"},
-		{[]string{"ssh", "-i", "/Users/a/Library/Application Support/k", "-o", "IdentitiesOnly=yes"},
-			"ssh -i '/Users/a/Library/Application Support/k' -o IdentitiesOnly=yes"},
-		{[]string{"ssh", "-o", `UserKnownHostsFile="/a b/kh"`}, `ssh -o 'UserKnownHostsFile="/a b/kh"'`},
-		{[]string{"echo", "it's", "", "$HOME", "a;b"}, `echo 'it'\''s' '' '$HOME' 'a;b'`},
-	} {
-		if got := shellJoin(tc.argv); got != tc.want {
-			t.Errorf("shellJoin(%q) = %s, want %s", tc.argv, got, tc.want)
-		}
-	}
-}
-
 // TestTerminalAppCommand: macOS's Terminal gets the shell command line as
 // an AppleScript string, quotes and backslashes escaped.
 func TestTerminalAppCommand(t *testing.T) {
-	line := shellJoin([]string{"ssh", "-o", `UserKnownHostsFile="/Users/a/Application Support/kh"`, `a\b`})
+	line := model.ShellJoin([]string{"ssh", "-o", `UserKnownHostsFile="/Users/a/Application Support/kh"`, `a\b`})
 	got := terminalAppCommand(line)
 	want := []string{"osascript",
 		"-e", `tell application "Terminal" to do script "ssh -o 'UserKnownHostsFile=\"/Users/a/Application Support/kh\"' 'a\\b'"`,

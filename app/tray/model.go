@@ -325,7 +325,7 @@ func vmItems(v model.VMStatus, ui UIState, now time.Time) [numSubItems]Item {
 	ssh, ok := sshCommand(v)
 	s[SubSSH] = Item{Label: "Copy SSH command", Visible: true, Enabled: ok}
 	if ok {
-		s[SubSSH].Copy = shellJoin(ssh)
+		s[SubSSH].Copy = model.ShellJoin(ssh)
 	}
 	s[SubTerminal] = Item{Label: "Open Terminal", Visible: true, Enabled: ok}
 	s[SubConsole] = Item{Label: "Open console log", Visible: true, Enabled: v.VM.ConsoleLog != ""}

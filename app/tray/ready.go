@@ -47,7 +47,7 @@ func (r *readies) update(o model.Overview) []model.VMStatus {
 func readyNotice(v model.VMStatus) (title, body string) {
 	title = v.Name + " is ready"
 	if argv, ok := sshCommand(v); ok {
-		return title, shellJoin(argv)
+		return title, model.ShellJoin(argv)
 	}
 	return title, "Its SSH server accepts connections."
 }

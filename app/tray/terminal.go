@@ -16,24 +16,6 @@ type Terminal interface {
 	Open(ctx context.Context, argv []string) error
 }
 
-// shellJoin writes argv as one command line for a POSIX shell: each
-// argument as it is when it has only characters no shell treats
-// specially, else in single quotes.
-func shellJoin(argv []string) string {
-	out := make([]string, len(argv))
-	for i, a := range argv {
-		out[i] = shellQuote(a)
-	}
-	return strings.Join(out, " ")
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // appleScriptString writes s as an AppleScript string literal.
 func appleScriptString(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vmnetbar/vmnetbar/app/model"
 	"os/exec"
 	"strings"
 	"time"
@@ -26,7 +27,7 @@ func (appleTerminal) Open(ctx context.Context, argv []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, osascriptTimeout)
 	defer cancel()
-	args := terminalAppCommand(shellJoin(argv))
+	args := terminalAppCommand(model.ShellJoin(argv))
 	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
 	if err == nil {
 		return nil

@@ -786,7 +786,7 @@ func (t *tray) openTerminal(name string, argv []string) {
 	if err == nil || t.opCtx.Err() != nil {
 		return
 	}
-	line := shellJoin(argv)
+	line := model.ShellJoin(argv)
 	log.WithError(err).Warn("opening a terminal failed")
 	if t.opts.Notifier != nil {
 		e := t.opts.Notifier.Send("vmnetbar: cannot open a terminal", truncate(err.Error(), 300)+"\nRun it yourself: "+line)
