@@ -93,7 +93,7 @@ func cannotReset(v model.VMStatus) string {
 	switch {
 	case v.VM.Image == "":
 		return fmt.Sprintf("cannot reset %s: it boots a kernel, not an image, so it has no disk made from an image", v.Name)
-	case !v.Actions.Start: // starting, running or stopping (model.Allowed)
+	case !v.Actions.Reset: // starting, running or stopping (model.Allowed)
 		return fmt.Sprintf("cannot reset %s: it is %s: stop it first (vmnetbar stop %s)", v.Name, v.VM.State, v.Name)
 	}
 	return ""

@@ -316,6 +316,7 @@ func (c *Controller) Status() model.Overview {
 		v := e.m.Status().Named(e.name)
 		v.VM.SSHUser = users[i].SSHUser
 		v.VM.SSHAddress, v.VM.SSHKey, v.VM.KnownHosts, v.VM.Image = users[i].SSHAddress, users[i].SSHKey, users[i].KnownHosts, users[i].Image
+		v.Actions = model.Allowed(&v.VM, v.Link.State) // with the image: Reset
 		o.VMs = append(o.VMs, v)
 	}
 	return o

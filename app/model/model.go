@@ -86,6 +86,10 @@ type Actions struct {
 	Start     bool `json:"start"`
 	Stop      bool `json:"stop"`
 	Reconnect bool `json:"reconnect"`
+	// Reset: the VM's disk may be made again from its image ('vmnetbar
+	// reset'); left out when false, so a standalone link's actions stay
+	// what they were.
+	Reset bool `json:"reset,omitempty"`
 }
 
 // Status is one snapshot of a VM and its link, and what may be done now. VM
@@ -103,7 +107,9 @@ type Status struct {
 //     start reads the configuration again and says what is missing);
 //   - Stop: the VM is starting or running;
 //   - Reconnect: the link runs (connecting, up or reconnecting) and the VM,
-//     if any, is starting or running.
+//     if any, is starting or running;
+//   - Reset: the VM boots a cloud image (VM.Image) and may start (its disk
+//     is not in use).
 func Allowed(vm *VM, link netlink.State) Actions {
 	linkRuns := link == netlink.StateConnecting || link == netlink.StateUp || link == netlink.StateReconnecting
 	if vm == nil {
@@ -111,7 +117,7 @@ func Allowed(vm *VM, link netlink.State) Actions {
 	}
 	switch vm.State {
 	case vmhost.StateStopped, vmhost.StateError:
-		return Actions{Start: true}
+		return Actions{Start: true, Reset: vm.Image != "" && !vm.NotConfigured}
 	case vmhost.StateStarting, vmhost.StateRunning:
 		return Actions{Stop: true, Reconnect: linkRuns}
 	}

@@ -9,7 +9,6 @@ package fakeapp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -170,11 +169,17 @@ func (m *Machines) act(action, name string) (*model.VMStatus, error) {
 		return nil, err
 	}
 	v := m.vms[st.Name]
-	allowed := map[string]bool{"start": v.Actions.Start, "stop": v.Actions.Stop, "reconnect": v.Actions.Reconnect}[action]
+	allowed := map[string]bool{"start": v.Actions.Start, "stop": v.Actions.Stop, "reconnect": v.Actions.Reconnect,
+		"reset": v.Actions.Reset}[action]
 	if !allowed {
 		m.mu.Unlock()
-		return nil, &model.Error{Kind: model.KindConflict,
-			Msg: fmt.Sprintf("cannot %s %s: the VM is %s", action, v.Name, v.VM.State)}
+		msg := fmt.Sprintf("cannot %s %s: the VM is %s", action, v.Name, v.VM.State)
+		if action == "reset" && v.VM.Image == "" {
+			msg = fmt.Sprintf("cannot reset %s: it boots a kernel, not an image", v.Name)
+		} else if action == "reset" {
+			msg += ": stop it first"
+		}
+		return nil, &model.Error{Kind: model.KindConflict, Msg: msg}
 	}
 	return v, nil
 }
@@ -221,26 +226,15 @@ func (m *Machines) Stop(_ context.Context, name string) error {
 	return nil
 }
 
-// Reset implements model.Machines: a VM with an image (VM.Image) that may
-// start (it is stopped or failed) is reset: its state becomes stopped,
-// nothing else changes.
+// Reset implements model.Machines: a VM whose actions allow a reset (it
+// has an image and is stopped or failed) is stopped afterwards; nothing
+// else changes.
 func (m *Machines) Reset(_ context.Context, name string) error {
-	v, err := m.act("start", name)
+	v, err := m.act("reset", name)
 	if err != nil {
-		m.mu.Lock()
-		m.calls[len(m.calls)-1] = "reset " + name
-		m.mu.Unlock()
-		var me *model.Error
-		if errors.As(err, &me) && me.Kind == model.KindConflict {
-			return &model.Error{Kind: model.KindConflict, Msg: fmt.Sprintf("cannot reset %s: it is not stopped: stop it first", name)}
-		}
 		return err
 	}
 	defer m.mu.Unlock()
-	m.calls[len(m.calls)-1] = "reset " + name
-	if v.VM.Image == "" {
-		return &model.Error{Kind: model.KindConflict, Msg: fmt.Sprintf("cannot reset %s: it boots a kernel, not an image", v.Name)}
-	}
 	m.setStateLocked(v, vmhost.StateStopped, netlink.StateStopped)
 	m.publishLocked()
 	return nil
