@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # The Linux newcomer path behind `make run`: installs what is missing, builds
-# vmnetbar and the test guest, keeps gvproxy running as the stand-in for
-# socket_vmnet (restarted whenever it exits, as launchd's KeepAlive restarts
-# socket_vmnet) and starts vmnetbar with that guest. The tray appears where a
+# vmnetbar and a Debian 12 cloud image (once, from Debian packages; cached),
+# keeps gvproxy running as the stand-in for socket_vmnet (restarted whenever
+# it exits, as launchd's KeepAlive restarts socket_vmnet) and starts vmnetbar
+# with a VM booting that image (EFI, cloud-init: your user, your SSH keys).
+# `./vmnetbar ssh dev` logs in: gvproxy forwards 127.0.0.1:2222 to the
+# guest's port 22 (ssh_address), since gvproxy ends the guest's TCP in user
+# space and the host cannot route to the guest. The tray appears where a
 # tray host (StatusNotifierItem) runs; otherwise vmnetbar prints a status
-# line per change.
+# line per change. Nothing changes the host's own network.
 #
 # Everything it writes lives in .run/ in the repository (config, gvproxy
-# socket and log, console log). Environment:
+# socket and log, the VM's state). Environment:
 #   RUN_DIR=DIR          use DIR instead of .run/
 #   ACCEL=tcg|kvm|auto   QEMU accelerator (default tcg: works everywhere)
+#   GUEST=busybox        the small test guest (kernel + initramfs) instead
+#   SSH_PORT=N           the host port gvproxy forwards to the guest's SSH
+#                        (default 2222)
 #   HEADLESS=1           no tray, status lines only
 #   VMNETBAR_ARGS=...    extra arguments for `vmnetbar run`
 set -euo pipefail
@@ -18,19 +25,54 @@ root=$PWD
 run=${RUN_DIR:-$root/.run}
 say() { echo "make run: $*" >&2; }
 
-# 1. Packages: QEMU, busybox and cpio for the guest, dbus for the tray.
-APT_INSTALL_FOR="make run" scripts/apt-install.sh qemu-system-x86 busybox-static cpio dbus
+# 1. Packages: QEMU, busybox and cpio for the test guest, OVMF for EFI, the
+# image's build tools, dbus for the tray, ssh.
+APT_INSTALL_FOR="make run" scripts/apt-install.sh qemu-system-x86 busybox-static cpio dbus ovmf openssh-client
+if [[ ${GUEST:-} != busybox ]]; then
+	APT_INSTALL_FOR="make run" scripts/apt-install.sh mmdebstrap qemu-utils dosfstools mtools fdisk grub-efi-amd64-bin e2fsprogs
+fi
 
 # 2. vmnetbar, gvproxy and the guest.
 make --no-print-directory build gvproxy >&2
-mapfile -t guest < <(internal/testguest/build.sh)
-kernel=${guest[0]} initrd=${guest[1]}
 gvproxy=$root/.tools/bin/gvproxy
 
 mkdir -p "$run"
 sock=$run/gvproxy.sock
 config=$run/config.yaml
-if [[ ! -f $config ]]; then
+if [[ ${GUEST:-} != busybox ]]; then
+	# The image's build needs root (mmdebstrap): through sudo when needed.
+	say "the Debian cloud image: built once (a few minutes), then cached"
+	if [[ $(id -u) == 0 ]]; then
+		image=$(internal/testimage/build.sh)
+	else
+		image=$(sudo env XDG_CACHE_HOME="${XDG_CACHE_HOME:-$HOME/.cache}" internal/testimage/build.sh)
+	fi
+	config=$run/config-image.yaml
+	if [[ ! -f $config ]]; then
+		cat >"$config" <<CONFIG
+# vmnetbar config written by make run: a Debian 12 cloud image on gvproxy.
+vms:
+  dev:
+    image: $image
+    disk_size: 8GiB
+    cpus: 2
+    memory: 1GiB
+    accel: ${ACCEL:-tcg}
+    # gvproxy's DHCP gives this MAC 192.168.127.2, whose port 22 it
+    # forwards to 127.0.0.1:${SSH_PORT:-2222} ('vmnetbar ssh dev' goes there).
+    mac: "5a:94:ef:e4:0c:ee"
+    ssh_address: 127.0.0.1:${SSH_PORT:-2222}
+    network:
+      socket: $sock
+CONFIG
+	else
+		sed -i -e "s|^    image: .*|    image: $image|" "$config"
+		if [[ -n ${ACCEL:-} ]]; then sed -i "s|^    accel: .*|    accel: $ACCEL|" "$config"; fi
+	fi
+	ssh_port=${SSH_PORT:-2222}
+elif [[ ! -f $config ]]; then
+	mapfile -t guest < <(internal/testguest/build.sh)
+	kernel=${guest[0]} initrd=${guest[1]}
 	cat >"$config" <<CONFIG
 # vmnetbar config written by make run: the test guest on gvproxy.
 vm:
@@ -48,6 +90,8 @@ autostart_vm: true
 CONFIG
 else
 	# Keep the user's file but point it at the current guest build.
+	mapfile -t guest < <(internal/testguest/build.sh)
+	kernel=${guest[0]} initrd=${guest[1]}
 	sed -i -e "s|^  kernel: .*|  kernel: $kernel|" -e "s|^  initrd: .*|  initrd: $initrd|" "$config"
 	if [[ -n ${ACCEL:-} ]]; then sed -i "s|^  accel: .*|  accel: $ACCEL|" "$config"; fi
 fi
@@ -57,7 +101,7 @@ fi
 keepalive() {
 	while :; do
 		rm -f "$sock"
-		"$gvproxy" -listen-qemu "unix://$sock" -ssh-port -1 >>"$run/gvproxy.log" 2>&1 || true
+		"$gvproxy" -listen-qemu "unix://$sock" -ssh-port "${ssh_port:--1}" >>"$run/gvproxy.log" 2>&1 || true
 		sleep 0.2
 	done
 }
@@ -80,8 +124,12 @@ args=(run --config "$config")
 [[ -n ${HEADLESS:-} ]] && args+=(--headless)
 # shellcheck disable=SC2206
 args+=(${VMNETBAR_ARGS:-})
-say "starting vmnetbar (config $config; console log $run/console.log)"
-say "in another terminal: ./vmnetbar status, ./vmnetbar watch, ./vmnetbar reconnect"
+say "starting vmnetbar (config $config)"
+if [[ -n ${ssh_port:-} ]]; then
+	say "in another terminal: ./vmnetbar ssh dev (waits for the guest: 1-3 minutes under TCG), ./vmnetbar list, ./vmnetbar status dev"
+else
+	say "in another terminal: ./vmnetbar status, ./vmnetbar watch, ./vmnetbar reconnect"
+fi
 # Not exec: the EXIT trap must stop gvproxy when vmnetbar ends. vmnetbar runs
 # in its own session so that Ctrl-C reaches it once, through this script (a
 # second signal would make it skip the graceful stop); the script then waits

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -629,5 +630,43 @@ func TestReset(t *testing.T) {
 	h.waitState("img", vmhost.StateStopped)
 	if err := h.c.Reset(context.Background(), "img"); err != nil || resets != 1 {
 		t.Fatalf("reset of a stopped VM: %v (%d resets)", err, resets)
+	}
+}
+
+// The real SSH check wants the server's identification: a port that only
+// accepts (a forwarder whose guest does not listen yet) is not ready.
+func TestSSHAnswersWantsTheBanner(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	banner := make(chan bool, 4)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if <-banner {
+				c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n"))
+			}
+			c.Close()
+		}
+	}()
+	defer func() { l.Close(); <-done }()
+	check := func(withBanner bool) error {
+		banner <- withBanner
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return sshAnswers(ctx, l.Addr().String())
+	}
+	if err := check(false); err == nil {
+		t.Fatal("a port that closes without a word counts as an SSH server")
+	}
+	if err := check(true); err != nil {
+		t.Fatalf("an SSH server's identification: %v", err)
 	}
 }

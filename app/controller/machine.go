@@ -86,8 +86,8 @@ type MachineOptions struct {
 	// it). While the VM runs the Machine checks it every few seconds
 	// (model.VM.SSH).
 	SSHAddress func() string
-	// DialSSH checks that addr accepts a TCP connection; nil means a
-	// real dial.
+	// DialSSH checks that an SSH server answers at addr; nil means a real
+	// connection that waits for the server's identification.
 	DialSSH func(ctx context.Context, addr string) error
 	// Name is the VM's name, used in messages ("cannot start dev: it is
 	// running"); "" says "the VM".
@@ -536,7 +536,8 @@ func (c *Machine) prepare(cfg vmhost.Config) (vmhost.Config, error) {
 }
 
 // sshEvery and sshReadyEvery are the defaults of Machine.sshEvery and
-// Machine.sshReadyEvery; sshDialTimeout bounds one check.
+// Machine.sshReadyEvery; sshDialTimeout bounds one check (the connection
+// and the server's identification).
 const (
 	sshEvery       = 2 * time.Second
 	sshReadyEvery  = 10 * time.Second
@@ -544,7 +545,7 @@ const (
 )
 
 // watchSSH checks, while run r is on, whether the guest's SSH server
-// accepts connections (model.VM.SSH): every sshEvery until it does, then
+// answers (model.VM.SSH): every sshEvery until it does, then
 // every sshReadyEvery (a guest that reboots is waited for again). It ends
 // when the run has ended.
 func (c *Machine) watchSSH(r *vmRun) {
@@ -597,12 +598,31 @@ func (c *Machine) dialSSH(ctx context.Context, addr string) error {
 	if c.opts.DialSSH != nil {
 		return c.opts.DialSSH(ctx, addr)
 	}
+	return sshAnswers(ctx, addr)
+}
+
+// sshAnswers checks that an SSH server answers at addr: it accepts a TCP
+// connection and sends its identification ("SSH-2.0-..."). An accepted
+// connection alone is not enough: a port forwarder (gvproxy's, for an
+// ssh_address) accepts before the guest listens.
+func sshAnswers(ctx context.Context, addr string) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
-	return conn.Close()
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetReadDeadline(dl)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(conn, buf); err != nil {
+		return fmt.Errorf("no SSH server answers at %s: %w", addr, err)
+	}
+	if string(buf) != "SSH-" {
+		return fmt.Errorf("what answers at %s is not an SSH server (it began with %q)", addr, buf)
+	}
+	return nil
 }
 
 // setSSH records the SSH check's answer and notifies on a change.

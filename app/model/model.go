@@ -40,9 +40,9 @@ type VM struct {
 	// in as: the VM's ssh_user, else the host user's login name.
 	SSHUser string `json:"ssh_user,omitempty"`
 	// SSH says whether the guest takes SSH connections: "waiting" while
-	// the VM starts or runs and its SSH port (22 on the guest's address,
-	// or ssh_address) does not accept yet, "ready" once it does, "unknown"
-	// while the VM does not run.
+	// the VM starts or runs and no SSH server answers yet at its SSH port
+	// (22 on the guest's address, or ssh_address), "ready" once one sends
+	// its identification, "unknown" while the VM does not run.
 	SSH SSHState `json:"ssh,omitempty"`
 	// SSHAddress is where the guest's SSH server is when it is not port
 	// 22 of the guest's address (ssh_address): HOST:PORT, else "".

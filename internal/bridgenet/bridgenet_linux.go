@@ -340,15 +340,21 @@ func (n *Net) startSwitchLocked() error {
 	if n.sw != nil && !n.sw.exited() {
 		return nil
 	}
-	// A killed switch leaves its socket file; remove it so that readiness
-	// below means the new switch's socket.
+	// A killed switch leaves its socket file; remove it so that a client
+	// finds no socket (or a refusing one) until the new switch is ready.
 	if err := os.Remove(n.sock); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("bridgenet: removing the old switch socket: %w", err)
 	}
+	// The new switch listens on a name of its own and its socket is
+	// renamed into place once it has the TAP open: a client never reaches
+	// a switch that is still starting (QEMU resets connections it accepts
+	// then), as socket_vmnet's socket appears only when it serves.
+	starting := n.sock + ".starting"
+	_ = os.Remove(starting)
 	p, err := start(n.inNS(n.qemu,
 		"-machine", "none", "-nodefaults", "-display", "none", "-no-user-config",
 		"-netdev", "tap,id=tp,ifname="+TAP+",script=no,downscript=no",
-		"-netdev", "stream,id=sw,server=on,addr.type=unix,addr.path="+n.sock,
+		"-netdev", "stream,id=sw,server=on,addr.type=unix,addr.path="+starting,
 		"-netdev", "hubport,id=h0,hubid=0,netdev=sw",
 		"-netdev", "hubport,id=h1,hubid=0,netdev=tp",
 	))
@@ -360,7 +366,7 @@ func (n *Net) startSwitchLocked() error {
 		if p.exited() {
 			return false, fmt.Errorf("the switch (QEMU) exited: %s", p.describe())
 		}
-		st, err := os.Lstat(n.sock)
+		st, err := os.Lstat(starting)
 		if err != nil || st.Mode()&os.ModeSocket == 0 {
 			return false, nil
 		}
@@ -368,6 +374,9 @@ func (n *Net) startSwitchLocked() error {
 		out, err := exec.Command(ipBin(), "netns", "exec", n.name, "cat", "/sys/class/net/"+TAP+"/carrier").Output()
 		return err == nil && strings.TrimSpace(string(out)) == "1", nil
 	})
+	if err == nil {
+		err = os.Rename(starting, n.sock)
+	}
 	if err != nil {
 		n.sw = nil
 		p.kill()
