@@ -62,13 +62,35 @@ func runCLIFiles(t *testing.T, files []*os.File, args ...string) result {
 
 func runCLIWith(t *testing.T, files []*os.File, env []string, args ...string) result {
 	t.Helper()
+	return runCLIOpts(t, cliOpts{files: files, env: env}, args...)
+}
+
+// cliOpts are what a test gives a vmnetbar subprocess besides its
+// arguments: extra files (descriptors 3, 4, ...), environment variables
+// added to childEnv's, and its standard input and, unless nil, standard
+// error (else captured into the result).
+type cliOpts struct {
+	files         []*os.File
+	env           []string
+	stdin, stderr *os.File
+}
+
+// runCLIOpts runs vmnetbar with args to completion (at most 30s).
+func runCLIOpts(t *testing.T, o cliOpts, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, testbin.Path(t), args...)
-	cmd.Env = append(childEnv(), env...)
-	cmd.ExtraFiles = files
+	cmd.Env = append(childEnv(), o.env...)
+	cmd.ExtraFiles = o.files
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if o.stdin != nil {
+		cmd.Stdin = o.stdin
+	}
+	if o.stderr != nil {
+		cmd.Stderr = o.stderr
+	}
 	err := cmd.Run()
 	if ctx.Err() != nil {
 		t.Fatalf("vmnetbar %s did not finish in time; stderr:\n%s", strings.Join(args, " "), stderr.String())

@@ -1,48 +1,21 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/fakeapp"
-	"github.com/vmnetbar/vmnetbar/internal/testbin"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
-// runCLIStdio runs vmnetbar with args to completion (at most 30s) with
-// the given standard input and, unless nil, standard error (else it is
-// captured into the result, as runCLI does).
+// runCLIStdio runs vmnetbar with args to completion with the given
+// standard input and, unless nil, standard error.
 func runCLIStdio(t *testing.T, stdin, stderr *os.File, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, testbin.Path(t), args...)
-	cmd.Env = append(childEnv(), env...)
-	var stdout, errBuf bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, &errBuf
-	if stderr != nil {
-		cmd.Stderr = stderr
-	}
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("vmnetbar %s did not finish in time; stderr:\n%s", strings.Join(args, " "), errBuf.String())
-	}
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("running vmnetbar %s: %v", strings.Join(args, " "), err)
-		}
-		code = ee.ExitCode()
-	}
-	return result{code: code, stdout: stdout.String(), stderr: errBuf.String()}
+	return runCLIOpts(t, cliOpts{env: env, stdin: stdin, stderr: stderr}, args...)
 }
 
 const testImage = "/images/debian-12-genericcloud-amd64.qcow2"
