@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -31,22 +30,10 @@ type guestRig struct {
 // and fails the test if any of its processes is left.
 func startGuestRig(t *testing.T, opts testguest.Options) *guestRig {
 	t.Helper()
-	guest := testguest.Ensure(t)
-	if _, err := testguest.FindQEMU(); err != nil {
-		testguest.SkipOrFatal(t, err)
-	}
-	dir, err := os.MkdirTemp("", "vnbga") // short: socket paths must fit
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	// Runs after the daemon's own cleanup: nothing of this test may be left.
-	t.Cleanup(func() {
-		if pids := processesMentioning(t, dir, ""); len(pids) > 0 {
-			t.Errorf("processes left behind: %v", pids)
-		}
-	})
+	guest := needGuest(t)
+	dir := guestDir(t, "vnbga")
 	log := testLogger(t)
+	var err error
 	r := &guestRig{console: filepath.Join(dir, "console.log")}
 	r.daemon = testdaemon.Start(t, dir)
 	r.tap = startTap(t, dir, r.daemon.SocketPath())

@@ -27,21 +27,8 @@ const pingInterval = 250 * time.Millisecond
 // resume each time without a VM restart, that the link reconnected exactly
 // twice, and that a graceful stop leaves no process behind.
 func TestGuestSurvivesDaemonRestarts(t *testing.T) {
-	guest := testguest.Ensure(t)
-	if _, err := testguest.FindQEMU(); err != nil {
-		testguest.SkipOrFatal(t, err)
-	}
-	dir, err := os.MkdirTemp("", "vmnb-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	// Runs after the daemon's own cleanup: nothing of this test may be left.
-	t.Cleanup(func() {
-		if pids := processesMentioning(t, dir, ""); len(pids) > 0 {
-			t.Errorf("processes left behind: %v", pids)
-		}
-	})
+	guest := needGuest(t)
+	dir := guestDir(t, "vmnb-e2e-")
 	log := testLogger(t)
 
 	daemon := testdaemon.Start(t, dir)
@@ -219,6 +206,36 @@ func pingGap(pings []testguest.Ping, seq int) (time.Duration, int) {
 
 // processesMentioning lists processes whose command line contains dir (and
 // name, when not empty): the test's own QEMU and gvproxy processes.
+// needGuest returns the test guest, or skips (fails with CI=true) without
+// it or QEMU.
+func needGuest(t *testing.T) testguest.Guest {
+	t.Helper()
+	guest := testguest.Ensure(t)
+	if _, err := testguest.FindQEMU(); err != nil {
+		testguest.SkipOrFatal(t, err)
+	}
+	return guest
+}
+
+// guestDir makes a short temporary directory (socket paths must fit) for
+// a test's daemon and guest, removed when the test ends, and fails the
+// test if a process mentioning it is left then (the cleanup runs after
+// the daemon's own).
+func guestDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		if pids := processesMentioning(t, dir, ""); len(pids) > 0 {
+			t.Errorf("processes left behind: %v", pids)
+		}
+	})
+	return dir
+}
+
 func processesMentioning(t *testing.T, dir, name string) []int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
