@@ -517,6 +517,9 @@ func (v *VM) LinkConfig() netlink.Config {
 // VMConfig is the vmhost configuration of the single-VM view (see
 // Config.VM), without its NIC. New code uses VM.VMConfig.
 func (c *Config) VMConfig() vmhost.Config {
+	if len(c.VMs) == 1 {
+		return c.VMs[0].VMConfig()
+	}
 	v := VM{Machine: c.VM, Network: c.Network}
 	return v.VMConfig()
 }

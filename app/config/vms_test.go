@@ -28,11 +28,19 @@ func readmeExample(t *testing.T) string {
 	return string(m[1])
 }
 
-// The README's example (the single-VM form) is one VM named default.
+// The README's example (the single-VM form) is one VM named default,
+// booting a cloud image.
 func TestReadmeExampleIsOneDefaultVM(t *testing.T) {
 	f := newFixture(t)
 	text := readmeExample(t)
+	image, userData, pub := filepath.Join(f.dir, "debian.qcow2"), filepath.Join(f.dir, "my-user-data.yaml"), filepath.Join(f.dir, "id.pub")
+	for _, p := range []string{image, userData, pub} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for old, new := range map[string]string{
+		"~/Downloads/debian-12-genericcloud-arm64.qcow2": image, "~/.ssh/id_ed25519.pub": pub,
 		"/path/to/vmlinuz": f.kernel, "/path/to/initrd.gz": f.initrd, "/path/to/disk.raw": f.disk,
 		"/opt/homebrew/var/run/socket_vmnet": f.sock,
 	} {
@@ -46,7 +54,8 @@ func TestReadmeExampleIsOneDefaultVM(t *testing.T) {
 		t.Fatalf("VMs %+v", c.VMs)
 	}
 	v := c.VMs[0]
-	if v.Name != DefaultVMName || v.Kernel != f.kernel || v.CPUs != 2 || v.Memory != 1<<30 || v.MAC.String() != "52:54:00:12:34:56" ||
+	if v.Name != DefaultVMName || v.Image != image || v.UserData != userData || len(v.SSHKeys) != 1 || v.SSHKeys[0] != pub ||
+		v.SSHAddress != "127.0.0.1:2222" || v.DiskSize != 20<<30 || !v.CloudInit || v.SSHUser != "debian" || v.CPUs != 2 || v.Memory != 1<<30 || v.MAC.String() != "52:54:00:12:34:56" ||
 		v.ConsoleLog != filepath.Join(f.dir, "console.log") || v.Network != (Network{f.sock, 1500, true, true}) ||
 		v.Reconnect != (Reconnect{100 * time.Millisecond, 2 * time.Second}) || !v.Autostart ||
 		v.StateDir != filepath.Join(f.state, "vms", "default") || v.MACGenerated {

@@ -385,3 +385,24 @@ func TestLoginCheckboxChecksLocation(t *testing.T) {
 		t.Error("turning launch at login off showed a problem")
 	}
 }
+
+// The first refreshes set the icon and tooltip again, since systray can
+// lose an icon set while it exports its D-Bus properties; later ones do
+// not (nothing changed).
+func TestIconSetAgainAtStartup(t *testing.T) {
+	_, sh := startFakeTray(t, newTestMachines("default"), Options{}, false)
+	count := func() int {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		n := 0
+		for _, c := range sh.calls {
+			if c == "SetIcon" {
+				n++
+			}
+		}
+		return n
+	}
+	testwait.Within(t, (startupReassert+3)*refreshInterval, "the icon set again by the first refreshes", func() bool {
+		return count() == 1+startupReassert
+	})
+}

@@ -122,6 +122,10 @@ var ErrUnavailable = errors.New("tray unavailable")
 // change, so durations ("running 2h 14m") stay current.
 const refreshInterval = 2 * time.Second
 
+// startupReassert is how many of the first refreshes set the icon and
+// tooltip again (see render).
+const startupReassert = 3
+
 // clickBuffer is the capacity of each item's click channel. systray sends
 // a click without blocking and drops it unless the channel can take it at
 // that instant. An unbuffered channel takes it only while a receiver is
@@ -980,6 +984,12 @@ func (t *tray) render() {
 	t.watchHealth(st)
 	t.watchReady(st)
 	sub := t.sub
+	// systray (v1.12.2, Linux) runs onReady while it exports the icon's
+	// D-Bus properties: an icon set between its reading the icon for the
+	// export and its keeping the exported properties is lost until the
+	// next change (systray_unix.go, nativeStart and SetIcon). The first
+	// ticks set the icon and tooltip again.
+	reassert := startupReassert
 	for {
 		select {
 		case s, ok := <-sub:
@@ -995,6 +1005,11 @@ func (t *tray) render() {
 			// snapshot (also the only source once the subscription
 			// has ended).
 			st = t.c.Status()
+			if reassert > 0 {
+				reassert--
+				t.setIcon(t.last.Icon)
+				t.sh.SetTooltip(t.last.Tooltip)
+			}
 		case <-t.poke:
 		case <-t.done:
 			return
