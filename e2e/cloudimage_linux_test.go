@@ -89,7 +89,6 @@ func TestCloudImageThroughVmnetbar(t *testing.T) {
 	n := bridgenet.New(t)
 	img := testimage.Path(t)
 	bin := testbin.Path(t)
-	t.Cleanup(testbin.Remove)
 	dir, err := os.MkdirTemp("", "vnbc")
 	if err != nil {
 		t.Fatal(err)

@@ -49,7 +49,6 @@ func TestControlFloodLeavesTheLinkAlone(t *testing.T) {
 		testguest.SkipOrFatal(t, err)
 	}
 	bin := testbin.Path(t)
-	t.Cleanup(testbin.Remove)
 	dir, err := os.MkdirTemp("", "vnbf")
 	if err != nil {
 		t.Fatal(err)
