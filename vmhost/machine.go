@@ -275,11 +275,11 @@ func (m *machine) get() (State, error) {
 	return m.state, m.cause
 }
 
-// snapshot returns the state, its cause and when it was entered.
-func (m *machine) snapshot() (State, error, time.Time) {
+// snapshot returns the state, when it was entered and its cause.
+func (m *machine) snapshot() (State, time.Time, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.state, m.cause, m.since
+	return m.state, m.since, m.cause
 }
 
 // isEnded reports whether the VM has ended.

@@ -57,13 +57,13 @@ func TestMachineTransitions(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				clock := &fakeClock{t: time.Unix(1000, 0)}
 				m := machineAt(t, from, clock)
-				_, _, before := m.snapshot()
+				_, before, _ := m.snapshot()
 				cause := errors.New("the cause")
 				err := m.set(to, cause)
 				if got := err == nil; got != legal[[2]State{from, to}] {
 					t.Fatalf("set(%s) from %s: err = %v, want legal=%v", to, from, err, legal[[2]State{from, to}])
 				}
-				st, gotCause, since := m.snapshot()
+				st, since, gotCause := m.snapshot()
 				if err != nil {
 					if st != from || !since.Equal(before) {
 						t.Fatalf("refused transition changed the state: %s since %v", st, since)
@@ -180,7 +180,9 @@ func TestMachineNotes(t *testing.T) {
 	if m.setNote(StateRunning, "wrong state") {
 		t.Fatal("note set for a state the VM is not in")
 	}
-	if !m.setNote(StateStopping, "waiting") || !m.setNote(StateStopping, "waiting") {
+	first := m.setNote(StateStopping, "waiting")
+	again := m.setNote(StateStopping, "waiting") // the same note again is taken too
+	if !first || !again {
 		t.Fatal("note refused")
 	}
 	if m.getNote() != "waiting" {

@@ -88,18 +88,6 @@ func (h *setHarness) vmOf(name string) *fakeVM {
 	return nil
 }
 
-// linkOf returns the latest fake link built for the VM called name.
-func (h *setHarness) linkOf(name string) *fakeLink {
-	h.f.mu.Lock()
-	defer h.f.mu.Unlock()
-	for i := len(h.f.links) - 1; i >= 0; i-- {
-		if h.f.links[i].cfg.Socket == "/"+name+".sock" {
-			return h.f.links[i]
-		}
-	}
-	return nil
-}
-
 func (h *setHarness) vm(name string) model.VMStatus {
 	h.t.Helper()
 	v, ok := h.c.Status().Lookup(name)
