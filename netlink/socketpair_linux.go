@@ -10,5 +10,6 @@ func socketpairCloexec() ([2]int, error) {
 // closed its end. On Linux it never does: a zero-length read is an empty
 // datagram (skipped and counted as Drops.Empty); the peer closing is only
 // seen as ECONNREFUSED on the next send.
+//
 //lint:ignore U1000 used by the portable path (batch_portable.go, -tags portable)
 func peerGone(fd int) bool { return false }
