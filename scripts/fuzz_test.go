@@ -189,3 +189,63 @@ echo "would run: $*"
 		t.Errorf("output lacks %q:\n%s", want, b)
 	}
 }
+
+// TestFuzzDeadlineRaceRetried: a run that ends only with Go's fuzzing
+// coordinator racing its -fuzztime deadline (go.dev/issue/75804: "context
+// deadline exceeded", nothing found) is run once more; a real finding is
+// not retried.
+func TestFuzzDeadlineRaceRetried(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skipf("no go: %v", err)
+	}
+	goPath, _ := exec.LookPath("go")
+	for _, tc := range []struct {
+		name, first string
+		code, runs  int
+	}{
+		{"deadline race", "--- FAIL: FuzzParse (5.01s)\n    context deadline exceeded\nFAIL", 0, 2},
+		{"real finding", "--- FAIL: FuzzParse (0.10s)\n    a_test.go:7: boom\n    Failing input written to testdata/fuzz/FuzzParse/x\n    context deadline exceeded\nFAIL", 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bin, state := t.TempDir(), t.TempDir()
+			// A go that lists for real; its first fuzz run fails with
+			// tc.first, later ones pass.
+			writeExec(t, filepath.Join(bin, "go"), `case "$1 $2" in
+"list "*|"test -list") exec "`+goPath+`" "$@" ;;
+esac
+echo run >>"`+state+`/runs"
+if [ "$(wc -l <"`+state+`/runs")" -eq 1 ]; then
+	printf '%s\n' '`+strings.ReplaceAll(tc.first, "\n", "' '")+`'
+	exit 1
+fi
+echo ok
+`)
+			dir := t.TempDir()
+			for name, text := range map[string]string{
+				"go.mod":      "module example.com/fz\n\ngo 1.22\n",
+				"a/a.go":      "package a\n",
+				"a/a_test.go": "package a\n\nimport \"testing\"\n\nfunc FuzzParse(f *testing.F) { f.Fuzz(func(t *testing.T, b []byte) {}) }\n",
+			} {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			script, _ := filepath.Abs("fuzz.sh")
+			cmd := exec.Command(bashPath(t), script)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "GO="+filepath.Join(bin, "go"), "FUZZTIME=1s")
+			b, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			runs, _ := os.ReadFile(filepath.Join(state, "runs"))
+			if code != tc.code || strings.Count(string(runs), "run") != tc.runs {
+				t.Fatalf("exit %d after %d runs, want %d after %d:\n%s", code, strings.Count(string(runs), "run"), tc.code, tc.runs, b)
+			}
+		})
+	}
+}
