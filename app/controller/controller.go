@@ -131,7 +131,6 @@ type entry struct {
 	name        string
 	m           *Machine
 	autostart   bool
-	sshUser     string
 	placeholder bool
 	// spec is the VM's configuration as last read (at its last start or
 	// reload), under Controller.mu: its Prepare and SSHAddress apply to
@@ -212,7 +211,7 @@ func (c *Controller) newEntry(s Spec) (*entry, error) {
 	if c.opts.Load != nil {
 		o.Reload = c.loaderFor(s.Name)
 	}
-	e := &entry{name: s.Name, autostart: s.Autostart, sshUser: s.SSHUser, spec: s}
+	e := &entry{name: s.Name, autostart: s.Autostart, spec: s}
 	o.Prepare = func(ctx context.Context, cfg vmhost.Config, progress func(done, total int64)) (vmhost.Config, error) {
 		c.mu.Lock()
 		prepare := e.spec.Prepare
@@ -273,7 +272,7 @@ func (c *Controller) loaderFor(name string) func() (vmhost.Config, netlink.Confi
 			if s.Name == name {
 				c.mu.Lock()
 				if e := c.machines[name]; e != nil && !e.placeholder {
-					e.spec, e.sshUser = s, s.SSHUser
+					e.spec = s
 				}
 				c.mu.Unlock()
 				return s.VM, s.Link, nil
@@ -306,16 +305,15 @@ func (c *Controller) Status() model.Overview {
 	c.mu.Lock()
 	entries := c.sortedLocked()
 	o := model.Overview{VMs: make([]model.VMStatus, 0, len(entries)), ConfigError: c.cfgErr}
-	users := make([]Spec, len(entries)) // what the status shows of each VM's configuration
+	specs := make([]Spec, len(entries)) // what the status shows of each VM's configuration
 	for i, e := range entries {
-		users[i] = e.spec
-		users[i].SSHUser = e.sshUser
+		specs[i] = e.spec
 	}
 	c.mu.Unlock()
 	for i, e := range entries {
 		v := e.m.Status().Named(e.name)
-		v.VM.SSHUser = users[i].SSHUser
-		v.VM.SSHAddress, v.VM.SSHKey, v.VM.KnownHosts, v.VM.Image = users[i].SSHAddress, users[i].SSHKey, users[i].KnownHosts, users[i].Image
+		s := &specs[i]
+		v.VM.SSHUser, v.VM.SSHAddress, v.VM.SSHKey, v.VM.KnownHosts, v.VM.Image = s.SSHUser, s.SSHAddress, s.SSHKey, s.KnownHosts, s.Image
 		v.Actions = model.Allowed(&v.VM, v.Link.State) // with the image: Reset
 		o.VMs = append(o.VMs, v)
 	}
@@ -406,17 +404,10 @@ func (c *Controller) Reset(ctx context.Context, name string) error {
 	if e.placeholder {
 		return &ConflictError{Action: "reset", State: vmhost.StateStopped, Msg: "no VM configured: there is nothing to reset"}
 	}
-	// The file as it is now says what to delete.
+	// The file as it is now says what to delete (reading it updates
+	// e.spec; a file with errors leaves the spec of the last read).
 	if c.opts.Load != nil {
-		if specs, err := c.opts.Load(); err == nil {
-			for _, s := range specs {
-				if s.Name == e.name {
-					c.mu.Lock()
-					e.spec = s
-					c.mu.Unlock()
-				}
-			}
-		}
+		_, _, _ = c.loaderFor(e.name)()
 	}
 	c.mu.Lock()
 	reset := e.spec.Reset
@@ -545,7 +536,7 @@ func (c *Controller) Reload() error {
 			delete(c.machines, name)
 			continue
 		}
-		e.autostart, e.sshUser, e.spec = s.Autostart, s.SSHUser, s
+		e.autostart, e.spec = s.Autostart, s
 		kept = append(kept, e)
 	}
 	var newErr error
