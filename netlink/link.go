@@ -36,6 +36,14 @@ const (
 	// dialTimeout bounds one dial attempt (a daemon whose accept backlog is
 	// full makes connect block); the attempt counts as failed.
 	dialTimeout = 5 * time.Second
+	// stillbornWithin: a restored connection that the daemon ends this
+	// soon, before any byte came from it, was never really up. A daemon
+	// that is going away (killed, restarting) can still accept on its
+	// listening socket between closing its clients and closing the
+	// listener; the kernel then resets the new connection. The outage
+	// goes on, and the next restore is not counted again, so one restart
+	// of the daemon is one reconnect.
+	stillbornWithin = time.Second
 	// probeInterval is how often the VM side is checked for having gone
 	// away (see watchVM).
 	probeInterval = 500 * time.Millisecond
@@ -165,6 +173,9 @@ type Link struct {
 	lastErr    string
 	reconnects uint64
 	downSince  time.Time // start of the current outage after the first connection
+	outageFrom time.Time // start of the outage the current or next restore ends (for the log)
+	restored   bool      // the current connection ended an outage (and was counted)
+	stillborn  bool      // the last restored connection ended before it carried anything: the next restore is not counted
 	downtime   time.Duration
 	warned     bool // the current outage was logged
 	guest      Guest
@@ -501,10 +512,13 @@ func (l *Link) install(conn net.Conn) bool {
 	restored := l.state == StateReconnecting
 	var down time.Duration
 	if restored {
-		l.reconnects++
-		down = l.now().Sub(l.downSince)
-		l.downtime += down
+		if !l.stillborn {
+			l.reconnects++
+		}
+		l.downtime += l.now().Sub(l.downSince)
+		down = l.now().Sub(l.outageFrom)
 	}
+	l.restored, l.stillborn = restored, false
 	l.downSince = time.Time{}
 	l.warned = false
 	l.resetHealthLocked(l.now())
@@ -589,11 +603,26 @@ func (l *Link) fail(gen uint64, err error) {
 		return
 	}
 	l.warned = true
+	// A restored connection that ends at once, with nothing read from the
+	// daemon, continues the outage it was to end (see stillbornWithin).
+	connAt := l.connAt
+	stillborn := l.restored && l.now().Sub(connAt) < stillbornWithin && l.lastRx.Load() < connAt.UnixNano()
+	outageFrom := l.outageFrom
 	old, tr := l.dropLocked(err)
+	if stillborn {
+		l.stillborn = true
+		l.outageFrom = outageFrom
+		// The moment it was up was down time too.
+		l.downSince = connAt
+	}
 	l.mu.Unlock()
 	old.Close()
 	l.logTransition(tr)
-	l.log.WithError(err).Warn("daemon connection lost; reconnecting")
+	if stillborn {
+		l.log.WithError(err).Info("the daemon ended the new connection at once (it may still be going away); reconnecting")
+	} else {
+		l.log.WithError(err).Warn("daemon connection lost; reconnecting")
+	}
 	select {
 	case l.kick <- struct{}{}:
 	default:
@@ -609,6 +638,8 @@ func (l *Link) dropLocked(cause error) (net.Conn, transition) {
 	l.changed = make(chan struct{})
 	l.lastErr = cause.Error()
 	l.downSince = l.now()
+	l.outageFrom = l.downSince
+	l.restored = false
 	l.resetHealthLocked(time.Time{})
 	tr := l.setStateLocked(StateReconnecting)
 	l.notifyLocked()

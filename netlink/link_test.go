@@ -458,8 +458,10 @@ func TestAcceptThenClose200Times(t *testing.T) {
 	testwait.For(t, "fds and goroutines back to baseline", func() bool {
 		return countFDs(t) <= fds0+4 && runtime.NumGoroutine() <= g0+6
 	})
-	if st := l.Status(); st.Reconnects < 150 || st.State != StateUp {
-		t.Errorf("status %+v: want up after ~200 reconnects", st)
+	// None of them carried anything: it was one outage, ended by the
+	// connection that holds.
+	if st := l.Status(); st.Reconnects != 1 || st.State != StateUp {
+		t.Errorf("status %+v: want up with one reconnect (one outage)", st)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)

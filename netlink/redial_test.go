@@ -20,7 +20,7 @@ import (
 // least InitialBackoff (by the link's clock) is redialed at once; one that
 // died sooner waits InitialBackoff; a manual reconnect cuts that wait.
 func TestRedialAfterConnectionLoss(t *testing.T) {
-	_, host := vmPair(t)
+	vm, host := vmPair(t)
 	d := newDaemon(t, socketPath(t))
 	d.start()
 	clock := testclock.New(time.Time{})
@@ -36,7 +36,9 @@ func TestRedialAfterConnectionLoss(t *testing.T) {
 	c2 := d.next()
 	waitStatus(t, l, "up again", func(st Status) bool { return st.State == StateUp && st.Reconnects == 1 })
 
-	// Up for a moment only: the link waits an hour before redialing.
+	// Up for a moment only (it carried a frame, so it ended an outage of
+	// its own): the link waits an hour before redialing.
+	sendDown(t, vm, c2, testFrame(make([]byte, 64), 1, 64))
 	c2.Close()
 	waitStatus(t, l, "reconnecting", func(st Status) bool { return st.State == StateReconnecting })
 	if w := dialerWait(t, clock); w != time.Hour {
@@ -49,6 +51,63 @@ func TestRedialAfterConnectionLoss(t *testing.T) {
 	l.Reconnect()
 	d.next()
 	waitStatus(t, l, "up after the manual reconnect", func(st Status) bool { return st.State == StateUp && st.Reconnects == 2 })
+}
+
+// TestDaemonGoingAwayCountsOnce: a daemon that is going away can accept a
+// redial before it closes its listener, and the kernel resets that
+// connection. Such a connection, ended at once with nothing from the
+// daemon, does not end the outage: one restart of the daemon is one
+// reconnect, and the downtime covers the whole outage. A restored
+// connection that carried a frame, or lasted, counts on its own.
+func TestDaemonGoingAwayCountsOnce(t *testing.T) {
+	vm, host := vmPair(t)
+	d := newDaemon(t, socketPath(t))
+	d.start()
+	clock := testclock.New(time.Time{})
+	l := newLink(t, host, Config{Socket: d.path, Clock: clock})
+	noProbe(l)
+	runLink(t, l)
+	c := d.next()
+	waitStatus(t, l, "up", func(st Status) bool { return st.State == StateUp })
+
+	// The restart: the old connection ends, the redial reaches the dying
+	// listener and is reset, twice over; then the new daemon serves.
+	clock.Advance(time.Minute)
+	c.Close()
+	lost := clock.Now()
+	for i := 0; i < 2; i++ {
+		c = d.next()
+		waitStatus(t, l, "up on the dying daemon", func(st Status) bool { return st.State == StateUp })
+		clock.Advance(10 * time.Millisecond)
+		c.Close()
+		waitStatus(t, l, "reconnecting", func(st Status) bool { return st.State == StateReconnecting })
+		clock.Advance(dialerWait(t, clock)) // a connection that short is redialed after InitialBackoff
+	}
+	c = d.next()
+	st := waitStatus(t, l, "up", func(st Status) bool { return st.State == StateUp })
+	if st.Reconnects != 1 {
+		t.Fatalf("%d reconnects across one daemon restart, want 1", st.Reconnects)
+	}
+	if down := clock.Since(lost); st.Downtime != down {
+		t.Errorf("downtime %v, want the whole outage %v", st.Downtime, down)
+	}
+	if !strings.Contains(st.LastError, "closed") && !strings.Contains(st.LastError, "reset") {
+		t.Errorf("last error %q, want the resets' cause", st.LastError)
+	}
+
+	// A restored connection that carried a frame ended its outage: losing
+	// it at once is a new outage.
+	sendDown(t, vm, c, testFrame(make([]byte, 64), 1, 64))
+	c.Close()
+	waitStatus(t, l, "reconnecting", func(st Status) bool { return st.State == StateReconnecting })
+	clock.Advance(dialerWait(t, clock))
+	c = d.next()
+	waitStatus(t, l, "up, counted", func(st Status) bool { return st.State == StateUp && st.Reconnects == 2 })
+	// So is one that lasted a second, with nothing from the daemon.
+	clock.Advance(stillbornWithin)
+	c.Close()
+	d.next()
+	waitStatus(t, l, "up, counted", func(st Status) bool { return st.State == StateUp && st.Reconnects == 3 })
 }
 
 // TestManualReconnectRacingFailure: a manual reconnect that comes with a

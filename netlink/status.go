@@ -13,7 +13,7 @@ import (
 //
 //	connecting  -> up            first connection established
 //	up          -> reconnecting  the daemon connection failed or a manual reconnect
-//	reconnecting-> up            a redial succeeded (Reconnects is incremented)
+//	reconnecting-> up            a redial succeeded (Reconnects is incremented once per outage)
 //	connecting/up/reconnecting -> stopped  the Run context ended
 //	any         -> failed        the VM side failed (fatal, no redial)
 type State int
@@ -123,7 +123,10 @@ func (d Drops) Total() uint64 { return d.Oversize + d.VMBusy + d.PartialRead + d
 type Status struct {
 	State State // current state
 	// Reconnects counts successful re-establishments after the first
-	// connection, manual ones included.
+	// connection, manual ones included: one per outage. A restored
+	// connection that the daemon ends within a second without sending
+	// anything (a daemon still going away accepts, then resets) does not
+	// end the outage, so one restart of the daemon counts once.
 	Reconnects uint64
 	LastError  string    // the most recent connection error, "" if none
 	Since      time.Time // time of the last state change
