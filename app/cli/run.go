@@ -151,7 +151,7 @@ func launchApp(name string, f appFlags, env Env) (code int, early string) {
 
 	// One app per user: the lock is in the state directory, so it does not
 	// depend on where the control socket is.
-	release, err := lockInstance(paths.StateDir)
+	release, err := takeInstanceLock(paths.StateDir, control.PrivateTempDir, flockFile, log)
 	var running *errAlreadyRunning
 	if errors.As(err, &running) {
 		// No alert: launchd starts a second instance whenever launch at

@@ -295,6 +295,57 @@ func TestLockInstance(t *testing.T) {
 	}
 }
 
+// TestLockOnAFileSystemWithoutLocks: a state directory whose file system
+// cannot lock (NFS without a lock service answers ENOLCK) moves the
+// single-instance lock to the local private directory, with a warning, and
+// it still keeps a second app out; an unusable fallback is an error that
+// says both.
+func TestLockOnAFileSystemWithoutLocks(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "nfs-home")
+	local := filepath.Join(t.TempDir(), "local")
+	flock := func(f *os.File) error {
+		if strings.HasPrefix(f.Name(), state) {
+			return fmt.Errorf("flock: %w", syscall.ENOLCK)
+		}
+		return flockFile(f)
+	}
+	fallback := func() (string, error) { return local, nil }
+	var hook testbin.Buffer
+	log := logrus.New()
+	log.SetOutput(&hook)
+	release, err := takeInstanceLock(state, fallback, flock, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(local, instanceLockName)); err != nil {
+		t.Fatalf("the lock is not in the local directory: %v", err)
+	}
+	if !strings.Contains(hook.String(), "single-instance lock") || !strings.Contains(hook.String(), "does not support file locks") {
+		t.Errorf("no warning that names the move and the cause; log:\n%s", hook.String())
+	}
+	_, err = takeInstanceLock(state, fallback, flock, log)
+	var ar *errAlreadyRunning
+	if !errors.As(err, &ar) || ar.pid != os.Getpid() {
+		t.Fatalf("a second app with the lock moved: %v, want already running", err)
+	}
+	release()
+
+	// The lock in a state directory that can lock stays there.
+	other := filepath.Join(t.TempDir(), "state")
+	release, err = takeInstanceLock(other, func() (string, error) { return "", errors.New("not called") }, flockFile, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+
+	// No usable fallback: the error names the state directory's lock and
+	// the fallback's problem.
+	_, err = takeInstanceLock(state, func() (string, error) { return "", errors.New("/tmp/vmnetbar-1000 belongs to someone else") }, flock, log)
+	if err == nil || !strings.Contains(err.Error(), "does not support file locks") || !strings.Contains(err.Error(), "someone else") {
+		t.Fatalf("error %v, want both causes", err)
+	}
+}
+
 func TestEndedBySystem(t *testing.T) {
 	env := func(v string) func(string) string {
 		return func(k string) string {

@@ -24,6 +24,20 @@ func fallbackDir(tmp string, uid int) string {
 	return filepath.Join(tmp, appName+"-"+strconv.Itoa(uid))
 }
 
+// PrivateTempDir returns this user's private directory in the system's
+// temporary directory (the control socket's fallback directory), creating
+// it with mode 0700 when missing. Its error wraps ErrNotPrivate when the
+// directory exists but is not a directory of the user's own with mode 0700.
+// The temporary directory is on the local machine, so it also serves what
+// a network home cannot hold (a file lock).
+func PrivateTempDir() (string, error) {
+	dir := fallbackDir(os.TempDir(), os.Getuid())
+	if err := makePrivateDir(dir); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
 // needsPrivateDir reports whether the socket at path lives in this user's
 // fallback directory in the shared temporary directory, where another user
 // may have created that directory first.

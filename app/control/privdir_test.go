@@ -250,3 +250,26 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// TestPrivateTempDir: the directory is made 0700 in the temporary
+// directory, reused, and refused once it is not private.
+func TestPrivateTempDir(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dir, err := PrivateTempDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(dir); err != nil || filepath.Dir(dir) != tmp || fi.Mode().Perm() != 0o700 || !fi.IsDir() {
+		t.Fatalf("%s: %v, %v; want a 0700 directory in %s", dir, fi.Mode(), err, tmp)
+	}
+	if again, err := PrivateTempDir(); err != nil || again != dir {
+		t.Fatalf("again: %s, %v", again, err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PrivateTempDir(); !errors.Is(err, ErrNotPrivate) {
+		t.Fatalf("a 0755 directory: %v, want ErrNotPrivate", err)
+	}
+}
