@@ -304,11 +304,32 @@ func (e *Error) Unwrap() error { return e.Err }
 // Load reads and checks the configuration file at path. Each VM without a
 // mac gets one generated, written into its section of the file (comments
 // and layout kept); each VM's state directory is created.
+//
+// The generated addresses are written only over the file as it was read:
+// when it changed in between (an editor saved it), it is read again and
+// the new version gets the addresses, so no edit is lost.
 func Load(path string, opts Options) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	for attempt := 1; ; attempt++ {
+		last := attempt == maxLoadAttempts
+		c, err := loadOnce(abs, opts, last)
+		if last || !errors.Is(err, errFileChanged) {
+			return c, err
+		}
+	}
+}
+
+// maxLoadAttempts bounds the reads of a file that keeps changing while
+// the generated MAC addresses are written into it.
+const maxLoadAttempts = 5
+
+// errFileChanged: the file changed between its read and the write-back.
+var errFileChanged = errors.New("the file changed while vmnetbar wrote to it")
+
+func loadOnce(abs string, opts Options, last bool) (*Config, error) {
 	data, err := os.ReadFile(abs)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -330,7 +351,11 @@ func Load(path string, opts Options) (*Config, error) {
 		return nil, err
 	}
 	if out != nil {
-		if err := writeFileAtomic(abs, out); err != nil {
+		err := writeFileAtomic(abs, data, out)
+		if errors.Is(err, errFileChanged) && !last {
+			return nil, err
+		}
+		if err != nil {
 			var keys []string
 			for _, v := range c.VMs {
 				if v.MACGenerated {
@@ -683,9 +708,10 @@ func insertMAC(data []byte, doc *yaml.Node, path []string, mac net.HardwareAddr)
 	return buf.Bytes(), nil
 }
 
-// writeFileAtomic replaces path with data, keeping its permissions. A
+// writeFileAtomic replaces path with data, keeping its permissions, if it
+// still holds old; else it returns errFileChanged and leaves it alone. A
 // symbolic link is followed, so the file it points to is replaced.
-func writeFileAtomic(path string, data []byte) error {
+func writeFileAtomic(path string, old, data []byte) error {
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
 	}
@@ -707,6 +733,13 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		// As late as can be: an editor that saved since the read keeps
+		// its edit (and the caller reads the file again).
+		if now, rerr := os.ReadFile(path); rerr != nil || !bytes.Equal(now, old) {
+			err = errFileChanged
+		}
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)

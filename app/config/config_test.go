@@ -415,6 +415,57 @@ func TestMACWriteFails(t *testing.T) {
 	}
 }
 
+// TestMACWriteBackKeepsAnEditorsSave: the file saved by an editor between
+// vmnetbar's read and its write-back of a generated MAC keeps the edit
+// (the new version is read again and gets the address); a file that keeps
+// changing is left as the editor saved it, with an error saying what to do.
+func TestMACWriteBackKeepsAnEditorsSave(t *testing.T) {
+	f := newFixture(t)
+	p := f.write(t, "vm:\n  kernel: vmlinuz\nnetwork:\n  socket: daemon.sock\n")
+	edited := "# the user's edit\nvm:\n  kernel: vmlinuz\n  cpus: 3\nnetwork:\n  socket: daemon.sock\n"
+	o := f.opts()
+	calls := 0
+	o.NewMAC = func() (net.HardwareAddr, error) {
+		calls++
+		if calls == 1 { // the editor saves while the address is made
+			if err := os.WriteFile(p, []byte(edited), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return fixedMAC, nil
+	}
+	c, err := Load(p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(p)
+	if calls != 2 || c.VMs[0].CPUs != 3 || !strings.Contains(string(data), "# the user's edit") ||
+		!strings.Contains(string(data), "cpus: 3") || !strings.Contains(string(data), fixedMAC.String()) {
+		t.Fatalf("%d generations, cpus %d; file:\n%s", calls, c.VMs[0].CPUs, data)
+	}
+
+	// An editor that saves on every read: the file keeps its last save.
+	p = f.write(t, "vm:\n  kernel: vmlinuz\nnetwork:\n  socket: daemon.sock\n")
+	calls = 0
+	o.NewMAC = func() (net.HardwareAddr, error) {
+		calls++
+		text := fmt.Sprintf("vm:\n  kernel: vmlinuz\n  cpus: %d\nnetwork:\n  socket: daemon.sock\n", calls)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return fixedMAC, nil
+	}
+	_, err = Load(p, o)
+	data, _ = os.ReadFile(p)
+	if err == nil || !strings.Contains(err.Error(), "vm.mac: not set") || !strings.Contains(err.Error(), "changed") ||
+		calls != maxLoadAttempts || strings.Contains(string(data), "mac:") || !strings.Contains(string(data), fmt.Sprintf("cpus: %d", calls)) {
+		t.Fatalf("%d generations, error %v; file:\n%s", calls, err, data)
+	}
+	if left, _ := filepath.Glob(filepath.Join(f.dir, ".config-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
+
 func TestMACGeneratorFails(t *testing.T) {
 	f := newFixture(t)
 	p := f.write(t, "vm:\n  kernel: vmlinuz\nnetwork:\n  socket: daemon.sock\n")
