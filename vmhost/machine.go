@@ -62,6 +62,7 @@ type machine struct {
 	cause   error
 	note    string // what the VM waits for in state; cleared on every change
 	since   time.Time
+	started bool // Start was called (or a Stop ended the VM before it)
 	ended   bool
 	dropped int
 	events  chan Event
@@ -244,6 +245,37 @@ func (m *machine) getNote() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.note
+}
+
+// errAlreadyUsed: Start on a VM that was started or stopped before.
+var errAlreadyUsed = errors.New("the VM was already started or stopped: make a new one with New")
+
+// claimStart records that the VM starts; false when it was started or
+// ended before (a VM starts once).
+func (m *machine) claimStart() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started || m.ended {
+		return false
+	}
+	m.started = true
+	return true
+}
+
+// endUnstarted ends a VM that was never started (Stop before Start) and
+// reports whether it did; the caller then closes the NIC. A VM that was
+// started is left to its stop.
+func (m *machine) endUnstarted() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started {
+		return false
+	}
+	m.started = true
+	if !m.ended && m.state == StateStopped {
+		m.endLocked()
+	}
+	return true
 }
 
 // end marks a VM that never started as ended: Done and Events close

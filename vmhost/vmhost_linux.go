@@ -145,9 +145,8 @@ type qemuVM struct {
 	bootTimeout  time.Duration
 	buttonRepeat time.Duration // between power button presses while stopping
 
-	mu      sync.Mutex
-	started bool
-	stopCh  chan struct{} // closed by the first Stop; m has its deadline
+	mu     sync.Mutex
+	stopCh chan struct{} // closed by the first Stop; m has its deadline
 
 	// Set by Start before the supervisor runs.
 	cmd    *exec.Cmd
@@ -270,10 +269,9 @@ func useKVM(accel string) bool {
 func (v *qemuVM) Start(ctx context.Context) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.started || v.m.isEnded() {
-		return errors.New("the VM was already started or stopped: make a new one with New")
+	if !v.m.claimStart() {
+		return errAlreadyUsed
 	}
-	v.started = true
 	if err := ctx.Err(); err != nil {
 		v.m.end()
 		v.closeNIC()
@@ -577,15 +575,13 @@ func (v *qemuVM) Stop(ctx context.Context, timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = v.cfg.StopTimeout
 	}
-	v.mu.Lock()
-	if !v.started {
-		v.started = true
-		v.m.end()
-		v.mu.Unlock()
+	v.mu.Lock() // a Start under way launches first
+	unstarted := v.m.endUnstarted()
+	v.mu.Unlock()
+	if unstarted {
 		v.closeNIC()
 		return nil
 	}
-	v.mu.Unlock()
 	if v.m.beginStop(timeout) {
 		close(v.stopCh)
 	}

@@ -309,9 +309,8 @@ type vzVM struct {
 
 	running sync.WaitGroup // watch and stopper
 
-	mu      sync.Mutex
-	started bool
-	forced  bool // a forced stop was tried (under mu)
+	mu     sync.Mutex
+	forced bool // a forced stop was tried (under mu)
 
 	nicOnce    sync.Once
 	nicClosed  chan struct{} // closed with the NIC: watch returns
@@ -325,11 +324,10 @@ var _ VM = (*vzVM)(nil)
 // failed to). A Stop meanwhile does not wait for it.
 func (v *vzVM) Start(ctx context.Context) error {
 	v.mu.Lock()
-	if v.started {
+	if !v.m.claimStart() {
 		v.mu.Unlock()
-		return errors.New("the VM was already started or stopped: make a new one with New")
+		return errAlreadyUsed
 	}
-	v.started = true
 	if err := ctx.Err(); err != nil {
 		v.mu.Unlock()
 		v.m.end()
@@ -433,15 +431,13 @@ func (v *vzVM) Stop(ctx context.Context, timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = v.cfg.StopTimeout
 	}
-	v.mu.Lock()
-	if !v.started {
-		v.started = true
-		v.m.end()
-		v.mu.Unlock()
+	v.mu.Lock() // a Start under way reaches the framework first
+	unstarted := v.m.endUnstarted()
+	v.mu.Unlock()
+	if unstarted {
 		v.closeNIC()
 		return nil
 	}
-	v.mu.Unlock()
 	if v.m.beginStop(timeout) {
 		// Also when the guest was already stopping by itself: it is
 		// forced off should it not finish in time.
