@@ -371,6 +371,7 @@ func specs(cfg *config.Config, log logrus.FieldLogger) []controller.Spec {
 			pv := v.Provision(home, user)
 			vlog := log.WithField("vm", v.Name)
 			s.Image = v.Image
+			s.Settings = pv // a reload that changes them changes the VM
 			s.KnownHosts = pv.KnownHostsPath()
 			if v.CloudInit {
 				s.SSHKey = filepath.Join(pv.SSHDir(), cloudinit.KeyName)

@@ -57,6 +57,21 @@ type Spec struct {
 	// Prepare makes what the VM's boot needs before each start (see
 	// MachineOptions.Prepare); nil = nothing.
 	Prepare func(ctx context.Context, cfg vmhost.Config, progress func(done, total int64)) (vmhost.Config, error)
+	// Settings is what else the VM's start depends on (the command line
+	// puts its provisioning settings here: image, disk size, keys,
+	// user-data), compared with reflect.DeepEqual: a reload that changes
+	// them changes the VM.
+	Settings any
+}
+
+// sameSpec reports whether two specs of a VM start the same VM the same
+// way (autostart aside: it needs no restart).
+func sameSpec(a, b Spec) bool {
+	return sameConfig(a.VM, b.VM, a.Link, b.Link) &&
+		a.SSHUser == b.SSHUser && a.SSHAddress == b.SSHAddress && a.Image == b.Image &&
+		a.SSHKey == b.SSHKey && a.KnownHosts == b.KnownHosts &&
+		(a.Reset == nil) == (b.Reset == nil) && (a.Prepare == nil) == (b.Prepare == nil) &&
+		reflect.DeepEqual(a.Settings, b.Settings)
 }
 
 // Options configure a Controller. Zero values mean the documented default.
@@ -132,6 +147,9 @@ type entry struct {
 	m           *Machine
 	autostart   bool
 	placeholder bool
+	// removing: a reload found the VM no longer in the file; it stops,
+	// and then leaves the set (under Controller.mu).
+	removing bool
 	// spec is the VM's configuration as last read (at its last start or
 	// reload), under Controller.mu: its Prepare and SSHAddress apply to
 	// the next start.
@@ -306,8 +324,9 @@ func (c *Controller) Status() model.Overview {
 	entries := c.sortedLocked()
 	o := model.Overview{VMs: make([]model.VMStatus, 0, len(entries)), ConfigError: c.cfgErr}
 	specs := make([]Spec, len(entries)) // what the status shows of each VM's configuration
+	removing := make([]bool, len(entries))
 	for i, e := range entries {
-		specs[i] = e.spec
+		specs[i], removing[i] = e.spec, e.removing
 	}
 	c.mu.Unlock()
 	for i, e := range entries {
@@ -315,6 +334,10 @@ func (c *Controller) Status() model.Overview {
 		s := &specs[i]
 		v.VM.SSHUser, v.VM.SSHAddress, v.VM.SSHKey, v.VM.KnownHosts, v.VM.Image = s.SSHUser, s.SSHAddress, s.SSHKey, s.KnownHosts, s.Image
 		v.Actions = model.Allowed(&v.VM, v.Link.State) // with the image: Reset
+		if removing[i] {
+			v.VM.Note = removingNote
+			v.Actions = model.Actions{}
+		}
 		o.VMs = append(o.VMs, v)
 	}
 	return o
@@ -330,23 +353,31 @@ func (c *Controller) Subscribe() (<-chan model.Overview, func()) { return c.subs
 func (c *Controller) notify() { c.subs.PublishFunc(c.Status) }
 
 // resolve returns the VM an action names ("": the only one).
-func (c *Controller) resolve(name string) (*entry, error) {
+func (c *Controller) resolve(action, name string) (*entry, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, ErrClosed
 	}
 	if e, ok := c.machines[name]; ok {
+		if e.removing {
+			st := e.m.Status().VM.State
+			return nil, &ConflictError{Action: action, State: st,
+				Msg: fmt.Sprintf("%s no longer names the VM %s: it is stopping, and then leaves the list (add it back to the file and reload to keep it)", c.configFile(), name)}
+		}
 		return e, nil
 	}
-	if name == "" && len(c.machines) == 1 {
-		for _, e := range c.machines {
-			return e, nil
+	// The VMs a reload is removing are no candidates for "the only VM".
+	o := model.Overview{}
+	var only *entry
+	for _, e := range c.sortedLocked() {
+		if !e.removing {
+			o.VMs = append(o.VMs, model.VMStatus{Name: e.name})
+			only = e
 		}
 	}
-	o := model.Overview{}
-	for _, e := range c.sortedLocked() {
-		o.VMs = append(o.VMs, model.VMStatus{Name: e.name})
+	if name == "" && len(o.VMs) == 1 {
+		return only, nil
 	}
 	_, err := o.Resolve(name)
 	return nil, err
@@ -357,7 +388,7 @@ func (c *Controller) resolve(name string) (*entry, error) {
 // configuration first and starts the VM the file names now (when it names
 // exactly one).
 func (c *Controller) Start(ctx context.Context, name string) error {
-	e, err := c.resolve(name)
+	e, err := c.resolve("start", name)
 	if err != nil {
 		return err
 	}
@@ -366,7 +397,7 @@ func (c *Controller) Start(ctx context.Context, name string) error {
 			// The file has errors: the start fails with them.
 			return e.m.StartVM(ctx)
 		}
-		if e, err = c.resolve(""); err != nil {
+		if e, err = c.resolve("start", ""); err != nil {
 			return err
 		}
 	}
@@ -375,7 +406,7 @@ func (c *Controller) Start(ctx context.Context, name string) error {
 
 // Stop stops the VM called name ("": the only one); see Machine.StopVM.
 func (c *Controller) Stop(ctx context.Context, name string) error {
-	e, err := c.resolve(name)
+	e, err := c.resolve("stop", name)
 	if err != nil {
 		return err
 	}
@@ -385,7 +416,7 @@ func (c *Controller) Stop(ctx context.Context, name string) error {
 // Reconnect makes the link of the VM called name ("": the only one) redial
 // now; see Machine.Reconnect.
 func (c *Controller) Reconnect(name string) error {
-	e, err := c.resolve(name)
+	e, err := c.resolve("reconnect", name)
 	if err != nil {
 		return err
 	}
@@ -397,7 +428,7 @@ func (c *Controller) Reconnect(name string) error {
 // its next start makes them again from its image. A VM without Reset (it
 // boots a kernel) fails with a *ConflictError.
 func (c *Controller) Reset(ctx context.Context, name string) error {
-	e, err := c.resolve(name)
+	e, err := c.resolve("reset", name)
 	if err != nil {
 		return err
 	}
@@ -442,7 +473,7 @@ func (c *Controller) Autostart(ctx context.Context) error {
 	c.mu.Lock()
 	var todo []*entry
 	for _, e := range c.sortedLocked() {
-		if e.autostart {
+		if e.autostart && !e.removing {
 			todo = append(todo, e)
 		}
 	}
@@ -457,7 +488,12 @@ func (c *Controller) each(want func(model.VMStatus) bool, act func(*entry) error
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	entries := c.sortedLocked()
+	var entries []*entry
+	for _, e := range c.sortedLocked() {
+		if !e.removing {
+			entries = append(entries, e)
+		}
+	}
 	c.mu.Unlock()
 	var todo []*entry
 	for _, e := range entries {
@@ -530,13 +566,23 @@ func (c *Controller) Reload() error {
 		if e.placeholder && len(specs) == 0 {
 			continue // still nothing configured
 		}
+		if e.removing {
+			continue // a reload that was cut short left it; it leaves below
+		}
 		s, ok := want[name]
-		if !ok || e.placeholder {
+		if e.placeholder {
+			// It never runs, and a VM of the file may take its name.
 			removed = append(removed, e)
 			delete(c.machines, name)
 			continue
 		}
-		e.autostart, e.spec = s.Autostart, s
+		if !ok {
+			// It stays in the list, stopping, until it has stopped.
+			e.removing = true
+			removed = append(removed, e)
+			continue
+		}
+		e.autostart = s.Autostart
 		kept = append(kept, e)
 	}
 	var newErr error
@@ -552,25 +598,32 @@ func (c *Controller) Reload() error {
 		c.machines[s.Name] = e
 		added = append(added, e)
 	}
-	if len(c.machines) == 0 {
-		if e, err := c.newPlaceholder(); err == nil {
-			c.machines[e.name] = e
-		}
-	}
 	c.mu.Unlock()
 
 	for _, e := range kept {
 		s := want[e.name]
-		vmCfg, linkCfg := e.m.config()
-		if sameConfig(vmCfg, s.VM, linkCfg, s.Link) {
+		c.mu.Lock()
+		same := sameSpec(e.spec, s)
+		if same {
+			e.spec = s // the same settings; its functions are the newest
+		}
+		c.mu.Unlock()
+		if same {
 			e.m.setConfigChanged(false)
 			continue
 		}
 		changed = append(changed, e)
 		st := e.m.Status().VM.State
 		if st == vmhost.StateStopped || st == vmhost.StateError {
+			c.mu.Lock()
+			e.spec = s
+			c.mu.Unlock()
 			e.m.setConfig(s.VM, s.Link)
+			e.m.setConfigChanged(false)
 		} else {
+			// It runs as it was started (its status keeps showing
+			// that: SSH user and address included); its next start
+			// reads the file again and takes the change.
 			e.m.setConfigChanged(true)
 		}
 	}
@@ -578,9 +631,24 @@ func (c *Controller) Reload() error {
 		Info("configuration reloaded (a changed VM that runs takes its change at its next start)")
 	c.notify()
 
-	// Removed VMs stop as Close stops them (their status leaves the
-	// overview at once; the log follows the stop).
+	// Removed VMs stop as Close stops them, shown as stopping meanwhile,
+	// and then leave the overview.
 	stopErr := c.parallel(removed, func(e *entry) error { return e.m.Close() })
+	c.mu.Lock()
+	for _, e := range removed {
+		if e.removing && c.machines[e.name] == e {
+			delete(c.machines, e.name)
+		}
+	}
+	if len(c.machines) == 0 && !c.closed {
+		if e, err := c.newPlaceholder(); err == nil {
+			c.machines[e.name] = e
+		}
+	}
+	c.mu.Unlock()
+	if len(removed) > 0 {
+		c.notify()
+	}
 	var autostart []*entry
 	for _, e := range added {
 		if e.autostart && !c.isClosed() {
@@ -590,6 +658,9 @@ func (c *Controller) Reload() error {
 	startErr := c.parallel(autostart, func(e *entry) error { return e.m.StartVM(context.Background()) })
 	return errors.Join(newErr, stopErr, startErr)
 }
+
+// removingNote is the status note of a VM that a reload is removing.
+const removingNote = "no longer in the configuration: stopping, then it leaves the list"
 
 func (c *Controller) isClosed() bool {
 	c.mu.Lock()

@@ -303,6 +303,91 @@ func TestReload(t *testing.T) {
 	}
 }
 
+// A VM a reload removes stays in the overview, stopping, with a note and
+// no actions, until it has stopped; meanwhile actions on it say why they
+// are refused, and it is no candidate for "the only VM".
+func TestReloadShowsARemovedVMUntilItHasStopped(t *testing.T) {
+	h := newSet(t, spec("dev"), spec("old"))
+	h.start("dev")
+	h.start("old")
+	v := h.vmOf("old")
+	v.mu.Lock()
+	v.deafGuest = true // forced off after its stop timeout (1 s)
+	v.mu.Unlock()
+	h.file.set(nil, spec("dev"))
+	done := make(chan error, 1)
+	go func() { done <- h.c.Reload() }()
+	h.waitState("old", vmhost.StateStopping)
+	if old := h.vm("old"); old.VM.Note != removingNote || old.Actions != (model.Actions{}) {
+		t.Fatalf("the VM being removed: note %q, actions %+v", old.VM.Note, old.Actions)
+	}
+	err := h.c.Start(context.Background(), "old")
+	if kindOf(err) != model.KindConflict || !strings.Contains(err.Error(), "no longer names the VM old") {
+		t.Fatalf("start of the VM being removed: %v", err)
+	}
+	if err := h.c.Reconnect(""); err != nil {
+		t.Fatalf("an action on the only VM left: %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the reload returned (%v) before the removed VM stopped", err)
+	default:
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(h.c.Status().Names(), ","); got != "dev" {
+		t.Fatalf("VMs after the removed one stopped: %s", got)
+	}
+}
+
+// Every setting of a VM counts for a reload, its SSH user and the
+// settings its start prepares from included: a running VM keeps showing
+// what it was started with, marked changed, until its next start; a
+// stopped one takes them at once.
+func TestReloadKeepsARunningVMsSettingsUntilItsNextStart(t *testing.T) {
+	h := newSet(t, spec("dev"), spec("idle"))
+	h.start("dev")
+	dev, idle := spec("dev"), spec("idle")
+	dev.SSHUser, idle.SSHUser = "bob", "carol"
+	h.file.set(nil, dev, idle)
+	if err := h.c.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if d := h.vm("dev").VM; !d.ConfigChanged || d.SSHUser != "u-dev" {
+		t.Fatalf("running dev after the reload: changed %v, ssh user %q; want the user it was started with, marked changed", d.ConfigChanged, d.SSHUser)
+	}
+	if i := h.vm("idle").VM; i.ConfigChanged || i.SSHUser != "carol" {
+		t.Fatalf("stopped idle after the reload: changed %v, ssh user %q", i.ConfigChanged, i.SSHUser)
+	}
+	if err := h.c.Stop(context.Background(), "dev"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("dev", vmhost.StateStopped)
+	h.start("dev")
+	if d := h.vm("dev").VM; d.ConfigChanged || d.SSHUser != "bob" {
+		t.Fatalf("dev after its restart: changed %v, ssh user %q", d.ConfigChanged, d.SSHUser)
+	}
+
+	// The settings its start prepares from (image, disk size, keys...).
+	dev.Settings = struct{ DiskSize int64 }{40 << 30}
+	h.file.set(nil, dev, idle)
+	if err := h.c.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !h.vm("dev").VM.ConfigChanged {
+		t.Fatal("a change of the prepared settings does not show")
+	}
+	dev.Settings = nil // and back
+	h.file.set(nil, dev, idle)
+	if err := h.c.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if h.vm("dev").VM.ConfigChanged {
+		t.Fatal("the file as dev was started still shows a change")
+	}
+}
+
 // A start reads the file again and takes its VM's part; a VM the file no
 // longer names cannot start until a reload removes it.
 func TestStartReadsTheFileAgain(t *testing.T) {
