@@ -45,7 +45,12 @@ if [[ ${GUEST:-} != busybox ]]; then
 	if [[ $(id -u) == 0 ]]; then
 		image=$(internal/testimage/build.sh)
 	else
+		# The cache stays the user's: made by the user first, and what root
+		# built in it handed back.
+		cache=${XDG_CACHE_HOME:-$HOME/.cache}/vmnetbar/testimage
+		mkdir -p "$cache"
 		image=$(sudo env XDG_CACHE_HOME="${XDG_CACHE_HOME:-$HOME/.cache}" internal/testimage/build.sh)
+		sudo chown -R "$(id -u):$(id -g)" "$cache"
 	fi
 	config=$run/config-image.yaml
 	if [[ ! -f $config ]]; then
@@ -66,7 +71,10 @@ vms:
       socket: $sock
 CONFIG
 	else
-		sed -i -e "s|^    image: .*|    image: $image|" "$config"
+		# The image and the port gvproxy forwards SSH from follow this run.
+		sed -i -e "s|^    image: .*|    image: $image|" \
+			-e "s|^    ssh_address: 127\.0\.0\.1:[0-9]*\$|    ssh_address: 127.0.0.1:${SSH_PORT:-2222}|" \
+			-e "s|forwards to 127\.0\.0\.1:[0-9]* |forwards to 127.0.0.1:${SSH_PORT:-2222} |" "$config"
 		if [[ -n ${ACCEL:-} ]]; then sed -i "s|^    accel: .*|    accel: $ACCEL|" "$config"; fi
 	fi
 	ssh_port=${SSH_PORT:-2222}

@@ -70,8 +70,8 @@ func newRootCmd(env Env, code *int) *cobra.Command {
 	var app appFlags
 	root := &cobra.Command{
 		Use:   "vmnetbar",
-		Short: "a menu-bar app that runs a Linux VM and keeps its link to socket_vmnet up",
-		Long: `vmnetbar boots a Linux VM and forwards its network to socket_vmnet,
+		Short: "a menu-bar app that runs Linux VMs and keeps their links to socket_vmnet up",
+		Long: `vmnetbar boots Linux VMs and forwards each one's network to socket_vmnet,
 reconnecting whenever the daemon restarts. Without a command it runs the app
 with its menu-bar icon (the same as 'vmnetbar tray'); the flags below are
 that command's.`,

@@ -31,7 +31,7 @@ func newAppCmd(name string, env Env, code *int) *cobra.Command {
 	var f appFlags
 	cmd := &cobra.Command{
 		Use:                   name + " [--headless] [--config FILE] [--control PATH] [--log-level LEVEL]",
-		Short:                 "run the app: the VM, its link and the control API (--headless: no menu-bar icon)",
+		Short:                 "run the app: the VMs, their links and the control API (--headless: no menu-bar icon)",
 		Long:                  runLong,
 		Args:                  noArgs,
 		ValidArgsFunction:     cobra.NoFileCompletions,

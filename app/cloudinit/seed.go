@@ -68,6 +68,13 @@ var (
 	iidRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 )
 
+// UserRule says what a guest user name may be (ValidUser).
+const UserRule = "1 to 32 lowercase letters, digits, '_', '.' and '-', starting with a letter or '_'"
+
+// ValidUser reports whether name is a user name for the guest that
+// cloud-init and ssh both accept (UserRule).
+func ValidUser(name string) bool { return userRE.MatchString(name) }
+
 // Validate says what in s cannot go into a seed, naming the configuration
 // key to fix.
 func (s Seed) Validate() error {
@@ -79,9 +86,8 @@ func (s Seed) Validate() error {
 		return &SeedError{"local-hostname", fmt.Sprintf("%q is not a host name (1 to 63 lowercase letters, digits and '-', "+
 			"starting and ending with a letter or digit): rename the VM", s.Hostname)}
 	}
-	if !userRE.MatchString(s.User) {
-		return &SeedError{"ssh_user", fmt.Sprintf("%q is not a user name for the guest (1 to 32 lowercase letters, digits, "+
-			"'_', '.' and '-', starting with a letter or '_'): set ssh_user", s.User)}
+	if !ValidUser(s.User) {
+		return &SeedError{"ssh_user", fmt.Sprintf("%q is not a user name for the guest (%s): set ssh_user", s.User, UserRule)}
 	}
 	if len(s.AuthorizedKeys) == 0 {
 		return &SeedError{"ssh_keys", "no key to log in with: name a public key in ssh_keys, or leave it unset " +

@@ -222,6 +222,7 @@ func TestLoadErrors(t *testing.T) {
 		{"probe not a bool", vm + net + "  probe: 2\n", `network.probe: "2" is not true or false`},
 		{"ssh_user upper case", vm + "  ssh_user: Root\n" + net, `vm.ssh_user: "Root" is not a user name`},
 		{"ssh_user too long", vm + "  ssh_user: " + strings.Repeat("a", 33) + "\n" + net, "is not a user name"},
+		{"ssh_user a number", vm + "  ssh_user: \"1000\"\n" + net, `"1000" is not a user name (use 1 to 32 lowercase letters, digits, '_', '.' and '-'`},
 		// MTU + 18 (Ethernet header and VLAN tag) must fit a 65535-byte frame.
 		{"mtu frame too big", vm + net + fmt.Sprintf("  mtu: %d\n", 65535-18+1), fmt.Sprintf("network.mtu: %d is out of range (use a number from 1280 to %d)", 65535-18+1, 65535-18)},
 		{"mtu words", vm + net + "  mtu: big\n", `network.mtu: "big" is not a whole number`},
@@ -778,14 +779,14 @@ func slicesContains(s []string, v string) bool {
 
 func TestNetworkSwitchesAndSSHUser(t *testing.T) {
 	f := newFixture(t)
-	text := "vms:\n  dev:\n    kernel: vmlinuz\n    mac: \"52:54:00:00:00:01\"\n    ssh_user: debian\n    network:\n      socket: daemon.sock\n      filter: false\n      probe: off\n" +
+	text := "vms:\n  dev:\n    kernel: vmlinuz\n    mac: \"52:54:00:00:00:01\"\n    ssh_user: john.doe\n    network:\n      socket: daemon.sock\n      filter: false\n      probe: off\n" +
 		"  ci:\n    kernel: vmlinuz\n    network:\n      socket: daemon.sock\n"
 	c, err := Load(f.write(t, text), f.opts())
 	if err != nil {
 		t.Fatal(err)
 	}
 	dev, ci := c.Lookup("dev"), c.Lookup("ci")
-	if dev.Network.Filter || dev.Network.Probe || dev.SSHUser != "debian" || !dev.LinkConfig().NoFilter || !dev.LinkConfig().NoProbe {
+	if dev.Network.Filter || dev.Network.Probe || dev.SSHUser != "john.doe" || !dev.LinkConfig().NoFilter || !dev.LinkConfig().NoProbe {
 		t.Fatalf("dev: %+v, %+v", dev.Network, dev.Machine)
 	}
 	if !ci.Network.Filter || !ci.Network.Probe || ci.SSHUser != "" || ci.LinkConfig().NoFilter || ci.LinkConfig().NoProbe {

@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vmnetbar/vmnetbar/app/cloudinit"
 	"github.com/vmnetbar/vmnetbar/internal/filekind"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -48,9 +49,6 @@ var (
 )
 
 // vmNameRule says what a VM name may be.
-// sshUser is a user name cloud-init and ssh both accept.
-var sshUser = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-
 var vmNameRule = fmt.Sprintf("a VM's name is 1 to %d lowercase letters, digits and '-', starting and ending with a letter or digit (it becomes the guest's hostname)", MaxVMNameLen)
 
 // parser reads one file.
@@ -647,8 +645,8 @@ func (p *parser) machineKey(m *Machine, kv keyValue) error {
 		if err != nil || s == "" {
 			return err
 		}
-		if !sshUser.MatchString(s) {
-			return p.errf(kv.path, kv.val, "%q is not a user name (use 1 to 32 lowercase letters, digits, '_' or '-', starting with a letter or '_'), or remove the key to use your own login name", s)
+		if !cloudinit.ValidUser(s) {
+			return p.errf(kv.path, kv.val, "%q is not a user name (use %s), or remove the key to use your own login name", s, cloudinit.UserRule)
 		}
 		m.SSHUser = s
 	case "cpus":
