@@ -47,10 +47,13 @@
 //   - The guest: the link learns the VM's MAC (Config.MAC, else the first
 //     unicast source the VM uses), its IPv4 address from a DHCPv4 ACK for
 //     that MAC (with the router and the lease; a RELEASE or a NAK clears
-//     it) or, without a lease, from the VM's own ARP, and up to
-//     MaxGuestIPv6 IPv6 source addresses (Status.Guest). Each change
-//     publishes the status once. Only DHCP, ARP and IPv6 from a new source
-//     are parsed (frames.go, fuzzed); other frames cost a few comparisons.
+//     it) or from the VM's own ARP (which replaces a lease once it
+//     expired, on an announcement of a new address, or on two ARP frames
+//     from the new address with none from the leased one between; see
+//     Guest), and the MaxGuestIPv6 IPv6 source addresses it used most
+//     recently (Status.Guest). Each change publishes the status once. Only
+//     DHCP, ARP and IPv6 from a source other than the last are parsed
+//     (frames.go, fuzzed); other frames cost a few comparisons.
 //   - The filter: unicast frames from the daemon to a MAC the VM never used
 //     as a source (the last 7 learned besides its own) are not delivered
 //     (Status.FilteredFrames); broadcast and multicast always pass.
@@ -68,8 +71,9 @@
 //     without any frame from the daemon make health "silent" 3 s after the
 //     third (33 s after the last frame). Without probing
 //     (Config.NoProbe, or no router known), a request of the guest's own
-//     (ARP request, DHCP DISCOVER or REQUEST) with no frame from the
-//     daemon for 15 s makes it "silent". Each change of health publishes
+//     (an ARP request, not a probe or announcement; a DHCP DISCOVER or
+//     REQUEST) with no frame from the daemon for 15 s makes it "silent".
+//     GatewayRTT is 0 while silent and on a new connection. Each change of health publishes
 //     the status once. Its waits use Config.Clock; the down loop pays one
 //     clock reading and one atomic store per read of the stream.
 //   - InitialBackoff is at least MinInitialBackoff (10 ms) and MaxBackoff

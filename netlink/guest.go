@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// MaxGuestIPv6 bounds the IPv6 addresses a Guest lists: the first ones
-// seen are kept, later new ones are ignored.
+// MaxGuestIPv6 bounds the IPv6 addresses a Guest lists: the ones the VM
+// used most recently are kept; a new one replaces the one least recently
+// seen.
 const MaxGuestIPv6 = 4
 
 // Sources of a guest's IPv4 address (Guest.Source).
@@ -38,14 +39,37 @@ func macFrom64(v uint64) MACAddr {
 
 // Guest is what the link learned about the VM from its frames. It is
 // comparable (Status stays comparable).
+//
+// Where IPv4 comes from: a DHCP ACK for the VM's MAC sets it (source
+// "dhcp"); a DHCP RELEASE from the VM or a NAK clears it. The sender
+// address of an ARP frame from the VM's MAC (not an RFC 5227 probe, whose
+// sender is 0.0.0.0) sets it (source "arp") when no address is known or the
+// known one came from ARP. While a DHCP lease is known, a different ARP
+// sender address replaces the leased one only when
+//
+//   - the lease has expired (an infinite lease, or one without option 51,
+//     never does), or
+//   - the frame is an announcement (gratuitous ARP: sender == target) of
+//     the new address, or
+//   - two ARP frames from the same new address came with no ARP frame from
+//     the leased address in between (and no DHCP ACK, which confirms the
+//     lease and starts the count over).
+//
+// So a guest switched to a static address is learned from its first
+// announcement, or from its second ARP request, even under an infinite
+// lease; one stray ARP from another address does not replace a lease.
 type Guest struct {
 	// MAC is the VM's MAC: Config.MAC, else the source of the first frame
 	// the VM sent; zero until known.
 	MAC MACAddr
-	// IPv4 is the guest's address (invalid: unknown), from Source.
+	// IPv4 is the guest's address (invalid: unknown), from Source (see
+	// above for when ARP replaces a DHCP lease).
 	IPv4 netip.Addr
-	// IPv6 lists the IPv6 source addresses of the VM's frames, in the
-	// order first seen, at most MaxGuestIPv6; unused entries are invalid.
+	// IPv6 lists the IPv6 source addresses of the VM's frames: the
+	// MaxGuestIPv6 it used most recently (a new address replaces the one
+	// least recently seen), link-local ones first, then the others, each
+	// in the order it joined the list. Unused entries (at the end) are
+	// invalid.
 	IPv6 [MaxGuestIPv6]netip.Addr
 	// Gateway is the first router of the DHCP lease (invalid: unknown).
 	Gateway netip.Addr
@@ -190,16 +214,104 @@ type upLearner struct {
 	macs    [macSetSize]uint64
 	nmacs   int
 	next    int // next slot to replace once full (1..macSetSize-1)
-	v6      [MaxGuestIPv6][16]byte
-	nv6     int
+	v6      v6List
+}
+
+// v6List is the up loop's list of the VM's IPv6 source addresses: the
+// MaxGuestIPv6 seen most recently. Recency is a counter that moves only
+// when the source changes from one address to another, so a run of frames
+// from one address costs one 16-byte comparison each.
+type v6List struct {
+	addrs  [MaxGuestIPv6][16]byte
+	seen   [MaxGuestIPv6]uint64 // tick when the address last became the current source
+	joined [MaxGuestIPv6]uint64 // tick when the address joined the list
+	n      int
+	last   int // index of the last address seen (valid when n > 0)
+	tick   uint64
+}
+
+// see records a frame from a; it reports whether the list changed (a new
+// address joined, replacing the least recently seen one when full).
+func (v *v6List) see(a *[16]byte) bool {
+	if v.n > 0 && v.addrs[v.last] == *a {
+		return false // the common case: the same source as the last frame
+	}
+	v.tick++
+	for i := 0; i < v.n; i++ {
+		if v.addrs[i] == *a {
+			v.seen[i], v.last = v.tick, i
+			return false
+		}
+	}
+	slot := v.n
+	if v.n < MaxGuestIPv6 {
+		v.n++
+	} else {
+		slot = 0
+		for i := 1; i < v.n; i++ {
+			if v.seen[i] < v.seen[slot] {
+				slot = i
+			}
+		}
+	}
+	v.addrs[slot], v.seen[slot], v.joined[slot], v.last = *a, v.tick, v.tick, slot
+	return true
+}
+
+// guest returns the list as Guest.IPv6 shows it: link-local addresses
+// first, then the others, each in the order it joined.
+func (v *v6List) guest() (out [MaxGuestIPv6]netip.Addr) {
+	var idx [MaxGuestIPv6]int
+	for i := 0; i < v.n; i++ {
+		idx[i] = i
+		// Insertion sort on (not link-local, joined).
+		for j := i; j > 0 && v.before(idx[j], idx[j-1]); j-- {
+			idx[j], idx[j-1] = idx[j-1], idx[j]
+		}
+	}
+	for k := 0; k < v.n; k++ {
+		out[k] = netip.AddrFrom16(v.addrs[idx[k]])
+	}
+	return out
+}
+
+func (v *v6List) before(i, j int) bool {
+	li, lj := isLinkLocal6(&v.addrs[i]), isLinkLocal6(&v.addrs[j])
+	if li != lj {
+		return li
+	}
+	return v.joined[i] < v.joined[j]
+}
+
+// isLinkLocal6 reports whether a is in fe80::/10.
+func isLinkLocal6(a *[16]byte) bool { return a[0] == 0xfe && a[1]&0xc0 == 0x80 }
+
+// arpCandidates are the new ARP sender addresses each seen once while a
+// DHCP lease is known (the third case in Guest's doc): the last
+// len(addrs), replaced round robin. Guarded by Link.mu.
+type arpCandidates struct {
+	addrs [4]netip.Addr
+	next  int
+}
+
+// seenOrAdd reports whether ip is a candidate already, adding it if not.
+func (c *arpCandidates) seenOrAdd(ip netip.Addr) bool {
+	for _, a := range c.addrs {
+		if a == ip {
+			return true
+		}
+	}
+	c.addrs[c.next] = ip
+	c.next = (c.next + 1) % len(c.addrs)
+	return false
 }
 
 // guestMAC returns the VM's MAC, packed, 0 when not known yet.
 func (l *Link) guestMAC() uint64 { return l.mac.Load() }
 
 // learnUp inspects a frame from the VM (len >= 1). Only frames with a new
-// source MAC, ARP, IPv6 from a new address and DHCP client messages do more
-// than a few comparisons.
+// source MAC, ARP, DHCP client messages and IPv6 from a source other than
+// the last one do more than a few comparisons.
 func (l *Link) learnUp(u *upLearner, f []byte) {
 	if len(f) < ethHeaderSize {
 		return
@@ -235,6 +347,7 @@ func (l *Link) learnUp(u *upLearner, f []byte) {
 			if g.Source == GuestSourceDHCP {
 				clearLease(g, now)
 			}
+			l.arpNew = arpCandidates{}
 		})
 	case etherTypeARP:
 		if src != l.guestMAC() {
@@ -244,39 +357,54 @@ func (l *Link) learnUp(u *upLearner, f []byte) {
 		if !ok || mac64(a.senderMAC[:]) != src {
 			return
 		}
-		if a.op == 1 {
-			l.noteAsk()
-		}
 		if a.senderIP == [4]byte{} {
+			// An RFC 5227 probe: it says no address and asks
+			// nothing the network answers on success.
 			return
 		}
+		announce := a.senderIP == a.targetIP
+		if a.op == 1 && !announce {
+			// A real request: the network answers it. (An
+			// announcement, gratuitous ARP, gets no answer.)
+			l.noteAsk()
+		}
 		ip := netip.AddrFrom4(a.senderIP)
-		l.updateGuest(func(g *Guest, now time.Time) {
-			if g.Source == GuestSourceDHCP && (g.LeaseExpires.IsZero() || now.Before(g.LeaseExpires)) {
-				return // a lease is known: it says the address
-			}
-			if g.IPv4 != ip || g.Source != GuestSourceARP {
-				*g = Guest{MAC: g.MAC, IPv6: g.IPv6, IPv4: ip, Source: GuestSourceARP, Since: now}
-			}
-		})
+		l.updateGuest(func(g *Guest, now time.Time) { l.learnARPLocked(g, now, ip, announce) })
 	case etherTypeIPv6:
-		if u.nv6 == MaxGuestIPv6 || src != l.guestMAC() {
+		if src != l.guestMAC() {
 			return
 		}
 		a, ok := parseIPv6Src(f[off:])
 		if !ok || a[0] == 0xff || a == [16]byte{} {
 			return // multicast or unspecified (duplicate address detection)
 		}
-		for i := 0; i < u.nv6; i++ {
-			if u.v6[i] == a {
-				return
-			}
+		if !u.v6.see(&a) {
+			return
 		}
-		u.v6[u.nv6] = a
-		n := u.nv6
-		u.nv6++
-		ip := netip.AddrFrom16(a)
-		l.updateGuest(func(g *Guest, _ time.Time) { g.IPv6[n] = ip })
+		v6 := u.v6.guest()
+		l.updateGuest(func(g *Guest, _ time.Time) { g.IPv6 = v6 })
+	}
+}
+
+// learnARPLocked applies the sender address ip of an ARP frame from the VM
+// (announce: sender == target) to g, with l.mu held: see Guest for the
+// rule.
+func (l *Link) learnARPLocked(g *Guest, now time.Time, ip netip.Addr, announce bool) {
+	leased := g.Source == GuestSourceDHCP && (g.LeaseExpires.IsZero() || now.Before(g.LeaseExpires))
+	if leased {
+		switch {
+		case ip == g.IPv4:
+			l.arpNew = arpCandidates{} // the leased address is in use
+			return
+		case announce:
+		case l.arpNew.seenOrAdd(ip):
+		default:
+			return // once: a lease is known, it says the address
+		}
+	}
+	l.arpNew = arpCandidates{}
+	if g.IPv4 != ip || g.Source != GuestSourceARP {
+		*g = Guest{MAC: g.MAC, IPv6: g.IPv6, IPv4: ip, Source: GuestSourceARP, Since: now}
 	}
 }
 
@@ -357,12 +485,14 @@ func (l *Link) learnDown(f []byte) bool {
 				g.Since = now
 			}
 			g.IPv4, g.Gateway, g.Source, g.LeaseExpires = ip, gw, GuestSourceDHCP, exp
+			l.arpNew = arpCandidates{} // the lease is confirmed: count again
 		})
 	case dhcpNAK:
 		l.updateGuest(func(g *Guest, now time.Time) {
 			if g.Source == GuestSourceDHCP {
 				clearLease(g, now)
 			}
+			l.arpNew = arpCandidates{}
 		})
 	}
 	return true

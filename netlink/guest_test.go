@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -120,30 +121,50 @@ func TestGuestFromARP(t *testing.T) {
 	}
 }
 
+// TestGuestIPv6: the list keeps the addresses the VM used most recently,
+// link-local first; a 5th address replaces the one least recently seen
+// (whatever its kind), and repeated frames from a known address change
+// nothing.
 func TestGuestIPv6(t *testing.T) {
 	vm, _, l, c := linked(t, Config{MAC: vmMAC})
-	addrs := []string{"fe80::5054:ff:fe12:3456", "2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8::4"}
-	var frames [][]byte
-	frames = append(frames,
+	ll, g1, g2, g3, g4, g5 := "fe80::5054:ff:fe12:3456", "2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8::4", "2001:db8::5"
+	send := func(addrs ...string) {
+		t.Helper()
+		var frames [][]byte
+		for _, a := range addrs {
+			frames = append(frames, ipv6Frame(vmMAC, net.ParseIP(a)))
+		}
+		sendUpFrames(t, vm, c, frames...)
+	}
+	// The list is current once the daemon has the frames: learning comes
+	// before the write.
+	want := func(what string, addrs ...string) {
+		t.Helper()
+		var got []string
+		for _, a := range l.Status().Guest.IPv6Addrs() {
+			got = append(got, a.String())
+		}
+		if strings.Join(got, " ") != strings.Join(addrs, " ") {
+			t.Fatalf("%s: IPv6 %v, want %v", what, got, addrs)
+		}
+	}
+	sendUpFrames(t, vm, c,
 		ipv6Frame(vmMAC, net.IPv6unspecified),            // duplicate address detection
 		ipv6Frame(otherMAC, net.ParseIP("2001:db8::99")), // not the VM's MAC
-		ipv6Frame(vmMAC, net.ParseIP(addrs[0])),          // link-local
-		ipv6Frame(vmMAC, net.ParseIP(addrs[0])))          // again
-	for _, a := range addrs[1:] {
-		frames = append(frames, ipv6Frame(vmMAC, net.ParseIP(a)))
-	}
-	sendUpFrames(t, vm, c, frames...)
-	g := waitStatus(t, l, "4 IPv6 addresses", func(s Status) bool { return s.Guest.IPv6[MaxGuestIPv6-1].IsValid() }).Guest
-	var got []string
-	for _, a := range g.IPv6Addrs() {
-		got = append(got, a.String())
-	}
-	if strings.Join(got, " ") != strings.Join(addrs[:4], " ") {
-		t.Fatalf("IPv6 %v, want %v (the first 4, each once)", got, addrs[:4])
-	}
-	if !g.IPv6[0].IsLinkLocalUnicast() || !g.IPv6[1].IsGlobalUnicast() {
-		t.Errorf("IPv6 %v: want link-local first, then global", got)
-	}
+		ipv6Frame(vmMAC, net.ParseIP("ff02::2")))         // multicast
+	want("no address of the VM's")
+	send(g1, ll, ll, g1, g2, g2, g3)
+	want("4 addresses", ll, g1, g2, g3) // link-local first although it came second
+	// g2 is now the least recently seen: g4 takes its place.
+	send(g1, ll, g3, g3, g4)
+	want("a 5th address", ll, g1, g3, g4)
+	// Now the link-local address is the stalest.
+	send(g3, g4, g4, g1, g5)
+	want("a 6th address", g1, g3, g4, g5)
+	// Known addresses, in any order, change nothing; g2 comes back in
+	// place of the stalest (g3).
+	send(g5, g1, g4, g5, g4, g2)
+	want("g2 again", g1, g4, g5, g2)
 }
 
 func TestFilterOnlyTheVMsFrames(t *testing.T) {
@@ -259,5 +280,100 @@ func TestGuestJSON(t *testing.T) {
 	const empty = `"guest":{"mac":"","ipv4":"","ipv6":[],"gateway":"","source":"","since":null,"lease_expires":null},"health":"unknown","last_rx":null}`
 	if !strings.HasSuffix(string(b), empty) {
 		t.Fatalf("JSON %s\nwant the suffix %s", b, empty)
+	}
+}
+
+// TestGuestNewAddressReplacesLease: an address the VM's ARP uses other
+// than its DHCP lease's replaces it (source "arp") once the lease expired,
+// at once on an announcement, or on its second ARP frame with none from the
+// leased address (and no DHCP ACK) between; one such frame does not. An
+// infinite lease, or one without option 51, is no exception.
+func TestGuestNewAddressReplacesLease(t *testing.T) {
+	static, static2 := net.IPv4(192, 168, 105, 50), net.IPv4(192, 168, 105, 51)
+	staticAddr := netip.MustParseAddr("192.168.105.50")
+	request := func(ip net.IP) []byte { // a request for the gateway from ip
+		return ethFrame(bcastMAC, vmMAC, etherTypeARP, arpPayload(1, vmMAC, ip, routerIP))
+	}
+	reply := func(ip net.IP) []byte { // a reply from ip to the gateway
+		return ethFrame(srvMAC, vmMAC, etherTypeARP, arpPayload(2, vmMAC, ip, routerIP))
+	}
+	for _, tc := range []struct {
+		name    string
+		lease   uint32 // 0: no option 51
+		advance time.Duration
+		up      [][]byte // from the VM after the lease; nil entry: the ACK again, from the daemon
+		learned bool     // the last frame replaces the lease with static
+	}{
+		{"one request", 3600, 0, [][]byte{request(static)}, false},
+		{"lease expired", 3600, time.Hour, [][]byte{request(static)}, true},
+		{"lease not expired yet", 3600, time.Hour - time.Second, [][]byte{request(static)}, false},
+		{"two requests, infinite lease", 0xffffffff, 0, [][]byte{request(static), request(static)}, true},
+		{"request and reply, no option 51", 0, 0, [][]byte{request(static), reply(static)}, true},
+		{"announcement (request), infinite lease", 0xffffffff, 0,
+			[][]byte{ethFrame(bcastMAC, vmMAC, etherTypeARP, arpPayload(1, vmMAC, static, static))}, true},
+		{"announcement (reply), no option 51", 0, 0,
+			[][]byte{ethFrame(bcastMAC, vmMAC, etherTypeARP, arpPayload(2, vmMAC, static, static))}, true},
+		{"the leased address between", 0xffffffff, 0, [][]byte{request(static), request(leaseIP), request(static)}, false},
+		{"a probe between", 0xffffffff, 0, [][]byte{
+			request(static),
+			ethFrame(bcastMAC, vmMAC, etherTypeARP, arpPayload(1, vmMAC, net.IPv4zero, leaseIP)),
+			request(static)}, true},
+		{"the leased address between, then twice", 0xffffffff, 0,
+			[][]byte{request(static), request(leaseIP), request(static), request(static)}, true},
+		{"an ACK between", 0xffffffff, 0, [][]byte{request(static), nil, request(static)}, false},
+		{"another new address between", 0xffffffff, 0, [][]byte{request(static), request(static2), request(static)}, true},
+		{"another MAC's ARP", 0xffffffff, 0, [][]byte{
+			ethFrame(bcastMAC, otherMAC, etherTypeARP, arpPayload(1, otherMAC, static, static)),
+			ethFrame(bcastMAC, vmMAC, etherTypeARP, arpPayload(1, otherMAC, static, static))}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var now atomic.Int64
+			now.Store(t0.UnixNano())
+			clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+			vm, _, l, c := linked(t, Config{MAC: vmMAC, Now: clock})
+			a := ack(vmMAC, leaseIP, tc.lease)
+			sendDown(t, vm, c, a.serverFrame())
+			leased := waitStatus(t, l, "the lease", func(s Status) bool { return s.Guest.Source == GuestSourceDHCP }).Guest
+			now.Add(int64(tc.advance))
+			for i, f := range tc.up {
+				if f == nil {
+					sendDown(t, vm, c, a.serverFrame())
+					continue
+				}
+				sendUpFrames(t, vm, c, f)
+				// Learning comes before the write: the guest is
+				// current once the daemon has the frame.
+				g := l.Status().Guest
+				if i < len(tc.up)-1 || !tc.learned {
+					if g != leased {
+						t.Fatalf("after frame %d: guest %+v, want the lease still %+v", i, g, leased)
+					}
+					continue
+				}
+				want := Guest{MAC: leased.MAC, IPv4: staticAddr, Source: GuestSourceARP, Since: clock()}
+				if g != want {
+					t.Fatalf("guest %+v, want %+v", g, want)
+				}
+			}
+		})
+	}
+}
+
+// TestGuestLeaseAfterStatic: a new DHCP lease replaces an address learned
+// from ARP, and a single ARP from the old static address afterwards does
+// not undo it.
+func TestGuestLeaseAfterStatic(t *testing.T) {
+	vm, _, l, c := linked(t, Config{MAC: vmMAC, Now: fixedNow})
+	static := net.IPv4(192, 168, 105, 50)
+	arp := ethFrame(bcastMAC, vmMAC, etherTypeARP, arpPayload(1, vmMAC, static, routerIP))
+	sendUpFrames(t, vm, c, arp)
+	if g := l.Status().Guest; g.Source != GuestSourceARP || g.IPv4 != netip.MustParseAddr("192.168.105.50") {
+		t.Fatalf("guest %+v: want the static address from ARP", g)
+	}
+	sendDown(t, vm, c, ack(vmMAC, leaseIP, 0xffffffff).serverFrame())
+	waitStatus(t, l, "the lease", func(s Status) bool { return s.Guest.Source == GuestSourceDHCP })
+	sendUpFrames(t, vm, c, arp)
+	if g := l.Status().Guest; g.Source != GuestSourceDHCP || g.IPv4 != netip.MustParseAddr("192.168.105.3") {
+		t.Fatalf("guest %+v: one ARP from the old address replaced the new lease", g)
 	}
 }

@@ -26,9 +26,11 @@ const (
 	gwProbeTimeout = 3 * time.Second
 	// probesToSilent unanswered probes make the network silent.
 	probesToSilent = 3
-	// askTimeout: without probing, a request of the guest's own (ARP, a
-	// DHCP DISCOVER or REQUEST) unanswered for this long (no frame from
-	// the daemon since) makes the network silent.
+	// askTimeout: without probing, a request of the guest's own (an ARP
+	// request, a DHCP DISCOVER or REQUEST) unanswered for this long (no
+	// frame from the daemon since) makes the network silent. ARP probes
+	// and announcements are not requests: nothing answers them on a
+	// working network.
 	askTimeout = 15 * time.Second
 )
 
@@ -71,14 +73,23 @@ func (l *Link) setHealthLocked(h Health) {
 	l.healthOK.Store(h == HealthOK)
 }
 
+// setSilentLocked makes health silent (without notifying): the round trip
+// of an earlier probe no longer says anything.
+func (l *Link) setSilentLocked() {
+	l.setHealthLocked(HealthSilent)
+	l.rtt.Store(0)
+}
+
 // resetHealthLocked starts over for a new connection or none: health
-// unknown, no probe outstanding, no guest request pending.
+// unknown, no probe outstanding, no round trip known, no guest request
+// pending.
 func (l *Link) resetHealthLocked(connAt time.Time) {
 	l.setHealthLocked(HealthUnknown)
 	l.connAt = connAt
 	l.gwProbes = 0
 	l.firstProbeAt, l.lastProbeAt = time.Time{}, time.Time{}
 	l.probeSent.Store(0)
+	l.rtt.Store(0)
 	l.askSince.Store(0)
 	l.wakeHealth()
 }
@@ -92,8 +103,9 @@ func (l *Link) wakeHealth() {
 	}
 }
 
-// noteAsk records a request of the guest's own (ARP request, DHCP
-// DISCOVER or REQUEST) unless one is already waiting for an answer.
+// noteAsk records a request of the guest's own (an ARP request with a
+// sender address and another target, a DHCP DISCOVER or REQUEST) unless
+// one is already waiting for an answer.
 func (l *Link) noteAsk() {
 	if !l.askWanted.Load() {
 		return // probing decides
@@ -165,7 +177,7 @@ func (l *Link) healthStep(frame *[headerSize + arpFrameSize]byte) (wait time.Dur
 			l.gwProbes = 0 // answered (by anything from the daemon)
 		}
 		if l.gwProbes >= probesToSilent && !now.Before(l.lastProbeAt.Add(gwProbeTimeout)) && l.health != HealthSilent {
-			l.setHealthLocked(HealthSilent)
+			l.setSilentLocked()
 			l.notifyLocked()
 			l.log.WithField("probes", l.gwProbes).Warn("the network behind the daemon is silent: the gateway does not answer")
 		}
@@ -204,7 +216,7 @@ func (l *Link) healthStep(frame *[headerSize + arpFrameSize]byte) (wait time.Dur
 		return due.Sub(now), false, nil, 0
 	}
 	if l.health != HealthSilent {
-		l.setHealthLocked(HealthSilent)
+		l.setSilentLocked()
 		l.notifyLocked()
 		l.log.WithField("unanswered_for", now.Sub(asked)).Warn("the network behind the daemon is silent: the guest's requests get no answer")
 	}

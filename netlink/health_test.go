@@ -341,3 +341,104 @@ func TestProbeReplyTiming(t *testing.T) {
 		t.Errorf("rtt %v, outstanding %v: want >= 1ms and cleared", rtt, l.probeSent.Load())
 	}
 }
+
+// TestHealthProbeAndAnnouncementAreNotAsks: without probing (network.probe
+// off, or a static guest with no gateway), an ARP probe (sender 0.0.0.0)
+// and an announcement (sender == target, as a request or a reply) are not
+// requests: nothing answers them on a working network, so they start no
+// wait for an answer and never make the link silent. A real request does.
+func TestHealthProbeAndAnnouncementAreNotAsks(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		noProbe bool
+		lease   bool
+	}{
+		{"probe off", true, true},
+		{"no gateway", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := testclock.New(time.Time{})
+			hub, _, vm, l := hubLink(t, clock, Config{NoProbe: tc.noProbe})
+			if tc.lease {
+				inject(t, hub, l, clock, ack(vmMAC, leaseIP, 3600).serverFrame())
+				waitStatus(t, l, "the lease", func(s Status) bool { return s.Guest.Gateway.IsValid() })
+			}
+			for i, f := range [][]byte{
+				ethFrame(bcastMAC, vmMAC, etherTypeARP, arpPayload(1, vmMAC, net.IPv4zero, leaseIP)), // RFC 5227 probe
+				ethFrame(bcastMAC, vmMAC, etherTypeARP, arpPayload(1, vmMAC, leaseIP, leaseIP)),      // announcement
+				ethFrame(bcastMAC, vmMAC, etherTypeARP, arpPayload(2, vmMAC, leaseIP, leaseIP)),      // announcement as a reply
+			} {
+				if _, err := vm.Write(f); err != nil {
+					t.Fatal(err)
+				}
+				testwait.For(t, "the frame at the daemon", func() bool { return hub.Received() == uint64(i+1) })
+				// Learning comes before the write to the daemon.
+				if a := l.askSince.Load(); a != 0 {
+					t.Fatalf("frame %d taken for a request of the guest's", i)
+				}
+			}
+			clock.Advance(askTimeout)
+			if ts := clock.Timers(); len(ts) != 0 {
+				t.Fatalf("timers %v after ARP probes and announcements: want none", ts)
+			}
+			if h := l.Status().Health; h == HealthSilent {
+				t.Fatal("silent after ARP probes and announcements")
+			}
+			// A real request still counts.
+			if _, err := vm.Write(ethFrame(bcastMAC, vmMAC, etherTypeARP, arpPayload(1, vmMAC, leaseIP, routerIP))); err != nil {
+				t.Fatal(err)
+			}
+			if w := healthTimer(t, clock); w != askTimeout {
+				t.Fatalf("after a request the health loop waits %v, want %v", w, askTimeout)
+			}
+		})
+	}
+}
+
+// answeredProbe brings a link from hubLink with a lease to an answered
+// probe of the gateway and returns its round trip.
+func answeredProbe(t *testing.T, hub *testdaemon.Hub, arps *tapARP, vm *net.UnixConn, l *Link, clock *testclock.Fake) time.Duration {
+	t.Helper()
+	inject(t, hub, l, clock, ack(vmMAC, leaseIP, 3600).serverFrame())
+	waitStatus(t, l, "the lease", func(s Status) bool { return s.Guest.Gateway.IsValid() })
+	n := len(arps.get())
+	clock.Advance(healthTimer(t, clock))
+	testwait.For(t, "the probe", func() bool { return len(arps.get()) == n+1 })
+	inject(t, hub, l, clock, ethFrame(vmMAC, srvMAC, etherTypeARP, arpPayload(2, srvMAC, routerIP, leaseIP)))
+	return waitStatus(t, l, "the round trip", func(s Status) bool { return s.GatewayRTT > 0 }).GatewayRTT
+}
+
+// TestHealthRTTClearedWhenSilent: once the gateway stops answering and the
+// link turns silent, the round trip of the earlier answered probe is not
+// shown (0, omitted from the JSON).
+func TestHealthRTTClearedWhenSilent(t *testing.T) {
+	clock := testclock.New(time.Time{})
+	hub, arps, vm, l := hubLink(t, clock, Config{})
+	answeredProbe(t, hub, arps, vm, l, clock)
+	n := len(arps.get())
+	for i := 1; i <= probesToSilent; i++ {
+		clock.Advance(healthTimer(t, clock))
+		testwait.For(t, "the probe", func() bool { return len(arps.get()) == n+i })
+	}
+	clock.Advance(healthTimer(t, clock))
+	st := waitStatus(t, l, "silent", func(s Status) bool { return s.Health == HealthSilent })
+	if st.GatewayRTT != 0 {
+		t.Errorf("gateway rtt %v while silent, want none", st.GatewayRTT)
+	}
+	if b, _ := json.Marshal(st); strings.Contains(string(b), "gateway_rtt_ms") {
+		t.Errorf("JSON while silent has a round trip: %s", b)
+	}
+}
+
+// TestHealthRTTClearedOnReconnect: a new connection starts without a round
+// trip (the last one timed the old connection's network).
+func TestHealthRTTClearedOnReconnect(t *testing.T) {
+	clock := testclock.New(time.Time{})
+	hub, arps, vm, l := hubLink(t, clock, Config{})
+	answeredProbe(t, hub, arps, vm, l, clock)
+	l.Reconnect()
+	st := waitStatus(t, l, "up again", func(s Status) bool { return s.State == StateUp && s.Reconnects == 1 })
+	if st.GatewayRTT != 0 || st.Health != HealthUnknown {
+		t.Errorf("after a reconnect: gateway rtt %v, health %v; want none, unknown", st.GatewayRTT, st.Health)
+	}
+}

@@ -179,6 +179,7 @@ type Link struct {
 	downtime   time.Duration
 	warned     bool // the current outage was logged
 	guest      Guest
+	arpNew     arpCandidates // new ARP sender addresses under a DHCP lease (see Guest)
 	// Health (see health.go); healthOK mirrors health == HealthOK for the
 	// down loop.
 	health       Health

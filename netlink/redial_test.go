@@ -120,6 +120,9 @@ func TestManualReconnectRacingFailure(t *testing.T) {
 	l := newLink(t, host, Config{Socket: d.path, InitialBackoff: time.Hour, MaxBackoff: time.Hour})
 	runLink(t, l)
 	c := d.next()
+	// Up first: a request made while the link dials is served by that dial
+	// (it is not one more reconnect), which is not the race under test.
+	waitStatus(t, l, "up", func(st Status) bool { return st.State == StateUp })
 	for i := 0; i < 30; i++ {
 		done := make(chan struct{})
 		go func() { c.Close(); close(done) }()

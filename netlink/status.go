@@ -68,7 +68,8 @@ const (
 	HealthOK Health = 1
 	// HealthSilent: the connection is up but nothing answers: three
 	// probes of the gateway, or the guest's own ARP or DHCP requests for
-	// 15 s (without probing).
+	// 15 s (without probing; ARP probes and announcements, which nothing
+	// answers on a working network, are not requests).
 	HealthSilent Health = 2
 )
 
@@ -142,14 +143,20 @@ type Status struct {
 	// never used as a source, not delivered (see Config.NoFilter); they are
 	// not drops.
 	FilteredFrames uint64
-	// Guest is what the link learned about the VM from its frames.
+	// Guest is what the link learned about the VM from its frames: its
+	// IPv4 address from its DHCP lease, or its ARP (a new address replaces
+	// a lease once the lease expired, on an announcement of it, or on its
+	// second ARP frame with none from the leased address between; see
+	// Guest), and the IPv6 addresses it used most recently.
 	Guest Guest
 	// Health says whether the network behind the daemon answers.
 	Health Health
 	// LastRx is when the last frame came from the daemon (zero: never).
 	LastRx time.Time
 	// GatewayRTT is the round-trip time of the last answered probe of the
-	// gateway (0: none answered yet), on the system's monotonic clock.
+	// gateway on the current connection, on the system's monotonic clock;
+	// 0 (omitted from the JSON) when none was answered on it, without a
+	// connection, and while Health is silent.
 	GatewayRTT time.Duration
 }
 
