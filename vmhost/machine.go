@@ -37,8 +37,12 @@ var transitions = map[State][]State{
 	StateError:    nil,
 }
 
-// nextState reports whether from -> to is a legal transition.
-func nextState(from, to State) bool {
+// ValidTransition reports whether a VM may go from state from to state to:
+// the transitions in the table on State, which every backend's state
+// machine enforces. Staying in a state is not a transition (false), and
+// nothing leaves error or, once a VM has started, stopped: a VM lives once.
+// Fakes of a VM in other packages' tests obey the same rule through it.
+func ValidTransition(from, to State) bool {
 	for _, s := range transitions[from] {
 		if s == to {
 			return true
@@ -179,7 +183,7 @@ func (m *machine) setLocked(s State, err error) error {
 	if m.ended {
 		return fmt.Errorf("VM has ended (%s): it cannot become %s", m.state, s)
 	}
-	if !nextState(m.state, s) {
+	if !ValidTransition(m.state, s) {
 		return fmt.Errorf("VM cannot go from %s to %s", m.state, s)
 	}
 	old := m.state

@@ -38,19 +38,36 @@ func machineAt(t *testing.T, s State, clock *fakeClock) *machine {
 	return m
 }
 
-func TestMachineTransitions(t *testing.T) {
-	legal := map[[2]State]bool{
-		{StateStopped, StateStarting}:  true,
-		{StateStarting, StateRunning}:  true,
-		{StateStarting, StateStopping}: true,
-		{StateStarting, StateStopped}:  true,
-		{StateStarting, StateError}:    true,
-		{StateRunning, StateStopping}:  true,
-		{StateRunning, StateStopped}:   true,
-		{StateRunning, StateError}:     true,
-		{StateStopping, StateStopped}:  true,
-		{StateStopping, StateError}:    true,
+// legalTransitions is the table on State, written out again: the rule's
+// tests check the code against it.
+var legalTransitions = map[[2]State]bool{
+	{StateStopped, StateStarting}:  true,
+	{StateStarting, StateRunning}:  true,
+	{StateStarting, StateStopping}: true,
+	{StateStarting, StateStopped}:  true,
+	{StateStarting, StateError}:    true,
+	{StateRunning, StateStopping}:  true,
+	{StateRunning, StateStopped}:   true,
+	{StateRunning, StateError}:     true,
+	{StateStopping, StateStopped}:  true,
+	{StateStopping, StateError}:    true,
+}
+
+// TestValidTransition: the exported rule is the table on State, for every
+// pair of states; unknown states have no transitions.
+func TestValidTransition(t *testing.T) {
+	states := append([]State{0, State(9)}, allStates...)
+	for _, from := range states {
+		for _, to := range states {
+			if got, want := ValidTransition(from, to), legalTransitions[[2]State{from, to}]; got != want {
+				t.Errorf("ValidTransition(%s, %s) = %v, want %v", from, to, got, want)
+			}
+		}
 	}
+}
+
+func TestMachineTransitions(t *testing.T) {
+	legal := legalTransitions
 	for _, from := range allStates {
 		for _, to := range allStates {
 			name := from.String() + "->" + to.String()

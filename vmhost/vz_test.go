@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 )
 
 // The macOS backend's logic, run against fakeVZ.
@@ -61,23 +63,11 @@ func newVZTest(t *testing.T, f *fakeVZ) *vzTest {
 	return &vzTest{v: v, f: f, nic: cfg.NIC, gate: gate}
 }
 
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // waitNICClosed waits for the backend to close the NIC: it does so right
 // after the VM has ended.
 func waitNICClosed(t *testing.T, nic *os.File) {
 	t.Helper()
-	waitFor(t, "the NIC to be closed", func() bool { return isClosed(nic) })
+	testwait.For(t, "the NIC to be closed", func() bool { return isClosed(nic) })
 }
 
 // startAsync calls Start in a goroutine (the framework's Start blocks
@@ -113,7 +103,7 @@ func recvErr(t *testing.T, ch <-chan error, what string) error {
 // waitState waits until the VM is in s.
 func waitState(t *testing.T, v VM, s State) {
 	t.Helper()
-	waitFor(t, "state "+s.String(), func() bool { st, _ := v.State(); return st == s })
+	testwait.For(t, "state "+s.String(), func() bool { st, _ := v.State(); return st == s })
 }
 
 func TestVZStartThenGuestPowersOff(t *testing.T) {
@@ -270,9 +260,9 @@ func TestVZStopWhileStartingAsksOnceRunning(t *testing.T) {
 	f.answerOn = 1
 	vt := newVZTest(t, f)
 	started := startAsync(vt.v)
-	waitFor(t, "the framework to start", func() bool { return f.State() == vzStarting })
+	testwait.For(t, "the framework to start", func() bool { return f.State() == vzStarting })
 	stopped := stopAsync(vt.v, time.Hour)
-	waitFor(t, "the note about the start", func() bool { return vt.v.m.getNote() == noteWaitVZStart })
+	testwait.For(t, "the note about the start", func() bool { return vt.v.m.getNote() == noteWaitVZStart })
 	if _, requests, _ := f.counts(); requests != 0 {
 		t.Fatalf("the guest was asked %d times while the VM started", requests)
 	}
@@ -353,9 +343,9 @@ func TestVZForcedStopWhileStarting(t *testing.T) {
 	vt := newVZTest(t, f)
 	vt.v.forcePoll = time.Hour // only the framework's state change may wake the retry
 	started := startAsync(vt.v)
-	waitFor(t, "the framework to start", func() bool { return f.State() == vzStarting })
+	testwait.For(t, "the framework to start", func() bool { return f.State() == vzStarting })
 	stopped := stopAsync(vt.v, 5*time.Millisecond)
-	waitFor(t, "the forced stop to fail", func() bool { return strings.HasPrefix(vt.v.m.getNote(), noteForceRetry) })
+	testwait.For(t, "the forced stop to fail", func() bool { return strings.HasPrefix(vt.v.m.getNote(), noteForceRetry) })
 	if st, err := vt.v.State(); st != StateStopping {
 		t.Fatalf("state %s (%v) while the framework's VM is still starting, want stopping", st, err)
 	}
@@ -395,9 +385,9 @@ func TestVZForcedStopRetryEndsInError(t *testing.T) {
 	f.startErr, f.startFailState = errors.New("boot failed"), vzError
 	vt := newVZTest(t, f)
 	started := startAsync(vt.v)
-	waitFor(t, "the framework to start", func() bool { return f.State() == vzStarting })
+	testwait.For(t, "the framework to start", func() bool { return f.State() == vzStarting })
 	stopped := stopAsync(vt.v, time.Millisecond)
-	waitFor(t, "the forced stop to fail", func() bool { return strings.HasPrefix(vt.v.m.getNote(), noteForceRetry) })
+	testwait.For(t, "the forced stop to fail", func() bool { return strings.HasPrefix(vt.v.m.getNote(), noteForceRetry) })
 	vt.gate()
 	if err := recvErr(t, started, "Start"); err == nil || !strings.Contains(err.Error(), "boot failed") {
 		t.Errorf("Start: %v", err)
@@ -420,9 +410,9 @@ func TestVZForcedStopDuringFrameworkStart(t *testing.T) {
 	f.stopWhileStarting = true
 	vt := newVZTest(t, f)
 	started := startAsync(vt.v)
-	waitFor(t, "the framework to start", func() bool { return f.State() == vzStarting })
+	testwait.For(t, "the framework to start", func() bool { return f.State() == vzStarting })
 	stopped := stopAsync(vt.v, time.Millisecond)
-	waitFor(t, "the forced stop", func() bool { return f.State() == vzStopped })
+	testwait.For(t, "the forced stop", func() bool { return f.State() == vzStopped })
 	vt.gate()
 	if err := recvErr(t, started, "Start"); err != nil {
 		t.Errorf("Start: %v", err)
@@ -601,7 +591,7 @@ func TestVZSecondStopShortensTheWait(t *testing.T) {
 	}
 	waitState(t, vt.v, StateRunning)
 	first := stopAsync(vt.v, time.Hour)
-	waitFor(t, "the stop to wait with the hour", func() bool {
+	testwait.For(t, "the stop to wait with the hour", func() bool {
 		return strings.Contains(vt.v.m.getNote(), "forced off after 1h0m0s")
 	})
 	second := stopAsync(vt.v, 200*time.Millisecond)

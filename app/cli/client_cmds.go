@@ -499,7 +499,7 @@ func writeStatus(w io.Writer, v model.VMStatus, link bool, configError string, n
 	if h := health(l, now); h != "" {
 		line("Health", "%s", h)
 	}
-	if g := l.Guest; g.IPv4.IsValid() {
+	if g := v.Status().LiveGuest(); g.IPv4.IsValid() {
 		s := fmt.Sprintf("%s (%s", g.IPv4, g.Source)
 		if g.Gateway.IsValid() {
 			s += ", gateway " + g.Gateway.String()

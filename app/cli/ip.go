@@ -57,7 +57,7 @@ func (c *clientCmd) printGuestAddrs(cl *control.Client, name string, v6 bool, wa
 		return code
 	}
 	link := isLink(o)
-	addrs := pickAddrs(v.Link.Guest, v6)
+	addrs := pickAddrs(v.Status().LiveGuest(), v6)
 	why := noAddrReason(v, link, v6)
 	if len(addrs) == 0 && wait > 0 {
 		ctx, stop := signalContext(wait)
@@ -71,7 +71,7 @@ func (c *clientCmd) printGuestAddrs(cl *control.Client, name string, v6 bool, wa
 			} else {
 				return &errVMGone{v.Name}
 			}
-			if addrs = pickAddrs(v.Link.Guest, v6); len(addrs) > 0 {
+			if addrs = pickAddrs(v.Status().LiveGuest(), v6); len(addrs) > 0 {
 				return errFound
 			}
 			return nil

@@ -50,12 +50,28 @@ func TestIPCommand(t *testing.T) {
 		t.Fatalf("status: %q", r.stdout)
 	}
 
-	// A stopped VM says so.
+	// A stopped or failed VM says so, even when its status still has the
+	// last run's address (stale: the guest may come back with another).
+	for _, st := range []vmhost.State{vmhost.StateStopped, vmhost.StateError} {
+		m.Set("dev", func(v *model.VMStatus) {
+			v.VM.State, v.Link.State = st, netlink.StateStopped
+			v.Link.Guest = g
+		})
+		want := "the VM dev is " + st.String() + ": start it first"
+		for _, args := range [][]string{{"ip"}, {"ip", "--6"}, {"ip", "--wait", "200ms"}} {
+			r := runCLI(t, append(args, "--control", sock)...)
+			if r.code != ExitFailure || r.stdout != "" || !strings.Contains(r.stderr, want) {
+				t.Fatalf("%v with the VM %s and a stale address: exit %d, stdout %q, stderr %q", args, st, r.code, r.stdout, r.stderr)
+			}
+		}
+	}
+
+	// A stopping VM's link still runs: its address is the guest's.
 	m.Set("dev", func(v *model.VMStatus) {
-		v.VM.State, v.Link.State = vmhost.StateStopped, netlink.StateStopped
-		v.Link.Guest = netlink.Guest{}
+		v.VM.State, v.Link.State = vmhost.StateStopping, netlink.StateUp
+		v.Link.Guest = g
 	})
-	if r := runCLI(t, "ip", "--control", sock); r.code != ExitFailure || !strings.Contains(r.stderr, "the VM dev is stopped: start it first") {
-		t.Fatalf("ip with the VM stopped: exit %d, stderr %q", r.code, r.stderr)
+	if r := runCLI(t, "ip", "--control", sock); r.code != ExitOK || r.stdout != "192.168.127.3\n" {
+		t.Fatalf("ip while stopping: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }

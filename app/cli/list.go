@@ -81,7 +81,7 @@ func writeList(w io.Writer, o model.Overview, now time.Time) error {
 			name, vm = "-", "-"
 		}
 		ip := "-"
-		if a := v.Link.Guest.IPv4; a.IsValid() {
+		if a := v.Status().LiveGuest().IPv4; a.IsValid() {
 			ip = a.String()
 		}
 		ssh, image := "-", "-"

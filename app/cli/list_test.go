@@ -15,7 +15,11 @@ import (
 func TestWriteList(t *testing.T) {
 	now := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 	o := model.Overview{VMs: []model.VMStatus{
-		{Name: "build", VM: model.VM{State: vmhost.StateStopped, Since: now.Add(-time.Hour)}, Link: netlink.Status{State: netlink.StateStopped}},
+		// A stopped VM's status with the last run's address: stale, not shown.
+		{Name: "build", VM: model.VM{State: vmhost.StateStopped, Since: now.Add(-time.Hour)}, Link: netlink.Status{State: netlink.StateStopped,
+			Guest: netlink.Guest{IPv4: netip.MustParseAddr("192.168.105.9")}}},
+		{Name: "broken", VM: model.VM{State: vmhost.StateError}, Link: netlink.Status{State: netlink.StateStopped,
+			Guest: netlink.Guest{IPv4: netip.MustParseAddr("192.168.105.8")}}},
 		{Name: "dev", VM: model.VM{State: vmhost.StateRunning, Since: now.Add(-(2*time.Hour + 14*time.Minute + 59*time.Second))},
 			Link: netlink.Status{State: netlink.StateUp, Reconnects: 12, TxBytes: 1_200_000, RxBytes: 3_400_000_000,
 				Guest: netlink.Guest{IPv4: netip.MustParseAddr("192.168.105.3")}}},
@@ -32,6 +36,7 @@ func TestWriteList(t *testing.T) {
 	}
 	want := `NAME         VM                                  LINK         RECONNECTS   TX      RX      IP              SSH       IMAGE
 build        stopped                             stopped      0            0B      0B      -               -         -
+broken       error                               stopped      0            0B      0B      -               -         -
 dev          running 2h14m                       up           12           1.2MB   3.4GB   192.168.105.3   -         -
 first-boot   not-configured                      stopped      0            0B      0B      -               -         -
 x            starting 2.5s                       connecting   0            0B      0B      -               -         -

@@ -272,22 +272,18 @@ func TestRunGuest(t *testing.T) {
 	waitStatus := func(what string, cond func(model.VMStatus) bool) model.VMStatus {
 		t.Helper()
 		var last model.VMStatus
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			st, err := cl.VM(ctx, "")
-			cancel()
-			if err == nil {
-				last = st
-				if cond(st) {
-					return st
+		read := testwait.ValueEvery(t, 90*time.Second, 50*time.Millisecond, what,
+			func() statusRead {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				st, err := cl.VM(ctx, "")
+				if err == nil {
+					last = st
 				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s; last status %+v %+v; stderr:\n%s", what, last.VM, last.Link, p.stderr.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+				return statusRead{st: last, fresh: err == nil, stderr: p.stderr}
+			},
+			func(r statusRead) bool { return r.fresh && cond(r.st) })
+		return read.st
 	}
 	waitStatus("VM running, link up", func(st model.VMStatus) bool {
 		return st.VM.State == vmhost.StateRunning && st.Link.State == netlink.StateUp
@@ -628,4 +624,16 @@ func TestLaunchdSIGTERMUsesTheLogoutTimeout(t *testing.T) {
 	if _, code := p.signal(t, syscall.SIGTERM); code != ExitOK || !strings.Contains(p.stderr.String(), "the system is ending vmnetbar") {
 		t.Fatalf("exit %d after launchd's SIGTERM; stderr:\n%s", code, p.stderr.String())
 	}
+}
+
+// statusRead is one read of a VM's status by a wait, shown when the wait
+// fails: the last status read, and the app's standard error.
+type statusRead struct {
+	st     model.VMStatus
+	fresh  bool // st was read now (a failed request leaves the last one)
+	stderr *testbin.Buffer
+}
+
+func (r statusRead) String() string {
+	return fmt.Sprintf("status %+v %+v; stderr:\n%s", r.st.VM, r.st.Link, r.stderr.String())
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -81,21 +82,16 @@ func TestTwoGuestsInOneApp(t *testing.T) {
 	}
 
 	// The menu: a line per VM, each with its submenu.
-	var menu testbus.MenuItem
-	var menuErr error
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		menu, menuErr = testbus.Menu(conn, p.cmd.Process.Pid)
-		_, ok1 := menu.Find("one", "Reconnect now")
-		_, ok2 := menu.Find("two", "Reconnect now")
-		if menuErr == nil && ok1 && ok2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no submenu per VM: %v; menu:\n%s", menuErr, menu.Dump())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testwait.ValueEvery(t, 30*time.Second, 100*time.Millisecond, "a submenu per VM",
+		func() menuRead {
+			menu, err := testbus.Menu(conn, p.cmd.Process.Pid)
+			return menuRead{menu, err}
+		},
+		func(m menuRead) bool {
+			_, ok1 := m.menu.Find("one", "Reconnect now")
+			_, ok2 := m.menu.Find("two", "Reconnect now")
+			return m.err == nil && ok1 && ok2
+		})
 	// A daemon crash reconnects only its VM's link.
 	before := map[string]int{"one": okPings("one"), "two": okPings("two")}
 	if err := daemons["two"].Kill(); err != nil {
@@ -171,3 +167,11 @@ func TestTwoGuestsInOneApp(t *testing.T) {
 		}
 	}
 }
+
+// menuRead is one read of the tray's menu, shown by a failed wait.
+type menuRead struct {
+	menu testbus.MenuItem
+	err  error
+}
+
+func (m menuRead) String() string { return fmt.Sprintf("%v; menu:\n%s", m.err, m.menu.Dump()) }

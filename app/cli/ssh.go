@@ -248,7 +248,7 @@ func sshDestination(v model.VMStatus) (hostPort string, ok bool) {
 	if v.VM.SSHAddress != "" {
 		return v.VM.SSHAddress, true
 	}
-	if a := v.Link.Guest.IPv4; a.IsValid() {
+	if a := v.Status().LiveGuest().IPv4; a.IsValid() {
 		return net.JoinHostPort(a.String(), "22"), true
 	}
 	return "", false

@@ -131,8 +131,8 @@ func statusLine(st model.Status) string {
 	if st.VM != nil && st.VM.Error != "" {
 		fmt.Fprintf(&b, " error=%q", st.VM.Error)
 	}
-	if l.Guest.IPv4.IsValid() {
-		fmt.Fprintf(&b, " ip=%s", l.Guest.IPv4)
+	if ip := st.LiveGuest().IPv4; ip.IsValid() {
+		fmt.Fprintf(&b, " ip=%s", ip)
 	}
 	if st.VM != nil && (st.VM.SSH == model.SSHReady || st.VM.SSH == model.SSHWaiting) {
 		fmt.Fprintf(&b, " ssh=%s", st.VM.SSH)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -73,6 +74,7 @@ func TestPrintStatusLinesOfSeveralVMs(t *testing.T) {
 		build   = "2026-11-25T22:30:01Z name=build vm=stopped link=stopped reconnects=0 tx=0B rx=0B drops=0\n"
 		dev     = "2026-11-25T22:30:01Z name=dev vm=stopped link=stopped reconnects=0 tx=0B rx=0B drops=0\n"
 		devUp   = "2026-11-25T22:30:01Z name=dev vm=running link=up reconnects=0 tx=0B rx=0B drops=0\n"
+		devBoot = "2026-11-25T22:30:01Z name=dev vm=starting link=connecting reconnects=0 tx=0B rx=0B drops=0\n"
 		removed = "2026-11-25T22:30:01Z name=build removed\n"
 		alone   = "2026-11-25T22:30:01Z vm=running link=up reconnects=0 tx=0B rx=0B drops=0\n"
 	)
@@ -82,12 +84,19 @@ func TestPrintStatusLinesOfSeveralVMs(t *testing.T) {
 	}
 	wait(build + dev)
 	testwait.For(t, "the printer to subscribe", func() bool { return m.Subscribers() > 0 })
+	// The start stays starting until the test says running: the printer
+	// sees both (it is sent the latest status only).
+	m.HoldStart("dev")
 	if err := m.Start(ctx, "dev"); err != nil {
 		t.Fatal(err)
 	}
-	wait(build + dev + devUp)
+	wait(build + dev + devBoot)
+	if err := m.Change("dev", func(v *model.VMStatus) { v.VM.State, v.Link.State = vmhost.StateRunning, netlink.StateUp }); err != nil {
+		t.Fatal(err)
+	}
+	wait(build + dev + devBoot + devUp)
 	m.Remove("build")
-	wait(build + dev + devUp + removed + alone)
+	wait(build + dev + devBoot + devUp + removed + alone)
 
 	// It returns when the app shuts down.
 	m.Close()
@@ -97,4 +106,31 @@ func TestPrintStatusLinesOfSeveralVMs(t *testing.T) {
 		t.Fatal("the printer did not return after the app shut down")
 	}
 	cancel()
+}
+
+// A stopped or failed VM's line has no ip=, even when its status still has
+// the last run's address (stale); a VM whose link runs (starting, running,
+// stopping) and a standalone link (no VM) show it.
+func TestStatusLineHidesStaleAddress(t *testing.T) {
+	guest := netlink.Guest{IPv4: netip.MustParseAddr("192.168.127.2")}
+	for _, tt := range []struct {
+		vm   *model.VM
+		want bool
+	}{
+		{&model.VM{State: vmhost.StateStopped}, false},
+		{&model.VM{State: vmhost.StateError, Error: "QEMU exited"}, false},
+		{&model.VM{State: vmhost.StateStarting}, true},
+		{&model.VM{State: vmhost.StateRunning}, true},
+		{&model.VM{State: vmhost.StateStopping}, true},
+		{nil, true},
+	} {
+		line := statusLine(model.Status{VM: tt.vm, Link: netlink.Status{State: netlink.StateUp, Guest: guest}})
+		if got := strings.Contains(line, " ip=192.168.127.2"); got != tt.want {
+			what := "a standalone link"
+			if tt.vm != nil {
+				what = "VM " + tt.vm.State.String()
+			}
+			t.Errorf("%s: %q, want ip= %v", what, line, tt.want)
+		}
+	}
 }

@@ -95,17 +95,27 @@ var since = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // twoVMs returns machines "build" (stopped) and "dev" (running, its link up
 // with traffic), every time fixed.
-func twoVMs() *fakeapp.Machines {
+func twoVMs(t testing.TB) *fakeapp.Machines {
+	t.Helper()
 	m := fakeapp.New()
-	m.Set("dev", func(v *model.VMStatus) {
+	must(t, m.Drive("dev", vmhost.StateRunning, func(v *model.VMStatus) {
 		v.VM = model.VM{State: vmhost.StateRunning, Since: since, SSH: model.SSHReady}
 		v.Link = testLink(netlink.StateUp, 3)
-	})
-	m.Set("build", func(v *model.VMStatus) {
+	}))
+	must(t, m.Change("build", func(v *model.VMStatus) {
 		v.VM = model.VM{State: vmhost.StateStopped, Since: since, SSH: model.SSHUnknown}
 		v.Link = netlink.Status{State: netlink.StateStopped, Since: since}
-	})
+	}))
 	return m
+}
+
+// must fails the test on a fixture's error (a change of state the fake
+// VMs refuse, see fakeapp.Legal).
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func testLink(state netlink.State, reconnects uint64) netlink.Status {
@@ -155,7 +165,7 @@ func apiError(t *testing.T, what string, err error, code int, frags ...string) {
 }
 
 func TestStatusIsTheOverview(t *testing.T) {
-	m := twoVMs()
+	m := twoVMs(t)
 	path, _ := serve(t, m)
 	resp, body := rawRequest(t, path, http.MethodGet, "/v1/status")
 	if resp.StatusCode != http.StatusOK {
@@ -229,7 +239,7 @@ func TestStatusSortedAndAList(t *testing.T) {
 }
 
 func TestVMRoute(t *testing.T) {
-	m := twoVMs()
+	m := twoVMs(t)
 	path, _ := serve(t, m)
 	c := NewClient(path)
 	resp, body := rawRequest(t, path, http.MethodGet, "/v1/vms/dev")
@@ -260,7 +270,7 @@ func TestVMRoute(t *testing.T) {
 }
 
 func TestNamesThatCannotBeVMs(t *testing.T) {
-	m := twoVMs()
+	m := twoVMs(t)
 	path, _ := serve(t, m)
 	c := NewClient(path)
 	for _, tc := range []struct{ name, why string }{
@@ -293,7 +303,7 @@ func TestNamesThatCannotBeVMs(t *testing.T) {
 }
 
 func TestVMActions(t *testing.T) {
-	m := twoVMs()
+	m := twoVMs(t)
 	path, _ := serve(t, m)
 	c := NewClient(path)
 	state := func(name string) vmhost.State { v, _ := m.Status().Lookup(name); return v.VM.State }
@@ -340,7 +350,7 @@ func TestVMActions(t *testing.T) {
 // refused with the machines' message, and there is no reset without a
 // NAME.
 func TestResetRoute(t *testing.T) {
-	m := twoVMs()
+	m := twoVMs(t)
 	m.Set("build", func(v *model.VMStatus) { v.VM.Image = "/images/debian-12.qcow2" })
 	m.Set("dev", func(v *model.VMStatus) { v.VM.Image = "/images/debian-12.qcow2" })
 	m.Set("kernel", func(v *model.VMStatus) {})
@@ -421,7 +431,7 @@ func TestLegacyRoutesWithOneVM(t *testing.T) {
 }
 
 func TestLegacyRoutesWithTwoVMs(t *testing.T) {
-	m := twoVMs()
+	m := twoVMs(t)
 	path, _ := serve(t, m)
 	for _, p := range []string{"/v1/vm/start", "/v1/vm/stop", "/v1/link/reconnect"} {
 		resp, body := rawRequest(t, path, http.MethodPost, p)
@@ -442,7 +452,7 @@ func TestLegacyRoutesWithTwoVMs(t *testing.T) {
 }
 
 func TestWrongMethodAndUnknownPath(t *testing.T) {
-	path, _ := serve(t, twoVMs())
+	path, _ := serve(t, twoVMs(t))
 	for _, tc := range []struct {
 		method, path string
 		code         int

@@ -84,7 +84,7 @@ func (rc *rawConn) waitClosed(what string) {
 }
 
 func TestIdleKeepAliveConnectionClosed(t *testing.T) {
-	srv := NewServer(twoVMs(), testLogger(t))
+	srv := NewServer(twoVMs(t), testLogger(t))
 	srv.IdleTimeout = 100 * time.Millisecond
 	path, _ := serveServer(t, srv)
 	rc := dialRaw(t, path)
@@ -94,7 +94,7 @@ func TestIdleKeepAliveConnectionClosed(t *testing.T) {
 }
 
 func TestSilentAndHalfSentHeadersClosed(t *testing.T) {
-	srv := NewServer(twoVMs(), testLogger(t))
+	srv := NewServer(twoVMs(t), testLogger(t))
 	srv.HeaderTimeout = 100 * time.Millisecond
 	path, _ := serveServer(t, srv)
 	silent := dialRaw(t, path)
@@ -105,7 +105,7 @@ func TestSilentAndHalfSentHeadersClosed(t *testing.T) {
 }
 
 func TestBodyNeverSentClosedWithoutActing(t *testing.T) {
-	m := twoVMs()
+	m := twoVMs(t)
 	srv := NewServer(m, testLogger(t))
 	srv.BodyTimeout = 100 * time.Millisecond
 	path, _ := serveServer(t, srv)
@@ -122,7 +122,7 @@ func TestBodyNeverSentClosedWithoutActing(t *testing.T) {
 }
 
 func TestRequestBodiesReadAndIgnored(t *testing.T) {
-	m := twoVMs()
+	m := twoVMs(t)
 	path, _ := serve(t, m)
 	rc := dialRaw(t, path)
 	rc.send("POST /v1/vms/dev/reconnect HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
@@ -183,7 +183,7 @@ func TestTimeoutsDoNotCutSlowActions(t *testing.T) {
 }
 
 func TestWatchOutlivesIdleTimeout(t *testing.T) {
-	m := twoVMs()
+	m := twoVMs(t)
 	srv := NewServer(m, testLogger(t))
 	const idle = 50 * time.Millisecond
 	srv.IdleTimeout = idle
@@ -225,7 +225,7 @@ func TestWatchOutlivesIdleTimeout(t *testing.T) {
 
 func TestConnectionCap(t *testing.T) {
 	log, hook := logtest.NewNullLogger()
-	srv := NewServer(twoVMs(), log)
+	srv := NewServer(twoVMs(t), log)
 	srv.MaxConns = 3
 	srv.HeaderTimeout = time.Minute // the half-sent request stays
 	path, _ := serveServer(t, srv)

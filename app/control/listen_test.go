@@ -81,7 +81,7 @@ func TestListenReplacesStaleSocket(t *testing.T) {
 }
 
 func TestListenRefusesLiveServer(t *testing.T) {
-	path, _ := serve(t, twoVMs())
+	path, _ := serve(t, twoVMs(t))
 	_, err := Listen(path)
 	if err == nil || !strings.Contains(err.Error(), "another instance is serving at "+path) {
 		t.Fatalf("Listen over a live server = %v", err)

@@ -71,7 +71,7 @@ func TestListenMakesFallbackDirPrivate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- NewServer(twoVMs(), testLogger(t)).Serve(ctx, l)
+		done <- NewServer(twoVMs(t), testLogger(t)).Serve(ctx, l)
 	}()
 	defer func() { cancel(); <-done }()
 	if _, err := NewClient(sock).Overview(ctxT(t)); err != nil {

@@ -119,7 +119,7 @@ func vmOf(o model.Overview, name string) model.VMStatus {
 }
 
 func TestWatchStreamsOverviewThenChanges(t *testing.T) {
-	m := tap(twoVMs())
+	m := tap(twoVMs(t))
 	path, _ := serve(t, m)
 	w := watch(t, path)
 	first := w.next()
@@ -130,7 +130,7 @@ func TestWatchStreamsOverviewThenChanges(t *testing.T) {
 	m.Set("dev", func(*model.VMStatus) {})
 	testwait.For(t, "the server to take the update", m.drained)
 	// A change of one VM is a line; the other VM is as it was.
-	m.Set("build", func(v *model.VMStatus) { v.VM.State, v.Link.State = vmhost.StateStarting, netlink.StateConnecting })
+	must(t, m.Change("build", func(v *model.VMStatus) { v.VM.State, v.Link.State = vmhost.StateStarting, netlink.StateConnecting }))
 	o := w.next()
 	if b := vmOf(o, "build"); b.VM.State != vmhost.StateStarting || b.Link.State != netlink.StateConnecting || !b.Actions.Stop {
 		t.Errorf("build after its change: %+v", b)
@@ -158,7 +158,7 @@ func TestWatchStreamsOverviewThenChanges(t *testing.T) {
 // A reader that does not read while the VMs change gets the latest status,
 // after the earlier ones in order.
 func TestWatchSlowReaderGetsTheLatest(t *testing.T) {
-	m := twoVMs()
+	m := twoVMs(t)
 	path, _ := serve(t, m)
 	rc := dialRaw(t, path)
 	rc.send("GET /v1/watch HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -203,7 +203,7 @@ func TestWatchSlowReaderGetsTheLatest(t *testing.T) {
 }
 
 func TestWatchEndsWhenServerStops(t *testing.T) {
-	m := twoVMs()
+	m := twoVMs(t)
 	path, stop := serve(t, m)
 	w := watch(t, path)
 	w.next()
@@ -224,7 +224,7 @@ func TestWatchEndsWhenServerStops(t *testing.T) {
 }
 
 func TestWatchEndsWhenMachinesClose(t *testing.T) {
-	m := tap(twoVMs())
+	m := tap(twoVMs(t))
 	path, _ := serve(t, m)
 	w := watch(t, path)
 	w.next()
@@ -250,7 +250,7 @@ func TestWatchEndsWhenMachinesClose(t *testing.T) {
 }
 
 func TestWatchCallbackErrorStops(t *testing.T) {
-	path, _ := serve(t, twoVMs())
+	path, _ := serve(t, twoVMs(t))
 	stopErr := errors.New("enough")
 	err := NewClient(path).Watch(ctxT(t), func(model.Overview) error { return stopErr })
 	if !errors.Is(err, stopErr) {
@@ -260,7 +260,7 @@ func TestWatchCallbackErrorStops(t *testing.T) {
 
 // A client that leaves gets nothing more, and the stream ends.
 func TestWatchClientLeavingEndsQuietly(t *testing.T) {
-	m := twoVMs()
+	m := twoVMs(t)
 	path, _ := serve(t, m)
 	ctx, cancel := context.WithCancel(ctxT(t))
 	errc := make(chan error, 1)
@@ -280,7 +280,7 @@ func TestWatchersSeeFinalStatusAtShutdown(t *testing.T) {
 		// One VM: small lines, so that 200 final lines fit in the
 		// shutdown grace on a loaded machine.
 		m := fakeapp.New("dev")
-		m.Set("dev", func(v *model.VMStatus) { v.VM.State, v.Link.State = vmhost.StateRunning, netlink.StateUp })
+		must(t, m.Drive("dev", vmhost.StateRunning, nil))
 		srv := NewServer(m, testLogger(t))
 		srv.MaxConns = watchers
 		path, stop := serveServer(t, srv)
@@ -322,7 +322,7 @@ func TestWatchersSeeFinalStatusAtShutdown(t *testing.T) {
 		}
 		testwait.For(t, "every watch subscription", func() bool { return m.Subscribers() == watchers })
 		m.Set("dev", func(v *model.VMStatus) { v.Link.State = netlink.StateReconnecting })
-		m.Set("dev", func(v *model.VMStatus) { v.VM.State, v.Link.State = vmhost.StateStopped, netlink.StateStopped })
+		must(t, m.Change("dev", func(v *model.VMStatus) { v.VM.State, v.Link.State = vmhost.StateStopped, netlink.StateStopped }))
 		stop()
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()

@@ -62,6 +62,11 @@ type setHarness struct {
 func newSet(t *testing.T, specs ...Spec) *setHarness {
 	t.Helper()
 	h := &setHarness{t: t, f: &factory{}, file: &file{}}
+	t.Cleanup(func() {
+		for _, err := range h.f.refusedTransitions() {
+			t.Error(err)
+		}
+	})
 	h.file.set(nil, specs...)
 	log := logrus.New()
 	log.SetLevel(logrus.DebugLevel)
@@ -634,6 +639,11 @@ func TestSSHReadiness(t *testing.T) {
 	var mu sync.Mutex
 	accept, dialed := false, ""
 	h := &setHarness{t: t, f: &factory{}, file: &file{}}
+	t.Cleanup(func() {
+		for _, err := range h.f.refusedTransitions() {
+			t.Error(err)
+		}
+	})
 	s := spec("dev")
 	s.SSHAddress = "127.0.0.1:2222"
 	h.file.set(nil, s)

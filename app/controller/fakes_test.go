@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -38,6 +39,7 @@ type fakeVM struct {
 	firstStop time.Time
 	deadline  time.Time   // when force fires
 	force     *time.Timer // forces a deaf guest off
+	refused   []error     // transitions vmhost would refuse, asked by the test or the fake
 }
 
 func newFakeVM(cfg vmhost.Config) *fakeVM {
@@ -50,6 +52,12 @@ func (v *fakeVM) setLocked(s vmhost.State, err error) {
 	}
 	if s == v.state && (s == vmhost.StateStopping || s == vmhost.StateRunning) {
 		return // no change: no event
+	}
+	if !vmhost.ValidTransition(v.state, s) {
+		// vmhost's machine refuses this: so does the fake, and the
+		// harness fails the test with it (factory.refusedTransitions).
+		v.refused = append(v.refused, fmt.Errorf("fake VM cannot go from %s to %s (vmhost.ValidTransition)", v.state, s))
+		return
 	}
 	v.state, v.err = s, err
 	v.events <- vmhost.Event{State: s, At: time.Now(), Err: err}
@@ -149,6 +157,7 @@ type fakeLink struct {
 	mu         sync.Mutex
 	state      netlink.State
 	reconnects uint64
+	guest      netlink.Guest // what the link has learned of the guest
 	runs       int
 	ended      bool
 	subs       map[chan netlink.Status]struct{}
@@ -215,7 +224,15 @@ func (l *fakeLink) Reconnect() {
 }
 
 func (l *fakeLink) statusLocked() netlink.Status {
-	return netlink.Status{State: l.state, Reconnects: l.reconnects}
+	return netlink.Status{State: l.state, Reconnects: l.reconnects, Guest: l.guest}
+}
+
+// learn makes the link know the guest as g (as a DHCP lease would).
+func (l *fakeLink) learn(g netlink.Guest) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.guest = g
+	l.publishLocked()
 }
 
 func (l *fakeLink) Status() netlink.Status {
@@ -290,6 +307,21 @@ func (f *factory) vm() *fakeVM {
 		return nil
 	}
 	return f.vms[len(f.vms)-1]
+}
+
+// refusedTransitions returns the transitions vmhost.ValidTransition
+// refused, of every VM made so far.
+func (f *factory) refusedTransitions() []error {
+	f.mu.Lock()
+	vms := append([]*fakeVM(nil), f.vms...)
+	f.mu.Unlock()
+	var errs []error
+	for _, v := range vms {
+		v.mu.Lock()
+		errs = append(errs, v.refused...)
+		v.mu.Unlock()
+	}
+	return errs
 }
 
 func (f *factory) link() *fakeLink {

@@ -78,13 +78,17 @@ type MachineOptions struct {
 	// built, with the VM's configuration (after Reload): it makes what the
 	// boot needs (the VM's disk from its image, its cloud-init seed) and
 	// returns the configuration to boot. progress reports a long step
-	// (bytes done of total); ctx ends when the Machine closes. An error
-	// fails the start with the VM in state error.
+	// (bytes done of total). ctx ends when the start is cancelled: by a
+	// StopVM or a Close while Prepare runs. Prepare must then return at
+	// once, leaving nothing half-made (provision.Prepare removes a partial
+	// disk); the start ends with the VM stopped, whatever Prepare returns.
+	// Any other error fails the start with the VM in state error.
 	Prepare func(ctx context.Context, cfg vmhost.Config, progress func(done, total int64)) (vmhost.Config, error)
 	// SSHAddress, when set, returns where the guest's SSH server is
 	// (HOST:PORT; "" = port 22 of the guest's address as the link learned
 	// it). While the VM runs the Machine checks it every few seconds
-	// (model.VM.SSH).
+	// (model.VM.SSH: "waiting" from the moment a start begins, Prepare
+	// included, until the server answers).
 	SSHAddress func() string
 	// DialSSH checks that an SSH server answers at addr; nil means a real
 	// connection that waits for the server's identification.
@@ -117,9 +121,12 @@ type ConflictError struct {
 	Action string       // "start", "stop" or "reconnect"
 	State  vmhost.State // the VM state that made it illegal
 	Msg    string
+	Err    error // what it wraps, if anything (model.ErrStartCancelled)
 }
 
 func (e *ConflictError) Error() string { return e.Msg }
+
+func (e *ConflictError) Unwrap() error { return e.Err }
 
 // ErrorKind is model.KindConflict.
 func (e *ConflictError) ErrorKind() model.Kind { return model.KindConflict }
@@ -149,11 +156,12 @@ var ErrClosed = model.ErrClosed
 //	starting -> running   the VM reports the guest running
 //	starting -> error     building or booting the VM failed
 //	starting -> stopped   the boot was cancelled before the VM launched
-//	starting -> stopping  StopVM
+//	starting -> stopping  StopVM (during Prepare: it cancels the start)
 //	running  -> stopping  StopVM, or the link failed on the VM side
 //	running  -> stopped   the guest powered off by itself
 //	running  -> error     the VM failed
-//	stopping -> stopped   the VM has ended after StopVM
+//	stopping -> stopped   the VM has ended after StopVM, or a start
+//	                      cancelled during Prepare has ended
 //	stopping -> error     the VM has ended after a link failure, or failed
 //
 // A link that fails on the VM side (netlink.ErrVMSide) is blamed only when
@@ -170,7 +178,15 @@ var ErrClosed = model.ErrClosed
 // and error; StopVM in starting and running; Reconnect in starting and
 // running. Every other action returns a *ConflictError. Start and stop are
 // serialised: a StopVM issued while StartVM is booting waits for the boot
-// call to return, then stops the VM.
+// call to return, then stops the VM. Only Prepare (which may take minutes:
+// a disk made from a cloud image) is not waited for: a StopVM or Close
+// issued before the VM is built cancels the start, which then ends with
+// the VM stopped (StartVM says it was cancelled), and the StopVM returns
+// as soon as it has.
+//
+// A VM that is stopped or failed has no guest addresses in its status:
+// the link's last ones are stale (the guest may come back with another).
+// The same holds while a start prepares, before the new run's link exists.
 //
 // Goroutines: per run of the VM, a link goroutine (link.Run) and a
 // supervisor (supervise) that follows the VM's events and the link's
@@ -214,11 +230,17 @@ type Machine struct {
 	// added the Machine's logger and clock.
 	rawLink  netlink.Config
 	progress *model.Progress // a long step of the start under way, nil if none
-	ssh      model.SSHState  // the SSH check's last answer while a run is on
+	// start is the start under way until its VM is built (it may be
+	// cancelled then); nil otherwise.
+	start *startOp
+	// ssh is the SSH check's last answer for start number sshSeq: set to
+	// waiting when a start begins, then by that start's watchSSH only.
+	ssh    model.SSHState
+	sshSeq uint64
 	// sshEvery is how often the SSH check looks while the guest does not
 	// answer; sshReadyEvery once it has.
 	sshEvery, sshReadyEvery time.Duration
-	run                     *vmRun         // the current (or last) run of the VM; nil before the first
+	run                     *vmRun         // the current (or last) run of the VM; nil before the first and while a start prepares
 	lastLink                netlink.Status // link status when no link runs
 
 	// subs delivers status updates; its lock is taken before mu, never
@@ -227,6 +249,14 @@ type Machine struct {
 
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// startOp is a start before its VM is built: a StopVM or Close then
+// cancels it (see Machine).
+type startOp struct {
+	cancel  context.CancelFunc // cancels the ctx Prepare got
+	stopped bool               // a StopVM cancelled it (not Close); under Machine.mu
+	done    chan struct{}      // closed when a cancelled start has ended (VM stopped)
 }
 
 // vmRun is one run of the VM: from StartVM until the VM has ended and the
@@ -386,23 +416,48 @@ func (c *Machine) StartVM(ctx context.Context) error {
 		c.log.Warn(msg)
 		return &ConflictError{Action: "start", State: st, Msg: msg}
 	}
+	if c.closed {
+		// Close began after the slot was taken: it waits for this start,
+		// which must not begin a Prepare it would have to wait for.
+		c.mu.Unlock()
+		return ErrClosed
+	}
 	c.noVM = false
 	c.setStateLocked(vmhost.StateStarting, "")
+	startCtx, cancelStart := context.WithCancel(c.ctx)
+	defer cancelStart()
+	op := &startOp{cancel: cancelStart, done: make(chan struct{})}
+	c.start = op
+	// The last run has ended (its final link status is lastLink): the
+	// status shows no link of it while this start prepares.
+	c.run = nil
+	// The SSH check of this start has not begun yet: the guest's SSH is
+	// waited for from now on (model.VM.SSH).
+	c.sshSeq++
+	seq := c.sshSeq
+	c.ssh = model.SSHWaiting
 	cfg := c.opts.VMConfig
 	c.mu.Unlock()
 	c.notify()
 
+	var prepErr error
 	if c.opts.Prepare != nil {
-		prepared, err := c.prepare(cfg)
-		if err != nil {
-			c.mu.Lock()
-			c.setStateLocked(vmhost.StateError, err.Error())
-			c.mu.Unlock()
-			c.notify()
-			return err
-		}
-		cfg = prepared
+		cfg, prepErr = c.prepare(startCtx, cfg)
 	}
+	// From here on the start is not cancelled any more: a StopVM waits
+	// for the boot call, then stops the VM.
+	c.mu.Lock()
+	c.start = nil
+	if startCtx.Err() != nil {
+		return c.startCancelledLocked(op, prepErr)
+	}
+	if prepErr != nil {
+		c.setStateLocked(vmhost.StateError, prepErr.Error())
+		c.mu.Unlock()
+		c.notify()
+		return prepErr
+	}
+	c.mu.Unlock()
 	r, err := c.build(cfg)
 	if err != nil {
 		c.mu.Lock()
@@ -429,7 +484,7 @@ func (c *Machine) StartVM(ctx context.Context) error {
 	}()
 	go func() {
 		defer c.wg.Done()
-		c.watchSSH(r)
+		c.watchSSH(r, seq)
 	}()
 
 	// ctx bounds only the boot call: the VM outlives it (vmhost.VM.Start).
@@ -440,6 +495,49 @@ func (c *Machine) StartVM(ctx context.Context) error {
 		return fmt.Errorf("starting the VM: %w", err)
 	}
 	return nil
+}
+
+// startCancelledLocked ends start op, cancelled by a StopVM or Close
+// while it prepared: the VM is stopped (Prepare has left nothing
+// half-made). It is called with c.mu held and unlocks it. It returns
+// StartVM's error: ErrClosed for a Close, else a *ConflictError saying
+// that a stop cancelled the start.
+func (c *Machine) startCancelledLocked(op *startOp, prepErr error) error {
+	c.setStateLocked(vmhost.StateStopped, "")
+	byStop := op.stopped
+	c.mu.Unlock()
+	c.notify()
+	close(op.done)
+	e := c.log
+	if prepErr != nil {
+		e = e.WithError(prepErr)
+	}
+	if !byStop {
+		e.Info("the start was cancelled while preparing the VM: the app is ending")
+		return ErrClosed
+	}
+	msg := fmt.Sprintf("the start of %s was cancelled: it was stopped while being prepared", c.what())
+	e.Info(msg)
+	return &ConflictError{Action: "start", State: vmhost.StateStopped, Msg: msg, Err: model.ErrStartCancelled}
+}
+
+// cancelStart cancels a start that prepares (see Machine) on behalf of a
+// StopVM: the VM shows stopping until the start has ended. It returns
+// the channel closed then, or nil when no start can be cancelled.
+func (c *Machine) cancelStart() <-chan struct{} {
+	c.mu.Lock()
+	op := c.start
+	if c.closed || op == nil || op.stopped || c.state != vmhost.StateStarting {
+		c.mu.Unlock()
+		return nil
+	}
+	op.stopped = true
+	op.cancel()
+	c.setStateLocked(vmhost.StateStopping, "")
+	c.mu.Unlock()
+	c.log.Info("stop asked while the VM is being prepared: cancelling its start")
+	c.notify()
+	return op.done
 }
 
 // ResetVM runs reset (which deletes what the VM's start made, see
@@ -504,8 +602,9 @@ func configured(cfg vmhost.Config) bool {
 }
 
 // prepare runs MachineOptions.Prepare on cfg, reporting its progress in the
-// status (model.VM.Progress) while it lasts.
-func (c *Machine) prepare(cfg vmhost.Config) (vmhost.Config, error) {
+// status (model.VM.Progress) while it lasts. ctx ends when the start is
+// cancelled.
+func (c *Machine) prepare(ctx context.Context, cfg vmhost.Config) (vmhost.Config, error) {
 	last := -1
 	progress := func(done, total int64) {
 		pct := 0
@@ -521,7 +620,7 @@ func (c *Machine) prepare(cfg vmhost.Config) (vmhost.Config, error) {
 		c.mu.Unlock()
 		c.notify()
 	}
-	out, err := c.opts.Prepare(c.ctx, cfg, progress)
+	out, err := c.opts.Prepare(ctx, cfg, progress)
 	c.mu.Lock()
 	had := c.progress != nil
 	c.progress = nil
@@ -544,13 +643,14 @@ const (
 	sshDialTimeout = 2 * time.Second
 )
 
-// watchSSH checks, while run r is on, whether the guest's SSH server
-// answers (model.VM.SSH): every sshEvery until it does, then
-// every sshReadyEvery (a guest that reboots is waited for again). It ends
-// when the run has ended.
-func (c *Machine) watchSSH(r *vmRun) {
-	c.setSSH(model.SSHWaiting)
-	defer c.setSSH(model.SSHUnknown)
+// watchSSH checks, while run r (of start number seq) is on, whether the
+// guest's SSH server answers (model.VM.SSH): every sshEvery until it
+// does, then every sshReadyEvery (a guest that reboots is waited for
+// again). It ends when the run has ended. StartVM has set the state to
+// waiting already; what watchSSH sets counts only while no later start
+// has begun.
+func (c *Machine) watchSSH(r *vmRun, seq uint64) {
+	defer c.setSSH(seq, model.SSHUnknown)
 	every := c.sshEvery
 	t := time.NewTimer(every)
 	defer t.Stop()
@@ -574,7 +674,7 @@ func (c *Machine) watchSSH(r *vmRun) {
 		if addr == "" {
 			ip := r.link.Status().Guest.IPv4
 			if !ip.IsValid() {
-				c.setSSH(model.SSHWaiting)
+				c.setSSH(seq, model.SSHWaiting)
 				t.Reset(c.sshEvery)
 				continue
 			}
@@ -584,10 +684,10 @@ func (c *Machine) watchSSH(r *vmRun) {
 		err := c.dialSSH(ctx, addr)
 		cancel()
 		if err == nil {
-			c.setSSH(model.SSHReady)
+			c.setSSH(seq, model.SSHReady)
 			every = c.sshReadyEvery
 		} else {
-			c.setSSH(model.SSHWaiting)
+			c.setSSH(seq, model.SSHWaiting)
 			every = c.sshEvery
 		}
 		t.Reset(every)
@@ -625,11 +725,15 @@ func sshAnswers(ctx context.Context, addr string) error {
 	return nil
 }
 
-// setSSH records the SSH check's answer and notifies on a change.
-func (c *Machine) setSSH(s model.SSHState) {
+// setSSH records the answer of the SSH check of start number seq and
+// notifies on a change. The answer of an older start's check (which may
+// end after the next start has begun) is dropped.
+func (c *Machine) setSSH(seq uint64, s model.SSHState) {
 	c.mu.Lock()
-	changed := c.ssh != s
-	c.ssh = s
+	changed := c.sshSeq == seq && c.ssh != s
+	if c.sshSeq == seq {
+		c.ssh = s
+	}
 	c.mu.Unlock()
 	if changed {
 		if s == model.SSHReady {
@@ -868,6 +972,14 @@ func (c *Machine) vmEvent(r *vmRun, ev vmhost.Event) {
 // timeout, shuts the link down and returns when all of that is done or ctx
 // ends (the stop goes on).
 func (c *Machine) StopVM(ctx context.Context) error {
+	if done := c.cancelStart(); done != nil {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("stopping the VM: %w", ctx.Err())
+		}
+	}
 	if err := c.acquire(ctx); err != nil {
 		return err
 	}
@@ -932,7 +1044,9 @@ func (c *Machine) Reconnect() error {
 	return nil
 }
 
-// Status is one snapshot of the VM and its link.
+// Status is one snapshot of the VM and its link. The guest's addresses
+// (netlink.Guest but its MAC) are left out while the VM is stopped or
+// failed, and while a start prepares: the last run's are stale then.
 func (c *Machine) Status() model.Status {
 	c.mu.Lock()
 	vm := &model.VM{State: c.state, Since: c.since, Error: c.errMsg, Note: c.note, NotConfigured: c.noVM,
@@ -955,6 +1069,10 @@ func (c *Machine) Status() model.Status {
 	c.mu.Unlock()
 	if link != nil {
 		last = link.Status()
+	} else {
+		// No run is on (stopped, failed, or a start that prepares): the
+		// last run's guest addresses are stale.
+		last.Guest = netlink.Guest{MAC: last.Guest.MAC}
 	}
 	return model.Status{VM: vm, Link: last, Actions: model.Allowed(vm, last.State)}
 }
@@ -995,14 +1113,6 @@ func (c *Machine) setConfigChanged(changed bool) {
 	}
 }
 
-// config returns the VM and link configuration of the next start, as
-// given (without the defaults the Machine adds).
-func (c *Machine) config() (vmhost.Config, netlink.Config) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.opts.VMConfig, c.rawLink
-}
-
 // setConfig replaces the configuration of the next start (a reload of a
 // VM that does not run) and clears ConfigChanged.
 func (c *Machine) setConfig(vmCfg vmhost.Config, linkCfg netlink.Config) {
@@ -1036,6 +1146,8 @@ func (c *Machine) CloseWithin(grace time.Duration) error { return c.close(grace)
 func (c *Machine) hastenStop(grace time.Duration) {
 	c.mu.Lock()
 	r := c.run
+	// (A start cancelled while it prepares is stopping too, but has no
+	// run yet: it ends at once anyway.)
 	stopping := r != nil && c.state == vmhost.StateStopping
 	c.mu.Unlock()
 	if !stopping {
@@ -1072,6 +1184,11 @@ func (c *Machine) close(grace time.Duration) error {
 		c.mu.Lock()
 		c.closed = true
 		hasten := grace > 0 && c.run != nil && c.state == vmhost.StateStopping
+		if c.start != nil {
+			// A start that prepares ends at once (with the VM stopped)
+			// instead of holding Close up for minutes.
+			c.start.cancel()
+		}
 		c.mu.Unlock()
 		close(c.closing)
 		if hasten {

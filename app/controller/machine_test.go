@@ -33,6 +33,11 @@ func newHarness(t *testing.T, f *factory, mod func(*MachineOptions)) *harness {
 	if f == nil {
 		f = &factory{}
 	}
+	t.Cleanup(func() {
+		for _, err := range f.refusedTransitions() {
+			t.Error(err)
+		}
+	})
 	log := logrus.New()
 	log.SetLevel(logrus.DebugLevel)
 	log.Out = testWriter{t}

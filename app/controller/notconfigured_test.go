@@ -149,13 +149,7 @@ func TestCloseWithinHastensStopUnderWay(t *testing.T) {
 	go func() { stopped <- h.c.StopVM(context.Background()) }()
 	h.waitState(vmhost.StateStopping)
 	vm := h.f.vm()
-	deadline := time.Now().Add(waitFor)
-	for len(vm.stopTimeouts()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("StopVM did not stop the VM")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Within(t, waitFor, "StopVM to stop the VM", func() bool { return len(vm.stopTimeouts()) > 0 })
 
 	closed := make(chan error, 1)
 	go func() { closed <- h.c.CloseWithin(20 * time.Millisecond) }()

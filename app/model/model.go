@@ -10,6 +10,7 @@
 package model
 
 import (
+	"errors"
 	"time"
 
 	"github.com/vmnetbar/vmnetbar/netlink"
@@ -151,6 +152,11 @@ func (e *Error) Error() string { return e.Msg }
 // ErrorKind is e.Kind; errors of other types have the same method to say
 // their kind.
 func (e *Error) ErrorKind() Kind { return e.Kind }
+
+// ErrStartCancelled is wrapped by the error of a start that a stop of the
+// same VM cancelled (while its disk was being prepared): what the user
+// asked for happened, so surfaces do not report it as a failure.
+var ErrStartCancelled = errors.New("the start was cancelled by a stop")
 
 // ErrClosed is returned by actions once vmnetbar is shutting down.
 var ErrClosed = &Error{Kind: KindUnavailable, Msg: "vmnetbar is shutting down"}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/vmnetbar/vmnetbar/netlink"
+	"github.com/vmnetbar/vmnetbar/vmhost"
 )
 
 // VMStatus is one VM of the app: its name, the VM, its link and the
@@ -31,6 +32,21 @@ func (st Status) Named(name string) VMStatus {
 func (v VMStatus) Status() Status {
 	vm := v.VM
 	return Status{VM: &vm, Link: v.Link, Actions: v.Actions}
+}
+
+// LiveGuest is what the link has learned of the guest, without its
+// addresses while the VM is stopped or failed: those are the last run's,
+// stale (the guest may come back with others). The controller leaves them
+// out of such a status itself; every surface (the command line, the menu)
+// reads the guest through LiveGuest, so that none shows a stopped VM's
+// address whatever status it gets. A standalone link (no VM) keeps them;
+// the MAC is always kept.
+func (s Status) LiveGuest() netlink.Guest {
+	g := s.Link.Guest
+	if s.VM != nil && (s.VM.State == vmhost.StateStopped || s.VM.State == vmhost.StateError) {
+		return netlink.Guest{MAC: g.MAC}
+	}
+	return g
 }
 
 // Overview is the status of every VM of the app, sorted by name: what

@@ -58,8 +58,8 @@ func (v VMStatus) sshHostPort() (host, port string) {
 		}
 		return h, p
 	}
-	if v.Link.Guest.IPv4.IsValid() {
-		return v.Link.Guest.IPv4.String(), ""
+	if ip := v.Status().LiveGuest().IPv4; ip.IsValid() {
+		return ip.String(), ""
 	}
 	return "", ""
 }

@@ -13,6 +13,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"go.uber.org/goleak"
 
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 )
 
@@ -246,9 +247,7 @@ func TestRateLimit(t *testing.T) {
 	for range 4 { // four outages in 28 s: only two are shown
 		outage()
 	}
-	if want := []string{TitleLost, TitleRestored, TitleLost, TitleRestored}; !equalEventually(s.rec, want) {
-		t.Fatalf("shown %q, want %q", s.rec.titles(), want)
-	}
+	waitTitles(t, s.rec, []string{TitleLost, TitleRestored, TitleLost, TitleRestored})
 	s.clock.Advance(time.Minute) // the window has passed
 	outage()
 	want := []string{TitleLost, TitleRestored, TitleLost, TitleRestored, TitleLost, TitleRestored}
@@ -257,16 +256,12 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-// equalEventually waits up to 10 s for the recorder to hold want.
-func equalEventually(r *recorder, want []string) bool {
-	deadline := time.Now().Add(10 * time.Second)
-	for !equal(r.titles(), want) {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
+// waitTitles waits for the recorder to have shown exactly the titles
+// want, failing the test with the titles shown last.
+func waitTitles(t *testing.T, r *recorder, want []string) {
+	t.Helper()
+	testwait.ForValue(t, fmt.Sprintf("the titles shown to be %q", want), r.titles,
+		func(got []string) bool { return equal(got, want) })
 }
 
 func TestStopOrFailEndsOutageSilently(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,24 +175,22 @@ func TestAppTrayOverDBus(t *testing.T) {
 	// waitMenu with a boot-sized deadline: the guest boots under TCG.
 	waitMenu := func(what string, cond func([]entry) bool) []entry {
 		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
 		var last []entry
-		for time.Now().Before(deadline) {
-			select {
-			case <-app.exited:
-				t.Fatalf("vmnetbar exited (%v) while waiting for %s", app.exitErr, what)
-			default:
-			}
-			if m, err := app.menu(); err == nil {
-				last = m
-				if cond(m) {
-					return m
+		read := testwait.ValueEvery(t, 90*time.Second, 20*time.Millisecond, "the menu to show "+what,
+			func() menuRead {
+				select {
+				case <-app.exited:
+					t.Fatalf("vmnetbar exited (%v) while waiting for %s", app.exitErr, what)
+				default:
 				}
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Fatalf("menu never showed %s; last menu %+v", what, last)
-		return nil
+				m, err := app.menu()
+				if err == nil {
+					last = m
+				}
+				return menuRead{menu: last, fresh: err == nil}
+			},
+			func(r menuRead) bool { return r.fresh && cond(r.menu) })
+		return read.menu
 	}
 	reconnects := func(m []entry) int {
 		e, _ := find(m, "Link: up · ")
@@ -287,3 +286,11 @@ func TestAppTrayOverDBus(t *testing.T) {
 		t.Errorf("the VM was forced off:\n%s", app.stderr.String())
 	}
 }
+
+// menuRead is one read of the menu by a wait, shown when the wait fails.
+type menuRead struct {
+	menu  []entry // the last menu read
+	fresh bool    // menu was read now (a failed read leaves the last one)
+}
+
+func (r menuRead) String() string { return fmt.Sprintf("menu %+v", r.menu) }

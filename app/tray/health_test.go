@@ -323,7 +323,7 @@ func TestTraySilentNotifiesOncePerSpell(t *testing.T) {
 	tr.ui.Daemon = macHelp
 	tr.mu.Unlock()
 	setLink := func(h netlink.Health, lastRx time.Time) {
-		f.Set("dev", func(v *model.VMStatus) { v.Link.Health, v.Link.LastRx = h, lastRx })
+		f.fixture(f.Change("dev", func(v *model.VMStatus) { v.Link.Health, v.Link.LastRx = h, lastRx }))
 	}
 	linkLine := func(what, prefix string) {
 		t.Helper()
@@ -382,10 +382,10 @@ func (c *fakeClipboard) all() []string {
 // text; with several VMs, from the VM's submenu.
 func TestTrayCopies(t *testing.T) {
 	f := newUp("dev")
-	f.Set("dev", func(v *model.VMStatus) {
+	f.fixture(f.Change("dev", func(v *model.VMStatus) {
 		*v = withGuest(*v, "192.168.105.3", "alice")
 		v.Link.Health, v.Link.LastRx = netlink.HealthSilent, time.Now().Add(-time.Minute)
-	})
+	}))
 	clip := &fakeClipboard{}
 	tr, sh := startFakeTray(t, f, Options{Clipboard: clip}, false)
 	tr.mu.Lock()
@@ -426,7 +426,7 @@ func TestTrayCopyFails(t *testing.T) {
 	for _, withNotifier := range []bool{true, false} {
 		t.Run(fmt.Sprint("notifier ", withNotifier), func(t *testing.T) {
 			f := newUp("dev")
-			f.Set("dev", func(v *model.VMStatus) { *v = withGuest(*v, "192.168.105.3", "alice") })
+			f.fixture(f.Change("dev", func(v *model.VMStatus) { *v = withGuest(*v, "192.168.105.3", "alice") }))
 			clip := &fakeClipboard{err: errors.New("no clipboard program on PATH (looked for xclip, xsel): install xclip or xsel")}
 			opts := Options{Clipboard: clip}
 			n := &recordSender{}

@@ -130,6 +130,7 @@ type testMachines struct {
 	reloadErr error
 	onReload  func()                    // what a good Reload does; nil: nothing
 	quiet     map[string]netlink.Status // Status shows these traffic counters, until the next apply
+	errs      []error                   // fixture steps the fake refused (see fixture)
 }
 
 var _ Controller = (*testMachines)(nil)
@@ -250,12 +251,43 @@ func (m *testMachines) failReload(err error) {
 	m.reloadErr = err
 }
 
-// setVM sets a VM's state and link (adding the VM).
+// setVM sets a VM's state and link (adding the VM), stepping through the
+// states between (fakeapp's Drive).
 func (m *testMachines) setVM(name string, s vmhost.State, l netlink.State) {
-	m.Set(name, func(v *model.VMStatus) {
-		v.VM.State, v.VM.Since = s, time.Now()
+	m.fixture(m.Drive(name, s, func(v *model.VMStatus) {
+		v.VM.Since = time.Now()
 		v.Link.State, v.Link.Since = l, time.Now()
-	})
+	}))
+}
+
+// put makes the VM v.Name show v (adding it), stepping through the states
+// between (fakeapp's Drive).
+func (m *testMachines) put(v model.VMStatus) {
+	m.fixture(m.Drive(v.Name, v.VM.State, func(s *model.VMStatus) { *s = v }))
+}
+
+// fixture keeps err, a change the fake refused (fakeapp.Legal), for
+// startFakeTray to fail the test with; in the helper process it is also
+// printed to standard error.
+func (m *testMachines) fixture(err error) {
+	if err == nil {
+		return
+	}
+	if m.out != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.errs = append(m.errs, err)
+}
+
+// fixtureErrors returns the errors kept by fixture and forgets them.
+func (m *testMachines) fixtureErrors() []error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	errs := m.errs
+	m.errs = nil
+	return errs
 }
 
 // apply makes the fake's VMs those of o; quiet: only their traffic
@@ -277,7 +309,7 @@ func (m *testMachines) apply(o model.Overview, quiet bool) {
 	keep := map[string]bool{}
 	for _, v := range o.VMs {
 		keep[v.Name] = true
-		m.Set(v.Name, func(s *model.VMStatus) { s.VM, s.Link = v.VM, v.Link })
+		m.fixture(m.Drive(v.Name, v.VM.State, func(s *model.VMStatus) { s.VM, s.Link = v.VM, v.Link }))
 	}
 	for _, n := range m.Machines.Status().Names() {
 		if !keep[n] {

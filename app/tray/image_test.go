@@ -147,10 +147,9 @@ func TestReadies(t *testing.T) {
 func TestTrayReadyNotifiesOncePerBoot(t *testing.T) {
 	f := newTestMachines("dev")
 	set := func(s vmhost.State, ssh model.SSHState) {
-		f.Set("dev", func(v *model.VMStatus) {
-			*v = imageVM("dev", s, ssh)
-			v.VM.Since = time.Now()
-		})
+		v := imageVM("dev", s, ssh)
+		v.VM.Since = time.Now()
+		f.put(v)
 	}
 	set(vmhost.StateStarting, model.SSHWaiting)
 	n := &recordSender{}
@@ -216,7 +215,7 @@ func (f *fakeTerminal) all() []string {
 // the VM's submenu with several. Nothing is copied.
 func TestTrayOpenTerminal(t *testing.T) {
 	f := newTestMachines("dev")
-	f.Set("dev", func(v *model.VMStatus) { *v = imageVM("dev", vmhost.StateRunning, model.SSHReady) })
+	f.put(imageVM("dev", vmhost.StateRunning, model.SSHReady))
 	term := &fakeTerminal{}
 	clip := &fakeClipboard{}
 	_, sh := startFakeTray(t, f, Options{Terminal: term, Clipboard: clip}, false)
@@ -229,7 +228,7 @@ func TestTrayOpenTerminal(t *testing.T) {
 		t.Errorf("terminal ran %q, want %q", got, want)
 	}
 
-	f.Set("build", func(v *model.VMStatus) { *v = imageVM("build", vmhost.StateRunning, model.SSHWaiting) })
+	f.put(imageVM("build", vmhost.StateRunning, model.SSHWaiting))
 	testwait.For(t, "dev's Open Terminal, build's disabled", func() bool {
 		_, dev, devVis := sh.sub("dev ·", "Open Terminal")
 		_, build, buildVis := sh.sub("build ·", "Open Terminal")
@@ -254,7 +253,7 @@ func TestTrayOpenTerminalFails(t *testing.T) {
 	for _, withNotifier := range []bool{true, false} {
 		t.Run(fmt.Sprint("notifier ", withNotifier), func(t *testing.T) {
 			f := newUp("dev")
-			f.Set("dev", func(v *model.VMStatus) { *v = withGuest(*v, "192.168.105.3", "alice") })
+			f.fixture(f.Change("dev", func(v *model.VMStatus) { *v = withGuest(*v, "192.168.105.3", "alice") }))
 			opts := Options{Terminal: &fakeTerminal{err: errors.New(why)}}
 			n := &recordSender{}
 			if withNotifier {

@@ -335,10 +335,10 @@ func vmItems(v model.VMStatus, ui UIState, now time.Time) [numSubItems]Item {
 // guestIPv4 is the guest's IPv4 address while the VM is starting, running
 // or stopping and the link has learned it; "" when unknown.
 func guestIPv4(v model.VMStatus) string {
-	if !vmActive(v) || !v.Link.Guest.IPv4.IsValid() {
-		return ""
+	if ip := v.Status().LiveGuest().IPv4; ip.IsValid() {
+		return ip.String()
 	}
-	return v.Link.Guest.IPv4.String()
+	return ""
 }
 
 // sshCommand is the command that logs in to v's guest, as 'vmnetbar ssh'

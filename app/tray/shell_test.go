@@ -239,9 +239,19 @@ func startFakeTray(t *testing.T, c Controller, opts Options, autoClick bool) (*t
 	sh.autoClick = autoClick
 	tr.sh = sh
 	tr.onReady()
+	// The fixture's changes the fake refused fail the test.
+	fixture := func() {
+		if m, ok := c.(*testMachines); ok {
+			for _, err := range m.fixtureErrors() {
+				t.Error(err)
+			}
+		}
+	}
+	fixture()
 	t.Cleanup(func() {
 		cancel()
 		<-tr.finished
+		fixture()
 	})
 	return tr, sh
 }
@@ -262,7 +272,7 @@ func TestClicksNeverLost(t *testing.T) {
 		t.Run(strings.Join(tc.vms, ","), func(t *testing.T) {
 			f := newTestMachines(tc.vms...)
 			for _, n := range tc.vms {
-				f.Set(n, func(v *model.VMStatus) { v.VM.ConsoleLog = "/" + n + ".log" })
+				f.fixture(f.Change(n, func(v *model.VMStatus) { v.VM.ConsoleLog = "/" + n + ".log" }))
 			}
 			tr, sh := startFakeTray(t, f, Options{
 				ConfigFile: "/config.yaml",

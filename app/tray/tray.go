@@ -632,7 +632,8 @@ func (t *tray) vmAction(name string, start bool, what string) {
 	}
 	t.mu.Lock()
 	delete(t.ui.VMBusy, name)
-	if err != nil && t.ctx.Err() == nil {
+	// A start the user's own Stop cancelled did what was asked.
+	if err != nil && t.ctx.Err() == nil && !errors.Is(err, model.ErrStartCancelled) {
 		t.ui.Problem = what + " failed: " + err.Error()
 		log.WithError(err).Warn(what + " failed")
 	}

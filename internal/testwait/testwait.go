@@ -30,19 +30,30 @@ func For(t testing.TB, what string, cond func() bool) {
 // check and the failure).
 func Within(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	WithinEvery(t, timeout, pollInterval, what, cond)
+}
+
+// WithinEvery is Within checking cond every interval instead of every
+// millisecond: for a condition that is costly to check (a request to a
+// running app, a D-Bus call) while the machine is busy (a guest booting
+// under TCG). The last check is at the deadline at the latest.
+func WithinEvery(t testing.TB, timeout, interval time.Duration, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
-		if time.Now().After(deadline) {
+		left := time.Until(deadline)
+		if left <= 0 {
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 			return // Fatalf returns only from a fake testing.TB
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(min(interval, left))
 	}
 }
 
 // ForValue polls get until ok holds for its value and returns that value.
 // After DefaultTimeout it fails the test naming what and the last value
-// seen ("timed out after 10s waiting for WHAT; last: VALUE").
+// seen ("timed out after 10s waiting for WHAT; last: VALUE"; a value
+// with a String method is shown by it).
 func ForValue[T any](t testing.TB, what string, get func() T, ok func(T) bool) T {
 	t.Helper()
 	return ValueWithin(t, DefaultTimeout, what, get, ok)
@@ -51,16 +62,23 @@ func ForValue[T any](t testing.TB, what string, get func() T, ok func(T) bool) T
 // ValueWithin is ForValue with its own timeout.
 func ValueWithin[T any](t testing.TB, timeout time.Duration, what string, get func() T, ok func(T) bool) T {
 	t.Helper()
+	return ValueEvery(t, timeout, pollInterval, what, get, ok)
+}
+
+// ValueEvery is ValueWithin calling get every interval (see WithinEvery).
+func ValueEvery[T any](t testing.TB, timeout, interval time.Duration, what string, get func() T, ok func(T) bool) T {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		v := get()
 		if ok(v) {
 			return v
 		}
-		if time.Now().After(deadline) {
+		left := time.Until(deadline)
+		if left <= 0 {
 			t.Fatalf("timed out after %v waiting for %s; last: %+v", timeout, what, v)
 			return v // Fatalf returns only from a fake testing.TB
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(min(interval, left))
 	}
 }

@@ -102,3 +102,41 @@ func TestValueWithinReportsTheLastValue(t *testing.T) {
 		t.Errorf("failure %q: want what was awaited and the last value", msg)
 	}
 }
+
+// TestEveryChecksAtTheIntervalAndAtTheDeadline: an interval longer than
+// the timeout does not stretch the wait: the condition is checked once at
+// once and once more at the deadline, then the test fails.
+func TestEveryChecksAtTheIntervalAndAtTheDeadline(t *testing.T) {
+	r := &recorder{TB: t}
+	checks := 0
+	WithinEvery(r, 20*time.Millisecond, time.Hour, "the guest to boot", func() bool { checks++; return false })
+	if len(r.fatals) != 1 || !strings.Contains(r.fatals[0], "waiting for the guest to boot") {
+		t.Fatalf("failures %q, want one naming what was awaited", r.fatals)
+	}
+	if checks != 2 {
+		t.Errorf("the condition was checked %d times, want 2 (at once, at the deadline)", checks)
+	}
+
+	gets := 0
+	ValueEvery(r, 20*time.Millisecond, time.Hour, "the link to be up",
+		func() string { gets++; return "reconnecting" }, func(s string) bool { return s == "up" })
+	if len(r.fatals) != 2 || !strings.Contains(r.fatals[1], "last: reconnecting") {
+		t.Fatalf("failures %q, want a second one with the last value", r.fatals)
+	}
+	if gets != 2 {
+		t.Errorf("the value was read %d times, want 2", gets)
+	}
+}
+
+// shown is a value whose failure text is its String.
+type shown struct{ menu string }
+
+func (s shown) String() string { return "menu:\n" + s.menu }
+
+func TestValueFailureUsesString(t *testing.T) {
+	r := &recorder{TB: t}
+	ValueWithin(r, 0, "a submenu", func() shown { return shown{"VM: running"} }, func(shown) bool { return false })
+	if len(r.fatals) != 1 || !strings.HasSuffix(r.fatals[0], "last: menu:\nVM: running") {
+		t.Fatalf("failures %q, want the value's String", r.fatals)
+	}
+}
