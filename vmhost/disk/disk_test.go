@@ -299,21 +299,29 @@ func TestPrepareReplacesDisk(t *testing.T) {
 }
 
 func TestProgress(t *testing.T) {
-	for _, kind := range []string{"raw", "qcow2"} {
+	for _, kind := range []string{"raw", "qcow2", "qcow2 compressed"} {
 		t.Run(kind, func(t *testing.T) {
 			dir := t.TempDir()
 			src := filepath.Join(dir, "image")
 			var total int64 = 40<<20 + 512
-			if kind == "raw" {
+			switch kind {
+			case "raw":
 				f, _ := os.Create(src)
 				f.Write(patterned(3, 40<<20))
 				f.Truncate(total)
 				f.Close()
-			} else {
+			case "qcow2":
 				q := qb{version: 3, clusterBits: 16, size: total, plain: map[int64][]byte{}}
 				for c := int64(0); c < 640; c += 3 {
 					q.plain[c] = patterned(uint64(c), 64<<10)
 				}
+				writeFile(t, src, q.build())
+			default: // converted in batches by several goroutines
+				q := qb{version: 3, clusterBits: 16, size: total, plain: map[int64][]byte{}, compressed: map[int64][]byte{}}
+				for c := int64(0); c < 640; c += 2 {
+					q.compressed[c] = bytes.Repeat([]byte{byte(c)}, 100)
+				}
+				q.plain[7] = patterned(7, 64<<10)
 				writeFile(t, src, q.build())
 			}
 			type call struct{ done, total int64 }
@@ -338,16 +346,23 @@ func TestProgress(t *testing.T) {
 }
 
 func TestCancelLeavesNothing(t *testing.T) {
-	for _, kind := range []string{"raw", "qcow2"} {
+	for _, kind := range []string{"raw", "qcow2", "qcow2 compressed"} {
 		t.Run(kind, func(t *testing.T) {
 			dir := t.TempDir()
 			src := filepath.Join(dir, "image")
-			if kind == "raw" {
+			switch kind {
+			case "raw":
 				writeFile(t, src, patterned(3, 24<<20))
-			} else {
+			case "qcow2":
 				q := qb{version: 3, clusterBits: 16, size: 24 << 20, plain: map[int64][]byte{}}
 				for c := int64(0); c < 384; c++ {
 					q.plain[c] = patterned(uint64(c), 64<<10)
+				}
+				writeFile(t, src, q.build())
+			default:
+				q := qb{version: 3, clusterBits: 16, size: 24 << 20, compressed: map[int64][]byte{}}
+				for c := int64(0); c < 384; c++ {
+					q.compressed[c] = bytes.Repeat([]byte{byte(c), 1, 2}, 1000)
 				}
 				writeFile(t, src, q.build())
 			}

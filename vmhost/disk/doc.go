@@ -13,6 +13,10 @@
 //     file: unallocated and zero clusters, and zero 4 KiB blocks inside data
 //     clusters, stay holes. Cluster sizes from 512 B to 2 MiB, zlib
 //     compressed clusters and extended L2 entries (subclusters) are read.
+//     Clusters that lie together in the file are read at once (up to 512
+//     KiB at a time), and inflated and written by up to 4 goroutines
+//     (GOMAXPROCS): distros ship compressed images, and inflating is most
+//     of the work of converting one.
 //   - raw is cloned copy-on-write where the file system can (FICLONE on
 //     Linux: Btrfs, XFS with reflink; clonefile on macOS: APFS), else copied
 //     sparsely (SEEK_DATA/SEEK_HOLE, and zero blocks are not written).

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 )
 
@@ -14,16 +15,18 @@ var errBudget = errors.New("write budget spent")
 
 // boundedWriter checks that writes stay inside the disk and stops the
 // conversion after budget bytes, so that a fuzzed image of a huge disk
-// full of references to one cluster cannot run for long.
+// full of references to one cluster cannot run for long. The converters
+// write at once.
 type boundedWriter struct {
-	size, budget int64
+	size   int64
+	budget atomic.Int64
 }
 
 func (w *boundedWriter) WriteAt(b []byte, off int64) (int, error) {
 	if off < 0 || off+int64(len(b)) > w.size {
 		return 0, fmt.Errorf("write of %d bytes at %d outside the disk of %d bytes", len(b), off, w.size)
 	}
-	if w.budget -= int64(len(b)); w.budget < 0 {
+	if w.budget.Add(-int64(len(b))) < 0 {
 		return 0, errBudget
 	}
 	return len(b), nil
@@ -80,7 +83,8 @@ func FuzzQcow2(f *testing.F) {
 				cancel()
 			}
 		}}
-		w := &boundedWriter{size: info.VirtualSize, budget: 16 << 20}
+		w := &boundedWriter{size: info.VirtualSize}
+		w.budget.Store(16 << 20)
 		err = convertQcow2(cctx, q, w, &p)
 		var e *Error
 		if err != nil && !errors.Is(err, errBudget) && !errors.Is(err, context.Canceled) && !errors.As(err, &e) {

@@ -231,6 +231,8 @@ func (q qb) build() []byte {
 		i := c / perL2
 		off, ok := l2[i]
 		if !ok {
+			// After compressed data the file may not end at a cluster.
+			img = append(img, make([]byte, (cs-int64(len(img))%cs)%cs)...)
 			off = int64(len(img))
 			img = append(img, make([]byte, cs)...)
 			l2[i] = off

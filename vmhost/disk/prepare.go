@@ -2,7 +2,6 @@ package disk
 
 import (
 	"bytes"
-	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
@@ -274,77 +273,6 @@ func writeData(w io.WriterAt, b []byte, off int64) error {
 		i = j
 	}
 	return nil
-}
-
-// convertQcow2 writes the data of q into w (a file already of the disk's
-// size, all holes).
-func convertQcow2(ctx context.Context, q *qcow2, w io.WriterAt, p *progressor) error {
-	buf := make([]byte, chunkSize)
-	var cluster, cin []byte
-	var zr io.ReadCloser
-	var run extent // pending plain data: run.length bytes at run.host
-	flush := func() error {
-		if run.length == 0 {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b := buf[:run.length]
-		if err := q.readAt(b, run.host); err != nil {
-			return err
-		}
-		if err := writeData(w, b, run.guest); err != nil {
-			return err
-		}
-		p.report(run.guest + run.length)
-		run.length = 0
-		return nil
-	}
-	err := q.walk(ctx, func(e extent) error {
-		if !e.compressed {
-			if run.length > 0 && e.guest == run.guest+run.length && e.host == run.host+run.length && run.length+e.length <= chunkSize {
-				run.length += e.length
-				return nil
-			}
-			if err := flush(); err != nil {
-				return err
-			}
-			run = e
-			return nil
-		}
-		if err := flush(); err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if cluster == nil {
-			cluster = make([]byte, q.clusterSize)
-			cin = make([]byte, 2*q.clusterSize)
-		}
-		in := cin[:e.clen]
-		if err := q.readAt(in, e.host); err != nil {
-			return err
-		}
-		if zr == nil {
-			zr = flate.NewReader(bytes.NewReader(in))
-		} else if err := zr.(flate.Resetter).Reset(bytes.NewReader(in), nil); err != nil {
-			return err
-		}
-		if _, err := io.ReadFull(zr, cluster); err != nil {
-			return q.corrupt("the compressed cluster at guest offset %d does not decompress to a whole cluster (%v)", e.guest, err)
-		}
-		if err := writeData(w, cluster[:e.length], e.guest); err != nil {
-			return err
-		}
-		p.report(e.guest + e.length)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return flush()
 }
 
 // copyRaw copies the size bytes of the raw image in into w (a file already
