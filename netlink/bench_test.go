@@ -230,9 +230,13 @@ func forEach(b *testing.B, run func(b *testing.B, impl string, size int)) {
 
 func BenchmarkUp(b *testing.B) { forEach(b, benchUp) }
 
-func benchUp(b *testing.B, impl string, size int) {
+func benchUp(b *testing.B, impl string, size int) { benchUpFrames(b, impl, benchFrame(size)) }
+
+// benchUpFrames has the VM send frames in a cycle as fast as it can and
+// the daemon read them.
+func benchUpFrames(b *testing.B, impl string, frames ...[]byte) {
 	env := setup(b, impl)
-	vm := newBenchVM(env.vm, benchFrame(size))
+	vm := newBenchVM(env.vm, frames...)
 	errc := make(chan error, 1)
 	measure(b, env, func() {
 		// The VM's sends block while the socketpair is full:
@@ -241,8 +245,8 @@ func benchUp(b *testing.B, impl string, size int) {
 		dec := NewDecoder(0)
 		for i := 0; i < b.N; i++ {
 			f, err := dec.ReadFrame(env.daemon)
-			if err != nil || len(f) != size {
-				b.Fatalf("daemon read %d: %v (%d bytes)", i, err, len(f))
+			if want := len(frames[i%len(frames)]); err != nil || len(f) != want {
+				b.Fatalf("daemon read %d: %v (%d bytes, want %d)", i, err, len(f), want)
 			}
 		}
 		if err := <-errc; err != nil {
@@ -257,17 +261,30 @@ const window = 512
 
 func BenchmarkDown(b *testing.B) { forEach(b, benchDown) }
 
-func benchDown(b *testing.B, impl string, size int) {
+func benchDown(b *testing.B, impl string, size int) { benchDownFrames(b, impl, benchFrame(size)) }
+
+// benchDownFrames has the daemon send frames in a cycle, 32 a write and
+// paced so that the VM is never overrun, and the VM read them.
+func benchDownFrames(b *testing.B, impl string, frames ...[]byte) {
 	env := setup(b, impl)
+	// The cycle, repeated to a multiple of 32 frames, encoded; off[i] is
+	// where frame i starts.
+	cycle := frames
+	for len(cycle)%32 != 0 {
+		cycle = append(cycle, frames...)
+	}
+	var wire []byte
+	off := make([]int, len(cycle)+1)
+	for i, f := range cycle {
+		off[i] = len(wire)
+		wire, _ = AppendFrame(wire, f)
+	}
+	off[len(cycle)] = len(wire)
 	credits := make(chan struct{}, window/32+1)
 	for i := 0; i < window/32; i++ {
 		credits <- struct{}{}
 	}
-	var wire []byte
-	for i := 0; i < 32; i++ {
-		wire, _ = AppendFrame(wire, benchFrame(size))
-	}
-	vm := newBenchVM(env.vm, benchFrame(size))
+	vm := newBenchVM(env.vm, frames...)
 	errc := make(chan error, 1)
 	measure(b, env, func() {
 		go func() {
@@ -275,11 +292,9 @@ func benchDown(b *testing.B, impl string, size int) {
 			// write, so the VM is never overrun.
 			for sent := 0; sent < b.N; sent += 32 {
 				<-credits
-				w := wire
-				if n := b.N - sent; n < 32 {
-					w = wire[:n*(4+size)]
-				}
-				if _, err := env.daemon.Write(w); err != nil {
+				first := sent % len(cycle)
+				n := min(32, b.N-sent)
+				if _, err := env.daemon.Write(wire[off[first]:off[first+n]]); err != nil {
 					errc <- err
 					return
 				}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"net"
 	"testing"
-	"time"
 )
 
 // The traffic of BenchmarkLearning: a realistic mix each way, so that the
@@ -93,75 +92,9 @@ func learnMix(up bool) [][]byte {
 	return frames
 }
 
-func benchUpMix(b *testing.B, impl string) {
-	env := setup(b, impl)
-	frames := learnMix(true)
-	vm := newMixVM(env.vm, frames)
-	errc := make(chan error, 1)
-	measure(b, env, func() {
-		go func() { errc <- vm.send(b.N) }()
-		dec := NewDecoder(0)
-		for i := 0; i < b.N; i++ {
-			f, err := dec.ReadFrame(env.daemon)
-			if want := len(frames[i%len(frames)]); err != nil || len(f) != want {
-				b.Fatalf("daemon read %d: %v (%d bytes, want %d)", i, err, len(f), want)
-			}
-		}
-		if err := <-errc; err != nil {
-			b.Fatal(err)
-		}
-	})
-}
+func benchUpMix(b *testing.B, impl string) { benchUpFrames(b, impl, learnMix(true)...) }
 
-func benchDownMix(b *testing.B, impl string) {
-	env := setup(b, impl)
-	frames := learnMix(false)
-	// The whole cycle encoded; off[i] is where frame i starts.
-	var wire []byte
-	off := make([]int, len(frames)+1)
-	for i, f := range frames {
-		off[i] = len(wire)
-		wire, _ = AppendFrame(wire, f)
-	}
-	off[len(frames)] = len(wire)
-	credits := make(chan struct{}, window/32+1)
-	for i := 0; i < window/32; i++ {
-		credits <- struct{}{}
-	}
-	vm := newMixVM(env.vm, frames)
-	errc := make(chan error, 1)
-	measure(b, env, func() {
-		go func() {
-			// Paced by credits from the VM reader, 32 frames a
-			// write, so the VM is never overrun.
-			for sent := 0; sent < b.N; sent += 32 {
-				<-credits
-				first := sent % len(frames)
-				n := min(32, b.N-sent)
-				if _, err := env.daemon.Write(wire[off[first]:off[first+n]]); err != nil {
-					errc <- err
-					return
-				}
-			}
-			errc <- nil
-		}()
-		env.vm.SetReadDeadline(time.Now().Add(time.Minute))
-		credited := 0
-		for got := 0; got < b.N; {
-			n, err := vm.recv(b.N - got)
-			if err != nil {
-				b.Fatalf("VM read after %d frames: %v", got, err)
-			}
-			got += n
-			for ; got-credited >= 32; credited += 32 {
-				credits <- struct{}{}
-			}
-		}
-		if err := <-errc; err != nil {
-			b.Fatal(err)
-		}
-	})
-}
+func benchDownMix(b *testing.B, impl string) { benchDownFrames(b, impl, learnMix(false)...) }
 
 // TestLearnMixFrames checks the benchmark's frames: each parses as what it
 // stands for, and the mix has each kind.

@@ -10,25 +10,27 @@ import (
 
 // benchVM is the benchmarks' VM: it moves datagrams on its end of the
 // socketpair with sendmmsg/recvmmsg, so the VM is never what limits a
-// forwarder's rate.
+// forwarder's rate. It sends, and expects, its frames in a cycle (one
+// frame, or BenchmarkLearning's mix).
 type benchVM struct {
-	rc    syscall.RawConn
-	frame []byte
-	msgs  [32]unix.Mmsghdr
-	iovs  [32]unix.Iovec
-	bufs  [32][]byte
-	n     int
-	err   syscall.Errno
-	sfn   func(fd uintptr) bool
-	rfn   func(fd uintptr) bool
+	rc     syscall.RawConn
+	frames [][]byte
+	next   int // index in frames of the next frame to send or receive
+	msgs   [32]unix.Mmsghdr
+	iovs   [32]unix.Iovec
+	bufs   [32][]byte
+	n      int
+	err    syscall.Errno
+	sfn    func(fd uintptr) bool
+	rfn    func(fd uintptr) bool
 }
 
-func newBenchVM(c *net.UnixConn, frame []byte) *benchVM {
+func newBenchVM(c *net.UnixConn, frames ...[]byte) *benchVM {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		panic(err)
 	}
-	v := &benchVM{rc: rc, frame: frame}
+	v := &benchVM{rc: rc, frames: frames}
 	for i := range v.msgs {
 		v.bufs[i] = make([]byte, MaxFrameSize+1)
 		v.msgs[i].Hdr.Iov = &v.iovs[i]
@@ -38,14 +40,16 @@ func newBenchVM(c *net.UnixConn, frame []byte) *benchVM {
 	return v
 }
 
-// send sends count copies of the frame, blocking while the socketpair is full.
+// send sends count frames of the cycle, blocking while the socketpair is
+// full.
 func (v *benchVM) send(count int) error {
-	for i := range v.iovs {
-		v.iovs[i].Base = &v.frame[0]
-		v.iovs[i].SetLen(len(v.frame))
-	}
 	for count > 0 {
 		v.n = min(count, len(v.msgs))
+		for i := 0; i < v.n; i++ {
+			f := v.frames[(v.next+i)%len(v.frames)]
+			v.iovs[i].Base = &f[0]
+			v.iovs[i].SetLen(len(f))
+		}
 		if err := v.rc.Write(v.sfn); err != nil {
 			return err
 		}
@@ -53,6 +57,7 @@ func (v *benchVM) send(count int) error {
 			return v.err
 		}
 		count -= v.n
+		v.next = (v.next + v.n) % len(v.frames)
 	}
 	return nil
 }
@@ -67,7 +72,7 @@ func (v *benchVM) doSend(fd uintptr) bool {
 }
 
 // recv receives at least one and at most max frames and returns how many,
-// checking their size.
+// checking that each has the size of the frame of the cycle it should be.
 func (v *benchVM) recv(max int) (int, error) {
 	for i := range v.iovs {
 		v.iovs[i].Base = &v.bufs[i][0]
@@ -81,10 +86,11 @@ func (v *benchVM) recv(max int) (int, error) {
 		return 0, v.err
 	}
 	for i := 0; i < v.n; i++ {
-		if int(v.msgs[i].Len) != len(v.frame) {
+		if int(v.msgs[i].Len) != len(v.frames[(v.next+i)%len(v.frames)]) {
 			return i, errFrameMismatch
 		}
 	}
+	v.next = (v.next + v.n) % len(v.frames)
 	return v.n, nil
 }
 
