@@ -74,6 +74,7 @@ type vzHost struct {
 	limits limits     // the framework's and the host's bounds, the macOS version
 	build  vzFactory  // makes the framework VM
 	fw     vzFirmware // makes a VM's EFI variable store and machine identifier
+	clock  Clock      // the stop's waits and the state times; nil: the system clock
 }
 
 // vzSpec is the framework configuration of a VM, decided here and built by
@@ -270,12 +271,17 @@ func newVZ(cfg Config, log logrus.FieldLogger, h vzHost) (*vzVM, error) {
 	if err != nil {
 		return nil, err
 	}
+	clock := h.clock
+	if clock == nil {
+		clock = realClock{}
+	}
 	return &vzVM{
 		cfg:        cfg,
 		vm:         vm,
 		macOS:      h.limits.macOS,
 		log:        log,
-		m:          newMachine(log, nil),
+		clock:      clock,
+		m:          newMachine(log, clock.Now),
 		askPoll:    vzAskPoll,
 		askRepeat:  vzAskRepeat,
 		forcePoll:  vzForcePoll,
@@ -303,6 +309,7 @@ type vzVM struct {
 	vm    vzMachine
 	macOS string
 	log   logrus.FieldLogger
+	clock Clock // every wait of a stop, and the machine's times
 	m     *machine
 
 	askPoll, askRepeat, forcePoll time.Duration
@@ -452,47 +459,66 @@ func (v *vzVM) Stop(ctx context.Context, timeout time.Duration) error {
 // and again every askRepeat, then forces the VM off at the stop's deadline,
 // which a later Stop may bring forward.
 func (v *vzVM) stopper() {
+	if v.askUntilDeadline() {
+		v.forceStop()
+	}
+}
+
+// askUntilDeadline is the stopper's wait: it asks the guest to power off
+// as soon as the framework allows it (checking every askPoll until then),
+// and again askRepeat after each request, until the VM has ended (false)
+// or the stop's deadline, which a later Stop may bring forward, has come
+// (true). Every wait is on the clock; its timers are released on return.
+func (v *vzVM) askUntilDeadline() (force bool) {
 	remaining, _ := v.m.stopDeadline()
-	deadline := time.NewTimer(remaining)
-	defer deadline.Stop()
-	poll := time.NewTicker(v.askPoll)
-	defer poll.Stop()
+	deadline, stopDeadline := v.clock.NewTimer(remaining)
 	var (
-		repeat *time.Ticker
-		again  <-chan time.Time
+		asked     bool             // the guest was asked once: then again, not poll
+		poll      <-chan time.Time // armed while the guest cannot be asked yet
+		again     <-chan time.Time // armed once it was asked
+		stopPoll  = func() bool { return false }
+		stopAgain = func() bool { return false }
 	)
 	defer func() {
-		if repeat != nil {
-			repeat.Stop()
-		}
+		stopDeadline()
+		stopPoll()
+		stopAgain()
 	}()
 	for {
-		if repeat == nil {
+		if !asked {
 			if v.vm.CanRequestStop() {
 				v.askGuest(true)
-				poll.Stop()
-				repeat = time.NewTicker(v.askRepeat)
-				again = repeat.C
-			} else if v.vm.State() == vzStarting {
-				v.m.setNote(StateStopping, noteWaitVZStart)
+				asked = true
+				stopPoll()
+				poll = nil
+				again, stopAgain = v.clock.NewTimer(v.askRepeat)
+			} else {
+				if v.vm.State() == vzStarting {
+					v.m.setNote(StateStopping, noteWaitVZStart)
+				}
+				if poll == nil {
+					poll, stopPoll = v.clock.NewTimer(v.askPoll)
+				}
 			}
 		}
 		select {
 		case <-v.m.done:
-			return
-		case <-deadline.C:
-			v.forceStop()
-			return
+			return false
+		case <-deadline:
+			return true
 		case <-v.m.stopSooner:
 			// A later Stop asked for an earlier force.
+			stopDeadline()
 			remaining, _ := v.m.stopDeadline()
-			deadline.Reset(remaining)
-		case <-poll.C:
+			deadline, stopDeadline = v.clock.NewTimer(remaining)
+		case <-poll:
+			poll = nil // armed again above while the guest cannot be asked
 		case <-again:
 			// The guest is still up: it may have missed the request.
 			_, timeout := v.m.stopDeadline()
 			v.m.setNote(StateStopping, noteWaitButton+"; it is forced off after "+timeout.String())
 			v.askGuest(false)
+			again, stopAgain = v.clock.NewTimer(v.askRepeat)
 		}
 	}
 }
@@ -531,8 +557,11 @@ func (v *vzVM) forceStop() {
 	if err == nil {
 		return // watch sees the framework report stopped
 	}
-	poll := time.NewTicker(v.forcePoll)
-	defer poll.Stop()
+	// The poll: armed before each wait unless still pending from the
+	// last one (a state change does not restart it), released on return.
+	var poll <-chan time.Time
+	stopPoll := func() bool { return false }
+	defer func() { stopPoll() }()
 	for attempt := 1; ; attempt++ {
 		if s := v.vm.State(); s == vzStopped || s == vzError {
 			v.log.WithError(err).Debug("forcing the VM off failed, but it has ended")
@@ -551,11 +580,15 @@ func (v *vzVM) forceStop() {
 			v.log.WithError(err).Debug("forcing the VM off failed again")
 		}
 		for {
+			if poll == nil {
+				poll, stopPoll = v.clock.NewTimer(v.forcePoll)
+			}
 			select {
 			case <-v.m.done:
 				return
 			case <-v.stateKicks:
-			case <-poll.C:
+			case <-poll:
+				poll = nil
 			}
 			if s := v.vm.State(); s == vzStopped || s == vzError {
 				return // watch records it

@@ -15,32 +15,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmnetbar/vmnetbar/internal/testclock"
 	"github.com/vmnetbar/vmnetbar/internal/testwait"
 )
 
 // The macOS backend's logic, run against fakeVZ.
 
-// vzTest is a backend VM on a fake framework.
+// vzTest is a backend VM on a fake framework and a fake clock.
 type vzTest struct {
-	v    *vzVM
-	f    *fakeVZ
-	nic  *os.File
-	gate func() // opens the start gate (once)
+	v     *vzVM
+	f     *fakeVZ
+	clock *testclock.Fake // time moves only when the test advances it
+	nic   *os.File
+	gate  func() // opens the start gate (once)
 }
 
-// newVZTest builds a vzVM on f (its gate, if any, is opened by the
-// cleanup). Stops poll and repeat quickly; tests that need other timings
-// set them before Start.
+// newVZTest builds a vzVM on f and a fake clock, with the real timings of
+// a stop (vzAskPoll, vzAskRepeat, vzForcePoll): tests advance the clock
+// and assert the waits (waitTimers). Its gate, if any, is opened by the
+// cleanup, which stops the VM advancing the clock as far as the stop
+// waits.
 func newVZTest(t *testing.T, f *fakeVZ) *vzTest {
 	t.Helper()
 	cfg := validConfig(t)
 	lim := testLimits
 	lim.macOS = "14.5"
-	v, err := newVZ(cfg, testLogger(t), vzHost{limits: lim, build: func(vzSpec) (vzMachine, error) { return f, nil }, fw: newFakeFirmware()})
+	clock := testclock.New(time.Time{})
+	v, err := newVZ(cfg, testLogger(t), vzHost{limits: lim, build: func(vzSpec) (vzMachine, error) { return f, nil }, fw: newFakeFirmware(), clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.askPoll, v.askRepeat, v.forcePoll = time.Millisecond, 2*time.Millisecond, time.Millisecond
 	var once sync.Once
 	gate := func() {
 		if f.startGate != nil {
@@ -50,9 +54,19 @@ func newVZTest(t *testing.T, f *fakeVZ) *vzTest {
 	t.Cleanup(func() {
 		// Whatever happened, the test leaves no goroutine behind.
 		gate()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := v.Stop(ctx, time.Millisecond); err != nil {
+		stopped := stopAsync(v, time.Millisecond)
+		testwait.For(t, "the cleanup stop to end the VM", func() bool {
+			select {
+			case <-v.Done():
+				return true
+			default:
+			}
+			if ts := clock.Timers(); len(ts) > 0 {
+				clock.Advance(ts[0]) // whatever the stop waits for
+			}
+			return false
+		})
+		if err := recvErr(t, stopped, "the cleanup Stop"); err != nil {
 			t.Errorf("cleanup Stop: %v", err)
 		}
 		v.running.Wait() // they log to t
@@ -60,8 +74,20 @@ func newVZTest(t *testing.T, f *fakeVZ) *vzTest {
 			t.Error("two goroutines read the framework's state changes at once")
 		}
 	})
-	return &vzTest{v: v, f: f, nic: cfg.NIC, gate: gate}
+	return &vzTest{v: v, f: f, clock: clock, nic: cfg.NIC, gate: gate}
 }
+
+// waitTimers waits until the timers pending on the fake clock are want,
+// shortest first: what the stop waits for once it has done what it does
+// before waiting (each wait is armed after that).
+func (vt *vzTest) waitTimers(t *testing.T, want ...time.Duration) {
+	t.Helper()
+	testwait.ForValue(t, fmt.Sprintf("the stop to wait for %v", want), vt.clock.Timers,
+		func(ts []time.Duration) bool { return slices.Equal(ts, want) })
+}
+
+// elapsed is how far the test has advanced the fake clock.
+func (vt *vzTest) elapsed() time.Duration { return vt.clock.Since(testclock.Start) }
 
 // waitNICClosed waits for the backend to close the NIC: it does so right
 // after the VM has ended.
@@ -228,12 +254,30 @@ func TestVZStopAsksAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, vt.v, StateRunning)
-	// A timeout far beyond the test's: the stop can only end if the
+	// A timeout the test never reaches: the stop can only end if the
 	// guest answers.
-	if err := recvErr(t, stopAsync(vt.v, time.Hour), "Stop"); err != nil {
+	stopped := stopAsync(vt.v, time.Hour)
+	// Asked at once, then again every vzAskRepeat.
+	vt.waitTimers(t, vzAskRepeat, time.Hour)
+	if _, requests, _ := f.counts(); requests != 1 {
+		t.Fatalf("%d requests before the first repeat, want 1", requests)
+	}
+	vt.clock.Advance(vzAskRepeat - 1)
+	vt.waitTimers(t, 1, time.Hour-vzAskRepeat+1)
+	if _, requests, _ := f.counts(); requests != 1 {
+		t.Fatalf("%d requests before a full vzAskRepeat, want 1", requests)
+	}
+	vt.clock.Advance(1)
+	vt.waitTimers(t, vzAskRepeat, time.Hour-vzAskRepeat)
+	if _, requests, _ := f.counts(); requests != 2 {
+		t.Fatalf("%d requests after one vzAskRepeat, want 2", requests)
+	}
+	vt.clock.Advance(vzAskRepeat) // the third request: the guest answers
+	if err := recvErr(t, stopped, "Stop"); err != nil {
 		t.Fatal(err)
 	}
 	evs := awaitDone(t, vt.v, 10*time.Second)
+	vt.waitTimers(t) // the stopper released its timers
 	if got := states(evs); !slices.Equal(got, []State{StateStarting, StateRunning, StateStopping, StateStopped}) {
 		t.Errorf("events %v", got)
 	}
@@ -263,6 +307,10 @@ func TestVZStopWhileStartingAsksOnceRunning(t *testing.T) {
 	testwait.For(t, "the framework to start", func() bool { return f.State() == vzStarting })
 	stopped := stopAsync(vt.v, time.Hour)
 	testwait.For(t, "the note about the start", func() bool { return vt.v.m.getNote() == noteWaitVZStart })
+	// It checks every vzAskPoll whether the guest can be asked.
+	vt.waitTimers(t, vzAskPoll, time.Hour)
+	vt.clock.Advance(vzAskPoll)
+	vt.waitTimers(t, vzAskPoll, time.Hour-vzAskPoll)
 	if _, requests, _ := f.counts(); requests != 0 {
 		t.Fatalf("the guest was asked %d times while the VM started", requests)
 	}
@@ -270,6 +318,11 @@ func TestVZStopWhileStartingAsksOnceRunning(t *testing.T) {
 	if err := recvErr(t, started, "Start"); err != nil {
 		t.Fatal(err)
 	}
+	// Running now, but the guest is asked at the next check only.
+	if _, requests, _ := f.counts(); requests != 0 {
+		t.Fatalf("the guest was asked %d times before the next check", requests)
+	}
+	vt.clock.Advance(vzAskPoll)
 	if err := recvErr(t, stopped, "Stop"); err != nil {
 		t.Fatal(err)
 	}
@@ -293,15 +346,27 @@ func TestVZForcedStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, vt.v, StateRunning)
-	if err := recvErr(t, stopAsync(vt.v, 20*time.Millisecond), "Stop"); err != nil {
+	stopped := stopAsync(vt.v, 20*time.Millisecond)
+	vt.waitTimers(t, 20*time.Millisecond, vzAskRepeat)
+	vt.clock.Advance(20*time.Millisecond - 1)
+	vt.waitTimers(t, 1, vzAskRepeat-20*time.Millisecond+1)
+	if _, _, stops := f.counts(); stops != 0 {
+		t.Fatalf("forced off %d times before the timeout", stops)
+	}
+	vt.clock.Advance(1)
+	if err := recvErr(t, stopped, "Stop"); err != nil {
 		t.Fatal(err)
 	}
 	evs := awaitDone(t, vt.v, 10*time.Second)
+	vt.waitTimers(t) // the stopper released its timers
+	if got := vt.elapsed(); got != 20*time.Millisecond {
+		t.Errorf("forced off after %v, want the timeout 20ms", got)
+	}
 	if got := states(evs); !slices.Equal(got, []State{StateStarting, StateRunning, StateStopping, StateStopped}) {
 		t.Errorf("events %v", got)
 	}
-	if _, requests, stops := f.counts(); requests < 1 || stops != 1 {
-		t.Errorf("%d requests and %d forced stops, want at least 1 and 1", requests, stops)
+	if _, requests, stops := f.counts(); requests != 1 || stops != 1 {
+		t.Errorf("%d requests and %d forced stops, want 1 and 1", requests, stops)
 	}
 	if f.State() != vzStopped {
 		t.Errorf("the framework's VM is %s", f.State())
@@ -318,10 +383,25 @@ func TestVZForcedStopRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, vt.v, StateRunning)
-	if err := recvErr(t, stopAsync(vt.v, 10*time.Millisecond), "Stop"); err != nil {
+	stopped := stopAsync(vt.v, 10*time.Millisecond)
+	vt.waitTimers(t, 10*time.Millisecond, vzAskRepeat)
+	vt.clock.Advance(10 * time.Millisecond)
+	// The first retry is at once: a state change (running) is pending
+	// from before the stop, and the framework says it can stop. The
+	// second waits for the poll.
+	testwait.For(t, "the second forced stop", func() bool { _, _, stops := f.counts(); return stops == 2 })
+	vt.waitTimers(t, vzForcePoll)
+	vt.clock.Advance(vzForcePoll - 1)
+	vt.waitTimers(t, 1)
+	if _, _, stops := f.counts(); stops != 2 {
+		t.Fatalf("%d forced stops before the poll, want 2", stops)
+	}
+	vt.clock.Advance(1)
+	if err := recvErr(t, stopped, "Stop"); err != nil {
 		t.Fatal(err)
 	}
 	evs := awaitDone(t, vt.v, 10*time.Second)
+	vt.waitTimers(t) // the forced stop released its poll
 	if got := states(evs); !slices.Equal(got, []State{StateStarting, StateRunning, StateStopping, StateStopped}) {
 		t.Errorf("events %v", got)
 	}
@@ -341,11 +421,15 @@ func TestVZForcedStopWhileStarting(t *testing.T) {
 	f := newFakeVZ()
 	f.startGate = make(chan struct{})
 	vt := newVZTest(t, f)
-	vt.v.forcePoll = time.Hour // only the framework's state change may wake the retry
 	started := startAsync(vt.v)
 	testwait.For(t, "the framework to start", func() bool { return f.State() == vzStarting })
 	stopped := stopAsync(vt.v, 5*time.Millisecond)
+	vt.waitTimers(t, 5*time.Millisecond, vzAskPoll)
+	vt.clock.Advance(5 * time.Millisecond)
 	testwait.For(t, "the forced stop to fail", func() bool { return strings.HasPrefix(vt.v.m.getNote(), noteForceRetry) })
+	// The clock stays: only the framework's state change may wake the
+	// retry.
+	vt.waitTimers(t, vzForcePoll)
 	if st, err := vt.v.State(); st != StateStopping {
 		t.Fatalf("state %s (%v) while the framework's VM is still starting, want stopping", st, err)
 	}
@@ -387,6 +471,8 @@ func TestVZForcedStopRetryEndsInError(t *testing.T) {
 	started := startAsync(vt.v)
 	testwait.For(t, "the framework to start", func() bool { return f.State() == vzStarting })
 	stopped := stopAsync(vt.v, time.Millisecond)
+	vt.waitTimers(t, time.Millisecond, vzAskPoll)
+	vt.clock.Advance(time.Millisecond)
 	testwait.For(t, "the forced stop to fail", func() bool { return strings.HasPrefix(vt.v.m.getNote(), noteForceRetry) })
 	vt.gate()
 	if err := recvErr(t, started, "Start"); err == nil || !strings.Contains(err.Error(), "boot failed") {
@@ -412,6 +498,8 @@ func TestVZForcedStopDuringFrameworkStart(t *testing.T) {
 	started := startAsync(vt.v)
 	testwait.For(t, "the framework to start", func() bool { return f.State() == vzStarting })
 	stopped := stopAsync(vt.v, time.Millisecond)
+	vt.waitTimers(t, time.Millisecond, vzAskPoll)
+	vt.clock.Advance(time.Millisecond)
 	testwait.For(t, "the forced stop", func() bool { return f.State() == vzStopped })
 	vt.gate()
 	if err := recvErr(t, started, "Start"); err != nil {
@@ -436,7 +524,10 @@ func TestVZForcedStopUnsupported(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, vt.v, StateRunning)
-	if err := recvErr(t, stopAsync(vt.v, time.Millisecond), "Stop"); err != nil {
+	stopped := stopAsync(vt.v, time.Millisecond)
+	vt.waitTimers(t, time.Millisecond, vzAskRepeat)
+	vt.clock.Advance(time.Millisecond)
+	if err := recvErr(t, stopped, "Stop"); err != nil {
 		t.Fatal(err)
 	}
 	st, err := vt.v.State()
@@ -475,6 +566,10 @@ func TestVZConcurrentStops(t *testing.T) {
 			errs <- vt.v.Stop(ctx, time.Hour)
 		}()
 	}
+	// One stop: asked once, the second request (answered) after
+	// vzAskRepeat.
+	vt.waitTimers(t, vzAskRepeat, time.Hour)
+	vt.clock.Advance(vzAskRepeat)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -591,11 +686,25 @@ func TestVZSecondStopShortensTheWait(t *testing.T) {
 	}
 	waitState(t, vt.v, StateRunning)
 	first := stopAsync(vt.v, time.Hour)
+	vt.waitTimers(t, vzAskRepeat, time.Hour)
+	vt.clock.Advance(vzAskRepeat)
 	testwait.For(t, "the stop to wait with the hour", func() bool {
 		return strings.Contains(vt.v.m.getNote(), "forced off after 1h0m0s")
 	})
+	vt.waitTimers(t, vzAskRepeat, time.Hour-vzAskRepeat)
 	second := stopAsync(vt.v, 200*time.Millisecond)
+	// The deadline moves to 200ms from now; the repeat keeps its time.
+	vt.waitTimers(t, 200*time.Millisecond, vzAskRepeat)
+	vt.clock.Advance(200*time.Millisecond - 1)
+	vt.waitTimers(t, 1, vzAskRepeat-200*time.Millisecond+1)
+	if _, _, stops := f.counts(); stops != 0 {
+		t.Fatalf("forced off %d times before the second timeout", stops)
+	}
+	vt.clock.Advance(1)
 	evs := awaitDone(t, vt.v, 5*time.Second)
+	if got := vt.elapsed(); got != vzAskRepeat+200*time.Millisecond {
+		t.Errorf("forced off %v after the first stop, want %v (the second stop's 200ms after it)", got, vzAskRepeat+200*time.Millisecond)
+	}
 	if err := recvErr(t, first, "the first Stop"); err != nil {
 		t.Error(err)
 	}

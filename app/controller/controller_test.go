@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/vmnetbar/vmnetbar/app/control"
 	"github.com/vmnetbar/vmnetbar/app/model"
+	"github.com/vmnetbar/vmnetbar/internal/testclock"
 	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
@@ -634,10 +636,12 @@ func TestPrepareRunsBeforeTheBoot(t *testing.T) {
 }
 
 // The SSH check: "waiting" while the VM runs and its SSH address does not
-// accept, "ready" once it does, "unknown" once the VM stopped.
+// accept, "ready" once it does, "unknown" once the VM stopped. It looks
+// every sshEvery until the guest answers, then every sshReadyEvery, and
+// every sshEvery again once the guest stops answering (a reboot).
 func TestSSHReadiness(t *testing.T) {
 	var mu sync.Mutex
-	accept, dialed := false, ""
+	accept, dials, dialed := false, 0, ""
 	h := &setHarness{t: t, f: &factory{}, file: &file{}}
 	t.Cleanup(func() {
 		for _, err := range h.f.refusedTransitions() {
@@ -651,6 +655,7 @@ func TestSSHReadiness(t *testing.T) {
 		DialSSH: func(_ context.Context, addr string) error {
 			mu.Lock()
 			defer mu.Unlock()
+			dials++
 			dialed = addr
 			if !accept {
 				return errors.New("connection refused")
@@ -662,20 +667,54 @@ func TestSSHReadiness(t *testing.T) {
 	}
 	h.c = c
 	t.Cleanup(func() { c.Close() })
-	c.machines["dev"].m.sshEvery = time.Millisecond
+	clock := testclock.New(time.Time{})
+	c.machines["dev"].m.after = clock.After
+	setAccept := func(a bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		accept = a
+	}
+	dialCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return dials
+	}
+	// waitCheck waits until the check waits for want on the clock and
+	// has dialed n times.
+	waitCheck := func(want time.Duration, n int) {
+		t.Helper()
+		testwait.ForValue(t, fmt.Sprintf("the SSH check to wait %v after %d dials", want, n), clock.Timers,
+			func(ts []time.Duration) bool { return slices.Equal(ts, []time.Duration{want}) && dialCount() == n })
+	}
 	if st := h.vm("dev").VM.SSH; st != model.SSHUnknown {
 		t.Fatalf("ssh %q while stopped", st)
 	}
 	h.start("dev")
-	testwait.For(t, "ssh waiting", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return dialed == "127.0.0.1:2222" && h.vm("dev").VM.SSH == model.SSHWaiting
-	})
+	waitCheck(sshEvery, 0)
+	clock.Advance(sshEvery - 1)
+	waitCheck(1, 0) // not before sshEvery
+	clock.Advance(1)
+	waitCheck(sshEvery, 1)
 	mu.Lock()
-	accept = true
+	if dialed != "127.0.0.1:2222" {
+		t.Errorf("dialed %q, want the SSH address", dialed)
+	}
 	mu.Unlock()
-	testwait.For(t, "ssh ready", func() bool { return h.vm("dev").VM.SSH == model.SSHReady })
+	if st := h.vm("dev").VM.SSH; st != model.SSHWaiting {
+		t.Fatalf("ssh %q while the address refuses, want waiting", st)
+	}
+	setAccept(true)
+	clock.Advance(sshEvery)
+	waitCheck(sshReadyEvery, 2)
+	if st := h.vm("dev").VM.SSH; st != model.SSHReady {
+		t.Fatalf("ssh %q once the address answers, want ready", st)
+	}
+	setAccept(false) // the guest reboots
+	clock.Advance(sshReadyEvery)
+	waitCheck(sshEvery, 3)
+	if st := h.vm("dev").VM.SSH; st != model.SSHWaiting {
+		t.Fatalf("ssh %q once the address refuses again, want waiting", st)
+	}
 	if err := c.Stop(context.Background(), "dev"); err != nil {
 		t.Fatal(err)
 	}

@@ -648,23 +648,23 @@ const (
 // does, then every sshReadyEvery (a guest that reboots is waited for
 // again). It ends when the run has ended. StartVM has set the state to
 // waiting already; what watchSSH sets counts only while no later start
-// has begun.
+// has begun. Every wait is a fresh c.after (a wait left pending when the
+// run ends holds no goroutine, and time.After's timer is collected).
 func (c *Machine) watchSSH(r *vmRun, seq uint64) {
 	defer c.setSSH(seq, model.SSHUnknown)
-	every := c.sshEvery
-	t := time.NewTimer(every)
-	defer t.Stop()
+	every := c.sshEvery // the wait after the last check that dialed
+	next := every       // the wait before the next check
 	for {
 		select {
 		case <-r.done:
 			return
-		case <-t.C:
+		case <-c.after(next):
 		}
 		c.mu.Lock()
 		running := c.run == r && c.state == vmhost.StateRunning
 		c.mu.Unlock()
 		if !running {
-			t.Reset(every)
+			next = every
 			continue
 		}
 		addr := ""
@@ -675,7 +675,7 @@ func (c *Machine) watchSSH(r *vmRun, seq uint64) {
 			ip := r.link.Status().Guest.IPv4
 			if !ip.IsValid() {
 				c.setSSH(seq, model.SSHWaiting)
-				t.Reset(c.sshEvery)
+				next = c.sshEvery
 				continue
 			}
 			addr = net.JoinHostPort(ip.String(), "22")
@@ -690,7 +690,7 @@ func (c *Machine) watchSSH(r *vmRun, seq uint64) {
 			c.setSSH(seq, model.SSHWaiting)
 			every = c.sshEvery
 		}
-		t.Reset(every)
+		next = every
 	}
 }
 
