@@ -1,6 +1,8 @@
 package vmhost
 
 import (
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -28,13 +30,7 @@ func testExe(t *testing.T) string {
 // pollUntil polls cond until it holds or within has passed.
 func pollUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.WithinEvery(t, within, 10*time.Millisecond, what, cond)
 }
 
 // processEnded reports whether pid is gone or a zombie.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/internal/testbin"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -133,23 +134,12 @@ func TestPrintStatusLinesRefreshesCounters(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(out.String(), "tx=0B rx=0B") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no first line: %q", out.String())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.ForValue(t, "the first line", out.String, func(s string) bool { return strings.Contains(s, "tx=0B rx=0B") })
 	// Traffic flows without a status notification.
 	b.mu.Lock()
 	b.st.Link.TxBytes, b.st.Link.RxBytes = 1_200_000, 3_400_000
 	b.mu.Unlock()
-	for !strings.Contains(out.String(), "tx=1.2MB rx=3.4MB") {
-		if time.Now().After(deadline) {
-			t.Fatalf("counters not refreshed: %q", out.String())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.ForValue(t, "the counters to be refreshed", out.String, func(s string) bool { return strings.Contains(s, "tx=1.2MB rx=3.4MB") })
 	if n := strings.Count(out.String(), "\n"); n != 2 {
 		t.Fatalf("%d lines, want 2 (unchanged lines are not repeated): %q", n, out.String())
 	}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vmnetbar/vmnetbar/app/model"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
 	"github.com/vmnetbar/vmnetbar/vmhost"
 )
@@ -71,29 +72,15 @@ func (w testWriter) Write(p []byte) (int, error) {
 // waitState polls until the VM state is want.
 func (h *harness) waitState(want vmhost.State) {
 	h.t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
-		st := h.c.Status()
-		if st.VM.State == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("VM state is %s (error %q), want %s", st.VM.State, st.VM.Error, want)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.ValueWithin(h.t, waitFor, "the VM to be "+want.String(), func() model.VM { return *h.c.Status().VM },
+		func(v model.VM) bool { return v.State == want })
 }
 
 // waitLink polls until the link state is want.
 func (h *harness) waitLink(want netlink.State) {
 	h.t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for h.c.Status().Link.State != want {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("link state is %s, want %s", h.c.Status().Link.State, want)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.ValueWithin(h.t, waitFor, "the link to be "+want.String(), func() netlink.State { return h.c.Status().Link.State },
+		func(s netlink.State) bool { return s == want })
 }
 
 // step is one action or event and what must follow.
@@ -739,13 +726,8 @@ func TestVMNoteShowsUntilStateChanges(t *testing.T) {
 	vm.events <- vmhost.Event{State: vmhost.StateRunning, Note: "stale"}
 	const note = "waiting for the guest to answer the power button (it may still be booting)"
 	vm.events <- vmhost.Event{State: vmhost.StateStopping, Note: note}
-	deadline := time.Now().Add(waitFor)
-	for h.c.Status().VM.Note != note {
-		if time.Now().After(deadline) {
-			t.Fatalf("note %q, want %q", h.c.Status().VM.Note, note)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.ValueWithin(t, waitFor, "the note "+note, func() string { return h.c.Status().VM.Note },
+		func(n string) bool { return n == note })
 	vm.set(vmhost.StateStopped, nil)
 	h.waitState(vmhost.StateStopped)
 	if n := h.c.Status().VM.Note; n != "" {

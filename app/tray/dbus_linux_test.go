@@ -323,18 +323,14 @@ func entries(children []dbus.Variant) ([]entry, error) {
 func (c *child) waitMenu(what string, cond func([]entry) bool) ([]entry, time.Duration) {
 	c.t.Helper()
 	start := time.Now()
-	deadline := start.Add(10 * time.Second)
-	var last []entry
-	var err error
-	for time.Now().Before(deadline) {
-		last, err = c.menu()
-		if err == nil && cond(last) {
-			return last, time.Since(start)
-		}
-		time.Sleep(10 * time.Millisecond)
+	type read struct {
+		menu []entry
+		err  error
 	}
-	c.t.Fatalf("menu never showed %s; last menu %+v (err %v)", what, last, err)
-	return nil, 0
+	r := testwait.ValueEvery(c.t, 10*time.Second, 10*time.Millisecond, "the menu to show "+what,
+		func() read { m, err := c.menu(); return read{m, err} },
+		func(r read) bool { return r.err == nil && cond(r.menu) })
+	return r.menu, time.Since(start)
 }
 
 // find returns the top-level entry whose label starts with prefix, a

@@ -23,6 +23,7 @@ import (
 
 	"github.com/vmnetbar/vmnetbar/internal/bridgenet"
 	"github.com/vmnetbar/vmnetbar/internal/testguest"
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -184,13 +185,8 @@ func TestCleanupLeavesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		// ip netns exec enters the namespace before it runs sleep: wait.
-		deadline := time.Now().Add(10 * time.Second)
-		for pids = nsPids(t, name); len(pids) < 3; pids = nsPids(t, name) {
-			if time.Now().After(deadline) {
-				t.Fatalf("processes in %s: %v, want the switch, dnsmasq and sleep", name, pids)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		pids = testwait.ValueEvery(t, 10*time.Second, 20*time.Millisecond, "the switch, dnsmasq and sleep in "+name,
+			func() []int { return nsPids(t, name) }, func(p []int) bool { return len(p) >= 3 })
 		if !slices.Contains(listNS(t), name) {
 			t.Fatalf("namespace %s is not listed by ip netns list", name)
 		}
@@ -497,16 +493,8 @@ func TestSwitchRestartedAfterCrash(t *testing.T) {
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if p := n.SwitchPid(); p != 0 && p != old {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the switch was not started again after it died (pid %d)", n.SwitchPid())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.ValueEvery(t, 20*time.Second, 20*time.Millisecond, "the switch to be started again after it died", n.SwitchPid,
+		func(p int) bool { return p != 0 && p != old })
 	if c, err := n.SwitchCrashes(); c != 1 || err != nil {
 		t.Fatalf("SwitchCrashes = %d, %v; want 1, nil", c, err)
 	}

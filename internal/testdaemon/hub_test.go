@@ -1,6 +1,8 @@
 package testdaemon
 
 import (
+	"github.com/vmnetbar/vmnetbar/internal/testwait"
+
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -78,11 +80,7 @@ func TestHubFloods(t *testing.T) {
 
 	h.SetMute(true)
 	sendFrame(t, b, unicast)
-	for deadline := time.Now().Add(10 * time.Second); h.Received() < 2; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the hub did not read the frame sent while muted")
-		}
-	}
+	testwait.For(t, "the hub to read the frame sent while muted", func() bool { return h.Received() >= 2 })
 	injected := append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, unicast[6:]...)
 	if err := h.Inject(injected); err != nil {
 		t.Fatal(err)
