@@ -121,6 +121,11 @@ func startCLI(t *testing.T, files []*os.File, pipeStdout bool, args ...string) *
 	t.Helper()
 	p := &proc{cmd: exec.Command(testbin.Path(t), args...), stderr: &testbin.Buffer{}, done: make(chan struct{})}
 	p.cmd.Env = childEnv()
+	if testbin.Race {
+		// Races are found in its standard error when it has ended
+		// (below): those inside fyne.io/systray must not fail a test.
+		p.cmd.Env = append(p.cmd.Env, testbin.RaceEnv)
+	}
 	p.cmd.ExtraFiles = files
 	p.cmd.Stderr = p.stderr
 	// Its own process group, as a terminal gives a job: a test can signal
@@ -159,6 +164,7 @@ func startCLI(t *testing.T, files []*os.File, pipeStdout bool, args ...string) *
 			p.cmd.Process.Kill()
 			<-p.done
 		}
+		testbin.CheckRaces(t, p.stderr.String())
 	})
 	return p
 }

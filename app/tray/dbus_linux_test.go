@@ -24,6 +24,7 @@ import (
 
 	"github.com/vmnetbar/vmnetbar/app/model"
 	"github.com/vmnetbar/vmnetbar/assets"
+	"github.com/vmnetbar/vmnetbar/internal/testbin"
 	"github.com/vmnetbar/vmnetbar/internal/testbus"
 	"github.com/vmnetbar/vmnetbar/internal/testwait"
 	"github.com/vmnetbar/vmnetbar/netlink"
@@ -55,7 +56,7 @@ func start(t *testing.T, cmd *exec.Cmd, conn *dbus.Conn) *child {
 	// fyne.io/systray has races of its own (its menu revision counter), so
 	// the exit status ignores races and checkRaces fails the test for any
 	// in this module.
-	cmd.Env = append(cmd.Env, "GORACE=exitcode=0 atexit_sleep_ms=0")
+	cmd.Env = append(cmd.Env, testbin.RaceEnv)
 	c := &child{t: t, cmd: cmd, conn: conn, stderr: &testLog{t: t}, exited: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
@@ -117,55 +118,10 @@ type testLog struct {
 }
 
 // checkRaces fails the test for a data race in this module's code and
-// logs the others (races inside fyne.io/systray and godbus, which this
-// module's goroutines may have called into). A race is this module's when
-// one of its two accesses happened in this module's code: the first frame
-// of the access's stack outside the runtime, reflect and sync packages.
+// logs the others (see testbin.CheckRaces).
 func (l *testLog) checkRaces() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	reports := strings.Split(l.all.String(), "WARNING: DATA RACE")
-	for _, r := range reports[1:] {
-		if i := strings.Index(r, "=================="); i >= 0 {
-			r = r[:i]
-		}
-		if racyFrameIsOurs(r) {
-			l.t.Errorf("data race in the tray process:%s", r)
-		} else {
-			l.t.Logf("data race inside a dependency of the tray process (not in this module's code)")
-		}
-	}
-}
-
-// racyFrameIsOurs reports whether an access of a race report happened in
-// this module's code.
-func racyFrameIsOurs(report string) bool {
-	inAccess, found := false, false
-	for _, line := range strings.Split(report, "\n") {
-		line = strings.TrimSpace(line)
-		// Lines of the test log carry a "child: " prefix.
-		if i := strings.Index(line, "child: "); i >= 0 {
-			line = strings.TrimSpace(line[i+len("child: "):])
-		}
-		switch {
-		case strings.HasPrefix(line, "Read at") || strings.HasPrefix(line, "Write at") ||
-			strings.HasPrefix(line, "Previous read at") || strings.HasPrefix(line, "Previous write at") ||
-			strings.HasPrefix(line, "Atomic") || strings.HasPrefix(line, "Previous atomic"):
-			inAccess, found = true, false
-		case !inAccess || found || line == "" || strings.HasPrefix(line, "/") || strings.HasPrefix(line, "<"):
-			if line == "" {
-				inAccess = false
-			}
-		case strings.HasPrefix(line, "runtime.") || strings.HasPrefix(line, "reflect.") ||
-			strings.HasPrefix(line, "sync.") || strings.HasPrefix(line, "sync/atomic."):
-		default:
-			found = true
-			if strings.HasPrefix(line, "github.com/vmnetbar/vmnetbar/") {
-				return true
-			}
-		}
-	}
-	return false
+	l.t.Helper()
+	testbin.CheckRaces(l.t, l.String())
 }
 
 func (l *testLog) String() string {
@@ -993,10 +949,10 @@ Previous write at 0x00c000461770 by goroutine 13:
   github.com/vmnetbar/vmnetbar/app/tray.(*tray).render()
       /work/main/app/tray/tray.go:2 +0x1
 `
-	if racyFrameIsOurs(dependency) {
+	if testbin.RaceIsOurs(dependency) {
 		t.Error("a race between two godbus accesses was attributed to this module")
 	}
-	if !racyFrameIsOurs(ours) {
+	if !testbin.RaceIsOurs(ours) {
 		t.Error("a race in this module's code was not attributed to it")
 	}
 }
