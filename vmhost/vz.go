@@ -282,9 +282,6 @@ func newVZ(cfg Config, log logrus.FieldLogger, h vzHost) (*vzVM, error) {
 		log:        log,
 		clock:      clock,
 		m:          newMachine(log, clock.Now),
-		askPoll:    vzAskPoll,
-		askRepeat:  vzAskRepeat,
-		forcePoll:  vzForcePoll,
 		nicClosed:  make(chan struct{}),
 		startDone:  make(chan struct{}),
 		stateKicks: make(chan struct{}, 1),
@@ -311,8 +308,6 @@ type vzVM struct {
 	log   logrus.FieldLogger
 	clock Clock // every wait of a stop, and the machine's times
 	m     *machine
-
-	askPoll, askRepeat, forcePoll time.Duration
 
 	running sync.WaitGroup // watch and stopper
 
@@ -456,7 +451,7 @@ func (v *vzVM) Stop(ctx context.Context, timeout time.Duration) error {
 }
 
 // stopper asks the guest to power off as soon as the framework allows it,
-// and again every askRepeat, then forces the VM off at the stop's deadline,
+// and again every vzAskRepeat, then forces the VM off at the stop's deadline,
 // which a later Stop may bring forward.
 func (v *vzVM) stopper() {
 	if v.askUntilDeadline() {
@@ -465,8 +460,8 @@ func (v *vzVM) stopper() {
 }
 
 // askUntilDeadline is the stopper's wait: it asks the guest to power off
-// as soon as the framework allows it (checking every askPoll until then),
-// and again askRepeat after each request, until the VM has ended (false)
+// as soon as the framework allows it (checking every vzAskPoll until then),
+// and again vzAskRepeat after each request, until the VM has ended (false)
 // or the stop's deadline, which a later Stop may bring forward, has come
 // (true). Every wait is on the clock; its timers are released on return.
 func (v *vzVM) askUntilDeadline() (force bool) {
@@ -491,13 +486,13 @@ func (v *vzVM) askUntilDeadline() (force bool) {
 				asked = true
 				stopPoll()
 				poll = nil
-				again, stopAgain = v.clock.NewTimer(v.askRepeat)
+				again, stopAgain = v.clock.NewTimer(vzAskRepeat)
 			} else {
 				if v.vm.State() == vzStarting {
 					v.m.setNote(StateStopping, noteWaitVZStart)
 				}
 				if poll == nil {
-					poll, stopPoll = v.clock.NewTimer(v.askPoll)
+					poll, stopPoll = v.clock.NewTimer(vzAskPoll)
 				}
 			}
 		}
@@ -518,7 +513,7 @@ func (v *vzVM) askUntilDeadline() (force bool) {
 			_, timeout := v.m.stopDeadline()
 			v.m.setNote(StateStopping, noteWaitButton+"; it is forced off after "+timeout.String())
 			v.askGuest(false)
-			again, stopAgain = v.clock.NewTimer(v.askRepeat)
+			again, stopAgain = v.clock.NewTimer(vzAskRepeat)
 		}
 	}
 }
@@ -581,7 +576,7 @@ func (v *vzVM) forceStop() {
 		}
 		for {
 			if poll == nil {
-				poll, stopPoll = v.clock.NewTimer(v.forcePoll)
+				poll, stopPoll = v.clock.NewTimer(vzForcePoll)
 			}
 			select {
 			case <-v.m.done:

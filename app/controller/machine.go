@@ -226,10 +226,7 @@ type Machine struct {
 	// configChanged: a reload changed the VM's settings while it ran
 	// (model.VM.ConfigChanged); cleared by the next start.
 	configChanged bool
-	// rawLink is the link configuration as given, before setLinkConfig
-	// added the Machine's logger and clock.
-	rawLink  netlink.Config
-	progress *model.Progress // a long step of the start under way, nil if none
+	progress      *model.Progress // a long step of the start under way, nil if none
 	// start is the start under way until its VM is built (it may be
 	// cancelled then); nil otherwise.
 	start *startOp
@@ -316,7 +313,6 @@ func NewMachine(opts MachineOptions) (*Machine, error) {
 // setLinkConfig sets the link configuration of the next run, with the
 // controller's logger and clock where it has none.
 func (c *Machine) setLinkConfig(cfg netlink.Config) {
-	c.rawLink = cfg
 	if cfg.Logger == nil {
 		cfg.Logger = c.log.WithField("component", "link")
 	}
